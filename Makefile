@@ -1,0 +1,34 @@
+# The README's two commands are `make demo` and `make test`; each sets up its own virtualenv.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all install fashion-mnist clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Train a small EDM model on the 2-D checkerboard, sample it, save a plot, print sliced Wasserstein.
+demo: $(STAMP)
+	$(BIN)/python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/demo --mode=train
+	$(BIN)/python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/demo --mode=eval
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 tests
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m '' tests
+
+# Real Fashion-MNIST (70k images) from Debian's package; needs root. Files land in
+# /usr/share/datasets/fashion-mnist/ where diffjax looks by default.
+fashion-mnist:
+	apt-get install -y dataset-fashion-mnist
+
+clean:
+	rm -rf $(VENV) workdirs
