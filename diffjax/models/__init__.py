@@ -1,1 +1,72 @@
+"""Flax networks (architecture only): `module = models.make({"kind": ..., **kwargs})`.
 
+Every module is called as `module.apply(variables, x, noise_cond, label=None, train=..., rngs=...)`
+with x [B, ...] float, noise_cond [B] float32 and label [B] int32 (label == num_classes is the null
+label of classifier-free guidance) and returns the raw output with x's shape (channels doubled when
+learn_sigma=True). Dropout and label dropout draw from the rng collection "dropout".
+"""
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from diffjax.models import mlp
+
+MODELS: dict[str, type[nn.Module]] = {
+  "mlp": mlp.MLP,
+}
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def make(model_cfg: Mapping[str, Any]) -> nn.Module:
+  """Builds the network a config names.
+
+  Args:
+    model_cfg: dict or ConfigDict with "kind" (a key of MODELS) and that module's attributes;
+      "dtype" may be a string ("bfloat16") or a jnp dtype.
+
+  Returns:
+    An unbound Flax module.
+
+  Raises:
+    ValueError: unknown kind, or an attribute the module does not have.
+  """
+  cfg = dict(model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else model_cfg)
+  kind = cfg.pop("kind", None)
+  if kind not in MODELS:
+    raise ValueError(f"model kind must be one of {sorted(MODELS)}, got {kind!r}")
+  cls = MODELS[kind]
+  allowed = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+  unknown = sorted(set(cfg) - allowed)
+  if unknown:
+    raise ValueError(f"unknown argument(s) {unknown} for model kind {kind!r}; allowed: {sorted(allowed)}")
+  if isinstance(cfg.get("dtype"), str):
+    if cfg["dtype"] not in _DTYPES:
+      raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg['dtype']!r}")
+    cfg["dtype"] = _DTYPES[cfg["dtype"]]
+  for key, value in cfg.items():  # ConfigDict/ml_collections give lists where modules want tuples
+    if isinstance(value, list):
+      cfg[key] = tuple(value)
+  return cls(**cfg)
+
+
+def param_count(module: nn.Module, x_shape: tuple[int, ...], **call_kwargs) -> int:
+  """Number of parameters, via `jax.eval_shape` (no allocation; seconds even for 675 M params).
+
+  Args:
+    module: an unbound module from `make`.
+    x_shape: input shape [B, ...] (B = 1 is enough).
+    **call_kwargs: extra keyword arguments of `__call__` (e.g. label, augment_labels).
+  """
+  def init(key):
+    x = jnp.zeros(x_shape, jnp.float32)
+    return module.init({"params": key, "dropout": key}, x, jnp.ones(x_shape[:1], jnp.float32),
+                       train=False, **call_kwargs)
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
