@@ -1,1 +1,14 @@
+"""Method families the training loop drives; `methods.make(config, dataset)` picks one by `method.kind`."""
 
+from diffjax.methods import gaussian
+
+METHODS = {"gaussian": gaussian.GaussianDiffusion}
+
+
+def make(config, dataset):
+  """The Method that `config.method.kind` names, for data like `dataset` (shape, classes)."""
+  kind = config.method.kind
+  if kind not in METHODS:
+    raise ValueError(f"method.kind={kind!r}: expected one of {sorted(METHODS)}")
+  return METHODS[kind](config, element_shape=tuple(dataset.element_shape),
+                       num_classes=int(dataset.num_classes))

@@ -1,0 +1,155 @@
+"""Shared config builders and the config-arg parser (STYLE.md §2). Configs are data: no jax here.
+
+A config file's `get_config(arg)` receives the text after `:` in `--config=path.py:arg`, e.g.
+`smoke`, `variant=paper,smoke` or `default`. `parse_arg` turns it into a ConfigDict of known keys with
+typed defaults; an unknown key or a value of the wrong type raises ValueError naming the key.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses `"key=value,flag,..."` against typed defaults.
+
+  A bare word sets a boolean default to True (`smoke`), or, when a `size` key exists, selects that size
+  (`default`, `demo`, ...). Values are cast to the default's type.
+
+  Args:
+    arg: the text after `:` in `--config=file.py:arg`, or None.
+    **defaults: the allowed keys and their default values (their types are enforced).
+
+  Returns:
+    A locked ConfigDict with one entry per default.
+  """
+  out = dict(defaults)
+  for item in filter(None, (s.strip() for s in (arg or "").split(","))):
+    key, eq, value = item.partition("=")
+    if not eq:
+      if isinstance(defaults.get(key), bool):
+        out[key] = True
+        continue
+      if "size" in defaults:
+        key, value = "size", item
+      else:
+        raise ValueError(f"config arg {item!r}: unknown flag; known keys: {sorted(defaults)}")
+    if key not in defaults:
+      raise ValueError(f"config arg {key!r}: unknown key; known keys: {sorted(defaults)}")
+    kind = type(defaults[key])
+    if kind is bool:
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config arg {key!r}: expected a boolean, got {value!r}")
+      out[key] = value.lower() in ("true", "1")
+    else:
+      try:
+        out[key] = kind(value)
+      except ValueError as e:
+        raise ValueError(f"config arg {key!r}: expected {kind.__name__}, got {value!r}") from e
+  return ml_collections.ConfigDict(out)
+
+
+def pick(size: str, table: dict, key: str = "size"):
+  """`table[size]`, or a ValueError naming the config arg and the allowed sizes."""
+  if size not in table:
+    raise ValueError(f"config arg {key}={size!r}: expected one of {sorted(table)}")
+  return table[size]
+
+
+def adam(
+    lr: float,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    warmup_steps: int = 0,
+    decay: str = "constant",
+    grad_clip: float = 0.0,
+    nan_to_num: bool = False,
+    ema: dict | None = None,
+) -> dict:
+  """Adam(W) with linear warm-up, optional cosine decay, global-norm clipping and EMA.
+
+  `ema` is `dict(kind="constant", decay=0.9999)` or EDM's
+  `dict(kind="halflife", halflife_images=500_000, rampup_ratio=0.05)` (Karras et al. 2022, App. F.1).
+  """
+  return dict(
+      kind="adamw" if weight_decay else "adam",
+      lr=lr,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      weight_decay=weight_decay,
+      warmup_steps=warmup_steps,
+      decay=decay,
+      grad_clip=grad_clip,
+      nan_to_num=nan_to_num,
+      ema=ema or dict(kind="constant", decay=0.999, halflife_images=0, rampup_ratio=0.0),
+  )
+
+
+def ema_constant(decay: float) -> dict:
+  return dict(kind="constant", decay=decay, halflife_images=0, rampup_ratio=0.0)
+
+
+def ema_halflife(halflife_images: int, rampup_ratio: float = 0.05) -> dict:
+  return dict(kind="halflife", decay=0.0, halflife_images=halflife_images, rampup_ratio=rampup_ratio)
+
+
+def train(
+    num_steps: int,
+    *,
+    log_every_steps: int = 100,
+    ckpt_every_steps: int = 1000,
+    keep_checkpoints: int = 3,
+    sample_every_steps: int = 0,
+    eval_every_steps: int = 0,
+    async_checkpoints: bool = True,
+) -> dict:
+  """Loop lengths, all in optimiser steps. 0 disables a periodic hook."""
+  return dict(
+      num_steps=num_steps,
+      log_every_steps=log_every_steps,
+      ckpt_every_steps=ckpt_every_steps,
+      keep_checkpoints=keep_checkpoints,
+      sample_every_steps=sample_every_steps,
+      eval_every_steps=eval_every_steps,
+      async_checkpoints=async_checkpoints,
+  )
+
+
+def mesh() -> dict:
+  """All devices on the `data` axis; `(-1, 2)` with axes `("data", "model")` would add a model axis."""
+  return dict(shape=(-1,), axes=("data",))
+
+
+def base(seed: int = 0) -> ml_collections.ConfigDict:
+  """Sections every config has, so `--config.<section>.<key>` works the same on any config."""
+  config = ml_collections.ConfigDict()
+  config.seed = seed
+  config.init_from = ""  # a checkpoint directory to start from when the workdir has none
+  config.mesh = mesh()
+  config.runtime = dict(distributed=False)  # True: jax.distributed.initialize() (multi-host launchers)
+  return config
+
+
+def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size: int = 8) -> None:
+  """Makes a config run in seconds on a CPU (what the tests run): few steps, tiny batch, small net."""
+  config.data.batch_size = batch_size
+  config.train.num_steps = num_steps
+  config.train.log_every_steps = 1
+  config.train.ckpt_every_steps = 2
+  config.train.sample_every_steps = 0
+  config.train.eval_every_steps = 0
+  config.train.async_checkpoints = False
+  config.optim.warmup_steps = 0
+  config.eval.num_samples = 16
+  config.sample.num_steps = 2
+  config.sample.batch_size = 8
+  model = config.model
+  if model.kind in ("unet", "ddpm"):
+    model.ch, model.ch_mult, model.num_res_blocks = 16, (1, 2), 1
+    model.attn_resolutions = (4,)
+  elif model.kind == "mlp":
+    model.width, model.depth = 32, 2

@@ -1,0 +1,24 @@
+"""The Method protocol: what the training loop drives (DESIGN.md, "Methods")."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+
+class Method(Protocol):
+  """A generative model family. All functions are pure and jit-compatible (no Python state)."""
+
+  def init(self, rng: jax.Array, example_batch: dict) -> Any:
+    """Parameters for a batch like `example_batch` (`{"x": [B, ...], "label": [B]?}`)."""
+
+  def loss(self, params: Any, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
+    """Scalar training loss (mean over the batch) and a dict of scalar metrics."""
+
+  def sample(self, params: Any, rng: jax.Array, num: int, **overrides) -> jax.Array:
+    """`num` samples `[num, ...]`, solver and steps from the config unless overridden."""
+
+  def evaluate(self, params: Any, rng: jax.Array, reference: dict) -> tuple[dict, np.ndarray]:
+    """Metrics (floats) against held-out `reference` data, and the samples they were computed on."""

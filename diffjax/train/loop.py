@@ -1,0 +1,225 @@
+"""The training loop: mesh, data, state, step, restore, loop (STYLE.md §8). Also `evaluate` and `sample`.
+
+One `jax.jit` train step over a mesh of all devices: the batch is split along `data`, parameters and
+optimiser state are replicated. Batches are a pure function of (seed, step, process), and step `s`
+draws its randomness from `fold_in(state.rng, s)`, so a run resumed from a checkpoint at step `s`
+replays exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from diffjax import data
+from diffjax import methods
+from diffjax.train import checkpoint
+from diffjax.train import progress
+from diffjax.train import sharding
+from diffjax.train import state as state_lib
+
+
+class Experiment:
+  """What train, eval and sample share: mesh, data source, method, optimiser, state shardings."""
+
+  def __init__(self, config: ml_collections.ConfigDict, devices=None):
+    self.config = config
+    self.mesh = sharding.make_mesh(config.mesh.shape, config.mesh.axes, devices)
+    sharding.check_batch_divides(config.data.batch_size, self.mesh)
+    self.dataset = data.make(
+        config.data,
+        seed=config.seed,
+        split="train",
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    self.method = methods.make(config, self.dataset)
+    self.tx = state_lib.make_optimizer(config.optim)
+    self.example_batch = self.dataset.batch(0)
+    self.state_sharding = jax.tree.map(
+        lambda _: sharding.replicated(self.mesh), jax.eval_shape(self.init_state)
+    )
+
+  def init_state(self) -> state_lib.TrainState:
+    rng_init, rng_train = jax.random.split(jax.random.PRNGKey(self.config.seed))
+    params = self.method.init(rng_init, self.example_batch)
+    return state_lib.init_state(params, self.tx, rng_train)
+
+  def train_step(self, state: state_lib.TrainState, batch: dict):
+    rng = jax.random.fold_in(state.rng, state.step)
+    grad_fn = jax.value_and_grad(self.method.loss, has_aux=True)
+    (loss, metrics), grads = grad_fn(state.params, batch, rng)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = jax.tree.map(jnp.add, state.params, updates)
+    decay = state_lib.ema_decay(self.config.optim.ema, state.step, self.config.data.batch_size)
+    metrics = dict(metrics, loss=loss, grad_norm=_global_norm(grads))
+    new_state = state.replace(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        ema_params=state_lib.ema_update(state.ema_params, params, decay),
+    )
+    return new_state, metrics
+
+  def jit_train_step(self):
+    return jax.jit(
+        self.train_step,
+        in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh)),
+        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+        donate_argnums=0,
+    )
+
+  def global_batch(self, step: int) -> dict:
+    return sharding.to_global(self.dataset.batch(step), self.mesh)
+
+  def restore_or_init(self, mngr: ocp.CheckpointManager, workdir: str) -> state_lib.TrainState:
+    """Resume order: (1) a checkpoint in the workdir, (2) `config.init_from`, (3) fresh init."""
+    abstract = checkpoint.abstract_like(self.init_state, self.state_sharding)
+    step, state = checkpoint.restore_latest(mngr, workdir, abstract)
+    if state is not None:
+      logging.info("resumed from %s at step %d", workdir, step)
+      return state
+    state = jax.jit(self.init_state, out_shardings=self.state_sharding)()
+    if self.config.init_from:
+      with ocp.CheckpointManager(os.path.join(self.config.init_from, "checkpoints")) as other:
+        step, loaded = checkpoint.restore_latest(other, self.config.init_from, abstract)
+      if loaded is None:
+        raise ValueError(f"init_from={self.config.init_from!r}: no restorable checkpoint there")
+      logging.info("initialised parameters from %s (step %d)", self.config.init_from, step)
+      state = state.replace(params=loaded.params, ema_params=loaded.ema_params)
+    return state
+
+  def reference_data(self, num: int, split: str = "test") -> dict:
+    """`num` held-out examples (a fresh draw for infinite sources) as host NumPy arrays."""
+    ds = data.make(self.config.data, seed=self.config.seed + 1, split=split)
+    batches, n, i = [], 0, 0
+    while n < num:
+      batches.append(ds.batch(i))
+      n, i = n + len(batches[-1]["x"]), i + 1
+    return {k: np.concatenate([b[k] for b in batches])[:num] for k in batches[0]}
+
+
+def _global_norm(tree) -> jax.Array:
+  return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(tree)))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None):
+  """Trains `config.train.num_steps` steps in `workdir`, resuming from its latest checkpoint.
+
+  Returns:
+    The final TrainState (also saved in `<workdir>/checkpoints`).
+  """
+  exp = Experiment(config, devices)
+  tcfg = config.train
+  is_main = jax.process_index() == 0
+  if is_main:
+    progress.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  mngr = checkpoint.make_manager(workdir, tcfg)
+  state = exp.restore_or_init(mngr, workdir)
+  step = int(jax.device_get(state.step))
+  step_fn = exp.jit_train_step()
+  prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=is_main)
+  logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
+               exp.mesh.size, dict(exp.mesh.shape))
+  pending = []
+  with checkpoint.Preemption() as preempt:
+    while step < tcfg.num_steps:
+      batch = exp.global_batch(step)
+      state, metrics = step_fn(state, batch)
+      step += 1
+      pending.append(metrics)
+      stop = preempt.requested or mngr.reached_preemption(step)
+      mngr.save(step, args=ocp.args.StandardSave(state), force=stop or step == tcfg.num_steps)
+      if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
+        means = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *pending))
+        pending = []
+        if not np.isfinite(means["loss"]):
+          raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
+        prog.log(step, means)
+      if is_main and tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
+        _save_sample_picture(exp, state, step, workdir)
+      if tcfg.eval_every_steps and step % tcfg.eval_every_steps == 0:
+        prog.scalars("eval", step, _evaluate_state(exp, state, workdir, step))
+      if stop:
+        logging.warning("stopping at step %d after a preemption signal", step)
+        break
+  mngr.wait_until_finished()
+  mngr.close()
+  prog.close()
+  return state
+
+
+def _save_sample_picture(exp: Experiment, state, step: int, workdir: str) -> None:
+  rng = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed + 2), step)
+  samples = jax.device_get(exp.method.sample(state.ema_params, rng, exp.config.sample.batch_size))
+  progress.save_samples(samples, os.path.join(workdir, "samples", f"step_{step:08d}.png"))
+
+
+def _evaluate_state(exp: Experiment, state, workdir: str, step: int) -> dict:
+  ecfg = exp.config.eval
+  reference = exp.reference_data(ecfg.num_samples)
+  rng = jax.random.PRNGKey(ecfg.seed)
+  t0 = time.perf_counter()
+  metrics, samples = exp.method.evaluate(state.ema_params, rng, reference)
+  metrics = {k: float(v) for k, v in metrics.items()}
+  if jax.process_index() == 0:
+    out = os.path.join(workdir, "eval")
+    progress.write_json(os.path.join(out, f"metrics_{step:08d}.json"), metrics)
+    progress.save_samples(np.asarray(samples)[: ecfg.num_plot], os.path.join(out, f"samples_{step:08d}.png"),
+                          reference=reference["x"] if reference["x"].ndim == 2 else None)
+  logging.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t0,
+               " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+  return metrics
+
+
+def _restore_for_inference(config, workdir: str, devices=None):
+  exp = Experiment(config, devices)
+  with ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints")) as mngr:
+    abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
+    step, state = checkpoint.restore_latest(mngr, workdir, abstract)
+  if state is None:
+    raise FileNotFoundError(f"--workdir={workdir}: no checkpoint to evaluate; train first (--mode=train)")
+  return exp, state, step
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None) -> dict:
+  """Evaluates the EMA parameters of the latest checkpoint; writes `<workdir>/eval/`."""
+  exp, state, step = _restore_for_inference(config, workdir, devices)
+  metrics = _evaluate_state(exp, state, workdir, step)
+  for k, v in metrics.items():
+    print(f"{k}: {v:.6g}")
+  print(f"wrote {os.path.join(workdir, 'eval')}/metrics_{step:08d}.json and samples_{step:08d}.png")
+  return metrics
+
+
+def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.ndarray:
+  """Draws `config.sample.num_samples` samples from the latest checkpoint's EMA parameters.
+
+  Writes `<workdir>/samples/final_<step>.npz` and a PNG beside it.
+  """
+  exp, state, step = _restore_for_inference(config, workdir, devices)
+  scfg = config.sample
+  rng = jax.random.PRNGKey(scfg.seed)
+  out = []
+  for i in range(-(-scfg.num_samples // scfg.batch_size)):
+    out.append(jax.device_get(exp.method.sample(state.ema_params, jax.random.fold_in(rng, i),
+                                                scfg.batch_size)))
+  samples = np.concatenate(out)[: scfg.num_samples]
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, "samples", f"final_{step:08d}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez_compressed(path + ".npz", samples=samples)
+    progress.save_samples(samples[:256], path + ".png")
+    print(f"wrote {path}.npz ({samples.shape}) and {path}.png")
+  return samples
+
+
+MODES = {"train": train_and_evaluate, "eval": evaluate, "sample": sample}

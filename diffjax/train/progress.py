@@ -1,0 +1,110 @@
+"""What a running job shows: a progress line, TensorBoard scalars, and pictures of samples."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+
+class Progress:
+  """Progress line `step s/N | loss … | steps/s | ETA` and TensorBoard scalars (process 0 only)."""
+
+  def __init__(self, workdir: str, num_steps: int, first_step: int, enabled: bool = True):
+    self.num_steps, self.enabled = num_steps, enabled
+    self._t0, self._step0 = time.perf_counter(), first_step
+    self._writer = None
+    if enabled:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
+      self._writer = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=30)
+
+  def log(self, step: int, scalars: dict) -> str:
+    now = time.perf_counter()
+    rate = (step - self._step0) / max(now - self._t0, 1e-9)
+    self._t0, self._step0 = now, step
+    eta = (self.num_steps - step) / rate if rate > 0 else math.inf
+    scalars = {k: float(v) for k, v in scalars.items()}
+    parts = [f"step {step}/{self.num_steps}"]
+    parts += [f"{k} {v:.4g}" for k, v in scalars.items()]
+    parts += [f"{rate:.2f} steps/s", f"ETA {format_seconds(eta)}"]
+    line = " | ".join(parts)
+    if self.enabled:
+      logging.info("%s", line)
+      for k, v in scalars.items():
+        self._writer.add_scalar(f"train/{k}", v, step)
+      self._writer.add_scalar("train/steps_per_sec", rate, step)
+    return line
+
+  def scalars(self, prefix: str, step: int, values: dict) -> None:
+    if self.enabled:
+      for k, v in values.items():
+        self._writer.add_scalar(f"{prefix}/{k}", float(v), step)
+      self._writer.flush()
+
+  def close(self):
+    if self._writer is not None:
+      self._writer.close()
+
+
+def format_seconds(s: float) -> str:
+  if not math.isfinite(s):
+    return "?"
+  s = int(s)
+  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def save_samples(samples: np.ndarray, path: str, reference: np.ndarray | None = None) -> str:
+  """Saves a PNG: a scatter plot for 2-D points (over `reference` in grey), a grid for images.
+
+  Args:
+    samples: `[N, 2]` points or `[N, H, W, C]` images in [-1, 1].
+    path: output file (.png).
+    reference: optional `[M, 2]` data points drawn underneath.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  samples = np.asarray(samples, np.float32)
+  if samples.ndim == 2:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if reference is not None:
+      ax.scatter(*np.asarray(reference)[:, :2].T, s=1, c="0.75", label="data")
+    ax.scatter(*samples[:, :2].T, s=1, c="C0", label="samples")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=8)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+  elif samples.ndim == 4:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    Image.fromarray(image_grid(samples)).save(path)
+  else:
+    raise ValueError(f"samples of shape {samples.shape}: expected [N, 2] or [N, H, W, C]")
+  return path
+
+
+def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+  """`[N, H, W, C]` in [-1, 1] -> one uint8 `[rows·(H+pad)+pad, cols·(W+pad)+pad, C or 3]` picture."""
+  n, h, w, c = images.shape
+  cols = cols or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / cols))
+  grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.uint8)
+  pixels = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i in range(n):
+    r, k = divmod(i, cols)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = pixels[i]
+  return grid[..., 0] if c == 1 else grid
+
+
+def write_json(path: str, obj) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True, default=str)

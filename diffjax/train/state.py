@@ -1,0 +1,89 @@
+"""TrainState, the optimiser and the EMA of the parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a resume needs. The data position is `step` (batches are a function of (seed, step))."""
+
+  step: jax.Array  # int32 scalar: optimiser steps taken
+  params: Any
+  opt_state: Any
+  ema_params: Any
+  rng: jax.Array  # base key; step t draws with fold_in(rng, t), so a resumed run replays it
+
+
+def learning_rate(optim) -> optax.Schedule:
+  """Linear warm-up from 0 to `lr` over `warmup_steps`, then constant or cosine decay to 0.
+
+  EDM's "lr ramp-up over 10 M images" is `warmup_steps = 10e6 / batch_size`.
+  """
+  warmup = max(int(optim.warmup_steps), 0)
+  if optim.decay == "constant":
+    after = optax.constant_schedule(optim.lr)
+  elif optim.decay == "cosine":
+    after = optax.cosine_decay_schedule(optim.lr, max(int(optim.get("decay_steps", 1)), 1))
+  else:
+    raise ValueError(f"optim.decay={optim.decay!r}: expected 'constant' or 'cosine'")
+  if not warmup:
+    return after
+  ramp = optax.linear_schedule(0.0, optim.lr, warmup)
+  return optax.join_schedules([ramp, after], [warmup])
+
+
+def make_optimizer(optim) -> optax.GradientTransformation:
+  """optax chain from the `optim` config section (config_lib.adam)."""
+  if optim.kind not in ("adam", "adamw"):
+    raise ValueError(f"optim.kind={optim.kind!r}: expected 'adam' or 'adamw'")
+  parts = []
+  if optim.nan_to_num:
+    # EDM (training/training_loop.py) replaces NaN/Inf gradient entries by 0 before the update.
+    parts.append(optax.stateless(lambda g, _: jax.tree.map(jnp.nan_to_num, g)))
+  if optim.grad_clip:
+    parts.append(optax.clip_by_global_norm(optim.grad_clip))
+  parts.append(
+      optax.adamw(
+          learning_rate(optim), b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay
+      )
+  )
+  return optax.chain(*parts)
+
+
+def ema_decay(ema, step: jax.Array, batch_size: int) -> jax.Array:
+  """Decay β of `ema ← β·ema + (1-β)·params` for the update made at `step` (0-based).
+
+  constant: β = decay.
+  halflife (Karras et al. 2022, training_loop.py): the EMA half-life is `halflife_images` images, ramped
+  up as `min(halflife, rampup_ratio · images_seen)`, and β = 0.5^(batch_size / half-life).
+  """
+  if ema.kind == "constant":
+    return jnp.asarray(ema.decay, jnp.float32)
+  if ema.kind == "halflife":
+    nimg = step.astype(jnp.float32) * batch_size  # images seen before this update, as in EDM
+    halflife = jnp.float32(ema.halflife_images)
+    if ema.rampup_ratio:
+      halflife = jnp.minimum(halflife, nimg * ema.rampup_ratio)
+    return 0.5 ** (batch_size / jnp.maximum(halflife, 1e-8))
+  raise ValueError(f"optim.ema.kind={ema.kind!r}: expected 'constant' or 'halflife'")
+
+
+def ema_update(ema_params, params, decay: jax.Array):
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
+
+
+def init_state(params, tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=tx.init(params),
+      ema_params=jax.tree.map(jnp.copy, params),
+      rng=rng,
+  )

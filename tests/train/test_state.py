@@ -1,0 +1,56 @@
+"""Optimiser schedule and EMA decays against hand-computed values (EDM's training_loop formula)."""
+
+import chex
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from diffjax import config_lib
+from diffjax.train import state as state_lib
+
+
+class EmaTest(chex.TestCase):
+
+  def test_constant(self):
+    ema = ml_collections.ConfigDict(config_lib.ema_constant(0.999))
+    self.assertAlmostEqual(float(state_lib.ema_decay(ema, jnp.int32(7), 128)), 0.999, places=6)
+
+  def test_edm_halflife_with_rampup(self):
+    # EDM: halflife = min(500k, nimg·0.05) with nimg = images seen before the update; β = 0.5^(B/halflife).
+    ema = ml_collections.ConfigDict(config_lib.ema_halflife(500_000, 0.05))
+    batch = 512
+    for step in (0, 1, 100, 10_000, 100_000):
+      nimg = step * batch
+      halflife = min(500_000, nimg * 0.05)
+      expected = 0.5 ** (batch / max(halflife, 1e-8))
+      got = float(state_lib.ema_decay(ema, jnp.int32(step), batch))
+      np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-30)
+    # After the ramp the EMA forgets half its weight every 500k images: β^(500k/B) = 0.5.
+    beta = float(state_lib.ema_decay(ema, jnp.int32(10**6), batch))
+    np.testing.assert_allclose(beta ** (500_000 / batch), 0.5, rtol=1e-4)
+
+  def test_ema_update_moves_toward_params(self):
+    out = state_lib.ema_update({"w": jnp.zeros(3)}, {"w": jnp.ones(3)}, jnp.float32(0.9))
+    chex.assert_trees_all_close(out, {"w": jnp.full(3, 0.1)})
+
+
+class LearningRateTest(chex.TestCase):
+
+  def test_warmup_then_constant(self):
+    optim = ml_collections.ConfigDict(config_lib.adam(1e-3, warmup_steps=10))
+    lr = state_lib.learning_rate(optim)
+    np.testing.assert_allclose([float(lr(s)) for s in (0, 5, 10, 1000)], [0.0, 5e-4, 1e-3, 1e-3], rtol=1e-6)
+
+  def test_bad_kind_names_the_key(self):
+    optim = ml_collections.ConfigDict(config_lib.adam(1e-3))
+    optim.kind = "sgd"
+    with self.assertRaisesRegex(ValueError, "optim.kind"):
+      state_lib.make_optimizer(optim)
+
+  def test_nan_to_num_and_clip(self):
+    optim = ml_collections.ConfigDict(config_lib.adam(1.0, grad_clip=1.0, nan_to_num=True))
+    tx = state_lib.make_optimizer(optim)
+    params = {"w": jnp.zeros(2)}
+    updates, _ = tx.update({"w": jnp.array([jnp.nan, 3.0])}, tx.init(params), params)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(updates["w"]))))
+    self.assertEqual(float(updates["w"][0]), 0.0)  # the NaN entry became a zero gradient
