@@ -15,10 +15,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from diffjax.models import mlp
+from diffjax.models import mlp, unet
 
 MODELS: dict[str, type[nn.Module]] = {
   "mlp": mlp.MLP,
+  "unet": unet.UNet,
+  "ddpm": unet.UNet,   # the same class; its defaults are Ho et al.'s CIFAR-10 settings
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}

@@ -17,6 +17,8 @@ from diffjax import models
 TINY = [
   ("mlp", dict(kind="mlp", width=16, depth=2, emb_dim=8), (4, 3)),
   ("mlp_positional", dict(kind="mlp", width=16, depth=1, emb_dim=8, embedding="positional"), (4, 2)),
+  ("unet", dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
+                dropout=0.0), (2, 8, 8, 3)),
 ]
 
 
