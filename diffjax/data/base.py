@@ -1,7 +1,7 @@
 """Deterministic, host-sharded batch streams: the one contract every data source follows.
 
-A batch is a pure function of `(seed, split, step, process_index)`; nothing is iterated, so a resumed
-run reproduces the data stream by calling `batch(step)` again (DESIGN.md, "Checkpoints").
+A batch is a pure function of `(seed, split, step, process_index)`; nothing is iterated, so a
+resumed run reproduces the data stream by calling `batch(step)` again (DESIGN.md, "Checkpoints").
 
 * Infinite sources (2-D toys, Gaussian mixtures) draw the GLOBAL batch of a step from a NumPy
   generator seeded with `(seed, split, step)` and keep this host's rows.
@@ -50,7 +50,7 @@ def local_batch_size(global_batch_size: Any, process_count: int) -> int:
 
 
 def stream_id(split: str) -> int:
-  """A stable 32-bit integer for a split name, so train and test streams differ (crc32, not hash)."""
+  """A stable 32-bit id of a split name (crc32, not `hash`), so train and test streams differ."""
   return zlib.crc32(split.encode("utf-8"))
 
 

@@ -70,7 +70,7 @@ def to_model_range(images: np.ndarray, pad_to_32: bool = False) -> np.ndarray:
 
 
 def read_fn(path: str, split: str, pad_to_32: bool):
-  """(indices [n] -> {"x": float32 [n, 28|32, 28|32, 1], "label": int32 [n]}, num_examples, shape)."""
+  """(indices [n] -> {"x": float32 [n, H, W, 1], "label": int32 [n]}, num_examples, (H, W, 1))."""
   images, labels = load(os.path.abspath(path), split)
 
   def read(indices: np.ndarray) -> dict[str, np.ndarray]:

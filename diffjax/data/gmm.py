@@ -1,11 +1,13 @@
 """Gaussian mixtures with known parameters: samples, exact log-density, score and denoiser.
 
-p(x) = Σ_k w_k N(x; μ_k, C_k). Each C_k is stored with its eigendecomposition C_k = U_k diag(s_k) U_kᵀ,
-which makes the mixture noised in the σ-frame of EDM (Karras et al. 2022, x = x₀ + σ·ε) closed form
-for every σ: p_σ = Σ_k w_k N(μ_k, U_k diag(s_k + σ²) U_kᵀ). Its score and the exact denoiser
-D(x, σ) = E[x₀ | x] = Σ_k r_k(x) (μ_k + U_k diag(s_k / (s_k + σ²)) U_kᵀ (x - μ_k)), with r_k the
-posterior component probabilities, are what solver and loss tests compare against (DESIGN.md,
-"Results people can trust"). Tweedie's formula D = x + σ² ∇log p_σ(x) ties the two (Efron 2011).
+p(x) = Σ_k w_k N(x; μ_k, C_k). Each C_k is stored with its eigendecomposition
+C_k = U_k diag(s_k) U_kᵀ, which makes the mixture noised in the σ-frame of EDM (Karras et al.
+2022, x = x₀ + σ·ε) closed form for every σ: p_σ = Σ_k w_k N(μ_k, U_k diag(s_k + σ²) U_kᵀ).
+Its score and the exact denoiser
+  D(x, σ) = E[x₀ | x] = Σ_k r_k(x) (μ_k + U_k diag(s_k / (s_k + σ²)) U_kᵀ (x - μ_k)),
+with r_k the posterior component probabilities, are what solver and loss tests compare against
+(DESIGN.md, "Results people can trust"). Tweedie's formula D = x + σ² ∇log p_σ(x) ties the two
+(Efron 2011).
 
 The density functions take `xp=jnp` (default; traceable, differentiable) or `xp=np` (float64 NumPy).
 """

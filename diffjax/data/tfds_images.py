@@ -20,8 +20,9 @@ CROPS = ("center", "none")
 def _prepare_hint(name: str, path: str | None) -> str:
   where = f", data_dir={path!r}" if path else ""
   return (
-      f"Prepare it once (needs TensorFlow and network) with: python -c \"import tensorflow_datasets "
-      f"as tfds; tfds.builder({name!r}{where}).download_and_prepare(file_format='array_record')\", "
+      f"Prepare it once (needs TensorFlow and network) with: python -c \"import "
+      f"tensorflow_datasets as tfds; tfds.builder({name!r}{where})"
+      f".download_and_prepare(file_format='array_record')\", "
       f"or point --config.data.path to a TFDS data_dir that holds it in array_record format"
   )
 

@@ -1,4 +1,4 @@
-"""IDX reader/writer and the Fashion-MNIST source (synthetic files; the real ones when installed)."""
+"""IDX reader/writer and the Fashion-MNIST source (synthetic files; real ones when installed)."""
 
 import gzip
 import os

@@ -156,7 +156,8 @@ class MixtureTest(chex.TestCase):
     means = [[0.0, 0.0], [3.0, -1.0]]
     for covs, full in (([0.25, 1.0], [np.eye(2) * 0.25, np.eye(2)]),
                        ([[0.25, 0.5], [1.0, 2.0]], [np.diag([0.25, 0.5]), np.diag([1.0, 2.0])]),
-                       ([[[1.0, 0.5], [0.5, 1.0]], np.eye(2)], [[[1.0, 0.5], [0.5, 1.0]], np.eye(2)])):
+                       ([[[1.0, 0.5], [0.5, 1.0]], np.eye(2)],
+                        [[[1.0, 0.5], [0.5, 1.0]], np.eye(2)])):
       ds = data.make(dict(name="gmm", batch_size=4, weights=[1.0, 3.0], means=means, covs=covs),
                      seed=0)
       np.testing.assert_allclose(ds.mixture.weights, [0.25, 0.75])

@@ -1,4 +1,4 @@
-"""The data contract: determinism, resume, host shards, epoch coverage, errors (diffjax/data/base.py)."""
+"""The data contract (diffjax/data/base.py): determinism, resume, shards, epochs, errors."""
 
 import os
 import tempfile

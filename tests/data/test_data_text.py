@@ -13,7 +13,8 @@ from diffjax.data import text
 
 FILES = {  # written out of name order: the corpus is in sorted name order
     "b_gut.txt": "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n",
-    "a_gut.txt": "Shall I compare thee to a summer's day?\r\nThou art more lovely\tand more temperate.\n",
+    "a_gut.txt": "Shall I compare thee to a summer's day?\r\nThou art more lovely\tand more "
+                 "temperate.\n",
     "notes.md": "ignored: does not match the pattern",
 }
 

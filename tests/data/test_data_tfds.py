@@ -18,7 +18,8 @@ def _cfg(**kwargs):
 
 class TfdsSourceTest(chex.TestCase):
 
-  @parameterized.parameters(("train", dict(tfds_name="cifar10")), ("test", dict(name="tfds:cifar10")))
+  @parameterized.parameters(("train", dict(tfds_name="cifar10")),
+                            ("test", dict(name="tfds:cifar10")))
   def test_cifar10_batches_are_the_scaled_examples(self, split, cfg):
     with tfds.testing.mock_data(num_examples=10):
       ds = data.make(_cfg(**cfg), seed=1, split=split)

@@ -108,6 +108,9 @@ class ToyTest(chex.TestCase):
     r = np.linalg.norm(x, axis=1)
     ring = np.argmin(np.abs(r[:, None] - radii), axis=1)  # rings 0.75 apart, noise std 0.08
     np.testing.assert_allclose(np.bincount(ring) / N, 0.25, atol=5 * math.sqrt(3 / 16 / N))
+    # Radial residual |x| - R ≈ the radial noise component, N(0, 0.08²) up to O(σ²/R) curvature.
+    for j, radius in enumerate(radii):
+      self.assertAlmostEqual(np.std(r[ring == j] - radius), 0.08, delta=0.08 * 0.02)
     # E|x|² = E r² + 2·0.08² (noise independent of the point on the circle); mean 0 by symmetry.
     second = np.mean(radii**2) + 2 * 0.08**2
     self.assertAlmostEqual(np.mean(r**2), second, delta=5 * np.std(r**2) / math.sqrt(N))
