@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import zlib
 from typing import Any, Callable, Mapping
 
@@ -91,9 +92,14 @@ def global_indices(seed: int, split: str, step: int, global_batch_size: int, num
 
 
 def _check_step(step: Any) -> int:
-  if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+  """A Python int >= 0 from an int, NumPy integer or integer scalar jax.Array."""
+  try:
+    value = operator.index(step)
+  except TypeError:
+    value = None
+  if isinstance(step, bool) or value is None or value < 0:
     raise ValueError(f"step must be a non-negative int, got {step!r}")
-  return int(step)
+  return int(value)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

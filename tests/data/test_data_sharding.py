@@ -6,6 +6,7 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 import chex
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -114,9 +115,18 @@ class ContractTest(chex.TestCase):
     self.assertEqual(ds.num_examples is None, infinite)
 
   def test_config_dict_is_accepted(self):
-    cfg = ml_collections.ConfigDict(dict(name="rings", batch_size=4, split="train"))
-    _assert_batches_equal(data.make(cfg, seed=3).batch(2),
-                          data.make(dict(name="rings", batch_size=4), seed=3).batch(2))
+    want = data.make(dict(name="rings", batch_size=4), seed=3).batch(2)
+    cfg = dict(name="rings", batch_size=4, split="train")
+    for config in (ml_collections.ConfigDict(cfg), ml_collections.FrozenConfigDict(cfg)):
+      _assert_batches_equal(data.make(config, seed=3).batch(2), want)
+
+  def test_step_may_be_a_numpy_or_jax_integer(self):
+    ds = _make("arrays")
+    for step in (np.int64(3), jnp.asarray(3), jnp.asarray(3, jnp.uint32)):
+      _assert_batches_equal(ds.batch(step), ds.batch(3))
+    for bad in (1.5, jnp.asarray(1.0), True):
+      with self.assertRaisesRegex(ValueError, "step"):
+        ds.batch(bad)
 
 
 class EpochTest(chex.TestCase):
