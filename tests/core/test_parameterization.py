@@ -1,0 +1,143 @@
+"""Parameterisations convert exactly, under every schedule, and match the papers' formulas."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from diffjax.core import parameterization
+from diffjax.core import schedules
+
+SCHEDULES = [
+    dict(kind="vp"), dict(kind="sub_vp"), dict(kind="ddpm"), dict(kind="iddpm_cosine"),
+    dict(kind="cosine"), dict(kind="shifted_cosine", resolution=128.0),
+    dict(kind="interpolated_cosine"), dict(kind="ve"), dict(kind="edm"), dict(kind="flow"),
+    dict(kind="flow", sigma_min=1e-3), dict(kind="shifted_flow", shift=3.0),
+    dict(kind="zero_terminal_snr", base=dict(kind="cosine")),
+    dict(kind="input_scaled", base=dict(kind="vp"), scale=0.5, normalize=False),
+]
+KINDS = ["eps", "x0", "v", "edm", "flow"]
+
+
+def _draw(seed, shape=(6, 4, 4, 3)):
+  kx, ke, kt, kr = jax.random.split(jax.random.key(seed), 4)
+  x = jax.random.normal(kx, shape)
+  eps = jax.random.normal(ke, shape)
+  t = jax.random.uniform(kt, shape[:1], minval=0.05, maxval=0.95)
+  raw = jax.random.normal(kr, shape)
+  return x, eps, t, raw
+
+
+class ConversionTest(parameterized.TestCase):
+
+  @parameterized.parameters(*KINDS)
+  def test_round_trip_under_every_schedule(self, kind):
+    param = parameterization.make(kind)
+    for i, cfg in enumerate(SCHEDULES):
+      schedule = schedules.make(**cfg)
+      x, eps, t, raw = _draw(i)
+      alpha, sigma = schedule.alpha_sigma(t)
+      z = alpha[:, None, None, None] * x + sigma[:, None, None, None] * eps
+      target = param.raw_target(x, eps, alpha, sigma)
+      x0_hat, eps_hat = param.x0_eps(target, z, alpha, sigma)
+      # σ-frame scale: x̂₀ errors are amplified by 1/α for VE-type z; compare relative to z/α.
+      scale = 1.0 + jnp.abs(z / alpha[:, None, None, None])
+      np.testing.assert_allclose(x0_hat / scale, x / scale, atol=1e-5, err_msg=str(cfg))
+      np.testing.assert_allclose(eps_hat / scale, eps / scale, atol=1e-5, err_msg=str(cfg))
+      # ε̂ is affine in raw with slope eps_scale: ‖ε - ε̂‖² = b² ‖raw - target‖².
+      _, eps_hat_raw = param.x0_eps(raw, z, alpha, sigma)
+      lhs = jnp.sum(jnp.square(eps - eps_hat_raw), axis=(1, 2, 3))
+      rhs = jnp.square(param.eps_scale(alpha, sigma)) * jnp.sum(
+          jnp.square(raw - target), axis=(1, 2, 3))
+      np.testing.assert_allclose(lhs, rhs, rtol=2e-4, err_msg=str(cfg))
+
+  @parameterized.parameters(*KINDS)
+  def test_noise_cond_inverts(self, kind):
+    param = parameterization.make(kind)
+    for cfg in (dict(kind="vp"), dict(kind="edm"), dict(kind="cosine")):
+      schedule = schedules.make(**cfg)
+      t = jnp.linspace(0.05, 0.95, 7)
+      alpha, sigma = schedule.alpha_sigma(t)
+      z = jnp.ones((7, 2))
+      _, nc = param.net_inputs(z, t, alpha, sigma)
+      np.testing.assert_allclose(param.t_from_noise_cond(nc, schedule), t, atol=2e-5)
+
+
+class PaperFormulaTest(absltest.TestCase):
+
+  def test_v_is_salimans_ho_on_vp(self):
+    x, eps, t, _ = _draw(0, (5, 3))
+    alpha, sigma = schedules.make("cosine").alpha_sigma(t)
+    v = parameterization.make("v").raw_target(x, eps, alpha, sigma)
+    np.testing.assert_allclose(v, alpha[:, None] * eps - sigma[:, None] * x, atol=1e-6)
+
+  def test_flow_is_velocity_of_the_path(self):
+    x, eps, t, _ = _draw(1, (5, 3))
+    schedule = schedules.make("flow")
+    u = parameterization.make("flow").raw_target(x, eps, *schedule.alpha_sigma(t))
+    path = lambda t: (1 - t)[:, None] * x + t[:, None] * eps
+    dz_dt = jax.jvp(path, (t,), (jnp.ones_like(t),))[1]
+    np.testing.assert_allclose(u, dz_dt, atol=1e-6)
+
+  def test_edm_coefficients_table_1(self):
+    sigma = np.array([0.002, 0.1, 0.5, 2.0, 80.0])
+    sd = 0.5
+    param = parameterization.make("edm", sigma_data=sd)
+    c_skip, c_out, c_in, c_noise = param.coefficients(jnp.ones(5), jnp.asarray(sigma))
+    np.testing.assert_allclose(c_skip, sd**2 / (sigma**2 + sd**2), rtol=1e-6)
+    np.testing.assert_allclose(c_out, sigma * sd / np.sqrt(sigma**2 + sd**2), rtol=1e-6)
+    np.testing.assert_allclose(c_in, 1 / np.sqrt(sigma**2 + sd**2), rtol=1e-6)
+    np.testing.assert_allclose(c_noise, np.log(sigma) / 4, rtol=1e-6)
+    z = jnp.ones((5, 2))
+    z_in, nc = param.net_inputs(z, jnp.zeros(5), jnp.ones(5), jnp.asarray(sigma))
+    np.testing.assert_allclose(z_in[:, 0], c_in, rtol=1e-6)
+    np.testing.assert_allclose(nc, c_noise, rtol=1e-6)
+
+  def test_edm_on_vp_uses_sigma_frame(self):
+    # On a VP schedule, EDM's c_in acts on x̃ = z/α with σ̃ = σ/α (Karras et al., Table 1 "VP").
+    t = jnp.asarray([0.3, 0.7])
+    alpha, sigma = schedules.make("vp").alpha_sigma(t)
+    param = parameterization.make("edm")
+    z = jnp.ones((2, 1))
+    z_in, _ = param.net_inputs(z, t, alpha, sigma)
+    st = np.asarray(sigma / alpha)
+    np.testing.assert_allclose(z_in[:, 0], (1 / np.asarray(alpha)) / np.sqrt(st**2 + 0.25),
+                               rtol=1e-5)
+
+  def test_ddpm_noise_cond_is_step_index(self):
+    param = parameterization.make("eps")
+    _, nc = param.net_inputs(jnp.ones((2, 1)), jnp.asarray([0.0, 1.0]), jnp.ones(2), jnp.ones(2))
+    np.testing.assert_allclose(nc, [0.0, 1000.0])
+
+
+class ErrorAndTransformTest(chex.TestCase):
+
+  def test_unknown_kind_and_kwarg(self):
+    with self.assertRaisesRegex(ValueError, "kind"):
+      parameterization.make("score")
+    with self.assertRaisesRegex(ValueError, "sigma_dat"):
+      parameterization.make("edm", sigma_dat=0.5)
+    with self.assertRaisesRegex(ValueError, "noise_cond"):
+      parameterization.make("eps", noise_cond="index")
+
+  def test_mismatched_shapes(self):
+    with self.assertRaisesRegex(ValueError, "per-example"):
+      parameterization.make("eps").x0_eps(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones(3),
+                                          jnp.ones(3))
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_jit_vmap(self):
+    param = parameterization.make("v")
+    x, eps, t, raw = _draw(3, (4, 3))
+    alpha, sigma = schedules.make("cosine").alpha_sigma(t)
+    z = alpha[:, None] * x + sigma[:, None] * eps
+    out = self.variant(param.x0_eps)(raw, z, alpha, sigma)
+    per = jax.vmap(lambda r, z, a, s: param.x0_eps(r[None], z[None], a[None], s[None]))(
+        raw, z, alpha, sigma)
+    chex.assert_trees_all_close(out, jax.tree.map(lambda u: u[:, 0], per), atol=1e-6)
+
+
+if __name__ == "__main__":
+  absltest.main()
