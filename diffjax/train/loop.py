@@ -8,7 +8,6 @@ replays exactly what an uninterrupted run would have done.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 
@@ -165,7 +164,8 @@ def _save_sample_picture(exp: Experiment, state, step: int, workdir: str) -> Non
 
 def _evaluate_state(exp: Experiment, state, workdir: str, step: int) -> dict:
   ecfg = exp.config.eval
-  reference = exp.reference_data(ecfg.num_samples)
+  # Twice eval.num_samples held-out examples: the second half measures the metric's data-vs-data floor.
+  reference = exp.reference_data(2 * ecfg.num_samples)
   rng = jax.random.PRNGKey(ecfg.seed)
   t0 = time.perf_counter()
   metrics, samples = exp.method.evaluate(state.ema_params, rng, reference)

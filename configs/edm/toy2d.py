@@ -1,0 +1,41 @@
+r"""EDM (Karras et al. 2022, arXiv:2206.00364) on a 2-D toy distribution, with an MLP.
+
+  python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/edm_toy
+  python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/edm_toy --mode=eval
+
+EDM's preconditioning, loss weight and log-normal σ (P_mean = -1.2, P_std = 1.2), sampled with Heun on
+the ρ = 7 grid (18 steps, 35 NFE). σ_data is the data's per-axis standard deviation (2.31 for the
+checkerboard, whose marginals are U[-4, 4)), not EDM's image value 0.5.
+Expected (`demo`, 3000 steps, 2 CPU cores, ~2 min): sliced W2 to held-out data close to its data floor.
+"""
+
+from diffjax import config_lib
+
+# Per-axis standard deviations of the FFJORD toys (measured on 40k draws; two_moons: 1.74 / 1.01).
+SIGMA_DATA = {"checkerboard": 2.31, "eight_gaussians": 2.03, "two_moons": 1.4, "swiss_roll": 1.37,
+              "rings": 1.46, "pinwheel": 1.48}
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, size="default", smoke=False, dataset="checkerboard")
+  num_steps = config_lib.pick(arg.size, {"default": 20_000, "demo": 3_000})
+  sigma_data = config_lib.pick(arg.dataset, SIGMA_DATA, key="dataset")
+  config = config_lib.base()
+  config.data = dict(name=arg.dataset, batch_size=512)
+  config.schedule = dict(kind="edm", sigma_min=0.002, sigma_max=80.0, rho=7.0)
+  config.method = config_lib.gaussian(
+      "edm", "edm", "edm_lognormal",
+      param_kwargs=dict(sigma_data=sigma_data),
+      weighting_kwargs=dict(sigma_data=sigma_data),
+      t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2),
+  )
+  config.model = config_lib.mlp(width=256, depth=4)
+  config.optim = config_lib.adam(2e-3, warmup_steps=200, ema=config_lib.ema_constant(0.999))
+  config.train = config_lib.train(num_steps, log_every_steps=500, ckpt_every_steps=1000)
+  config.sample = config_lib.sampler(
+      "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0)
+  )
+  config.eval = config_lib.evaluation(num_samples=5000)
+  if arg.smoke:
+    config_lib.shrink(config)
+  return config

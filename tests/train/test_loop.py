@@ -1,0 +1,137 @@
+"""The runner end to end: sharding equivalence, exact resume after SIGKILL, unreadable checkpoints."""
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from diffjax import config_lib
+from diffjax.train import checkpoint
+from diffjax.train import loop
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOY = "configs/edm/toy2d.py"
+
+
+def _toy_config(**overrides):
+  config = config_lib.load(os.path.join(REPO, TOY), "smoke")
+  for key, value in overrides.items():
+    section, name = key.split(".")
+    config[section][name] = value
+  return config
+
+
+def _final_params(workdir):
+  """Raw restore (no target) of the newest checkpoint's params, as NumPy."""
+  with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as mngr:
+    restored = mngr.restore(mngr.latest_step())
+  return mngr.latest_step(), jax.tree.map(np.asarray, restored["params"])
+
+
+class ShardingTest(chex.TestCase):
+
+  def test_eight_devices_equal_one_device(self):
+    self.assertEqual(jax.device_count(), 8)
+    config = _toy_config(**{"data.batch_size": 16})
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+      exp = loop.Experiment(config, devices)
+      state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
+      batch = exp.global_batch(0)
+      self.assertEqual(len(batch["x"].sharding.device_set), len(devices))
+      step = exp.jit_train_step()
+      state, metrics = step(state, batch)
+      state, metrics = step(state, exp.global_batch(1))
+      results.append(jax.device_get((metrics["loss"], state.params, state.ema_params)))
+    chex.assert_trees_all_close(results[0], results[1], rtol=2e-5, atol=2e-6)
+
+  def test_step_compiles_once(self):
+    exp = loop.Experiment(_toy_config())
+    state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
+    step = jax.jit(chex.assert_max_traces(exp.train_step, n=1), donate_argnums=0)
+    for i in range(3):
+      state, _ = step(state, exp.global_batch(i))
+
+
+class CheckpointTest(chex.TestCase):
+
+  def test_resume_continues_exactly(self):
+    base = self.create_tempdir().full_path
+    full, split = os.path.join(base, "full"), os.path.join(base, "split")
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), full)
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 4}), split)
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), split)
+    (s1, p1), (s2, p2) = _final_params(full), _final_params(split)
+    self.assertEqual((s1, s2), (6, 6))
+    chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
+
+  def test_unreadable_latest_checkpoint_is_skipped_not_deleted(self):
+    workdir = self.create_tempdir().full_path
+    config = _toy_config(**{"train.num_steps": 4, "train.keep_checkpoints": 5})
+    loop.train_and_evaluate(config, workdir)
+    ckpts = os.path.join(workdir, "checkpoints")
+    self.assertEqual(sorted(os.listdir(ckpts)), ["2", "4"])
+    # Corrupt every data file of step 4 and leave a half-written temporary step beside it.
+    for path in glob.glob(os.path.join(ckpts, "4", "**", "*"), recursive=True):
+      if os.path.isfile(path):
+        with open(path, "wb") as f:
+          f.write(b"\x00garbage")
+    partial = os.path.join(ckpts, "6.orbax-checkpoint-tmp-1234")
+    os.makedirs(partial)
+    with self.assertLogs(level="WARNING") as logs:
+      loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6, "train.keep_checkpoints": 5}), workdir)
+    self.assertTrue(any("step 4 is unreadable" in line for line in logs.output), logs.output)
+    self.assertTrue(os.path.isdir(os.path.join(workdir, checkpoint.UNREADABLE, "4")))
+    self.assertTrue(os.path.isdir(partial))  # nothing deleted but by the keep-K policy
+    self.assertEqual(sorted(os.listdir(ckpts))[:3], ["2", "4", "6"])
+    # Resumed from step 2, so it must equal an uninterrupted 6-step run.
+    clean = self.create_tempdir().full_path
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), clean)
+    chex.assert_trees_all_close(_final_params(workdir)[1], _final_params(clean)[1], atol=1e-6, rtol=0)
+
+
+def _cli(workdir, *flags, **popen_kwargs):
+  cmd = [sys.executable, "-m", "diffjax.main", f"--config={TOY}:smoke", f"--workdir={workdir}", *flags]
+  return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          **popen_kwargs)
+
+
+class KillTest(chex.TestCase):
+
+  def test_sigkill_midway_then_rerun_equals_uninterrupted(self):
+    base = self.create_tempdir().full_path
+    flags = ["--config.train.num_steps=300", "--config.train.ckpt_every_steps=10",
+             "--config.train.log_every_steps=50"]
+    killed, clean = os.path.join(base, "killed"), os.path.join(base, "clean")
+    proc = _cli(killed, *flags)
+    ckpts = os.path.join(killed, "checkpoints")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+      steps = [int(d) for d in os.listdir(ckpts) if d.isdigit()] if os.path.isdir(ckpts) else []
+      if steps and max(steps) >= 20:
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.01)
+    out = proc.communicate()[0]
+    self.assertEqual(proc.returncode, -signal.SIGKILL, f"run was not killed mid-way:\n{out[-3000:]}")
+    stopped_at = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
+    self.assertLess(stopped_at, 300)
+    outputs = {}
+    for workdir in (killed, clean):
+      proc = _cli(workdir, *flags)
+      outputs[workdir] = proc.communicate()[0]
+      self.assertEqual(proc.returncode, 0, outputs[workdir][-3000:])
+    self.assertIn(f"at step {stopped_at}", outputs[killed])
+    self.assertNotIn("resumed", outputs[clean])
+    (s1, p1), (s2, p2) = _final_params(killed), _final_params(clean)
+    self.assertEqual((s1, s2), (300, 300))
+    chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
+
