@@ -15,12 +15,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from diffjax.models import mlp, unet
+from diffjax.models import adm, mlp, song_unet, unet
 
 MODELS: dict[str, type[nn.Module]] = {
   "mlp": mlp.MLP,
   "unet": unet.UNet,
   "ddpm": unet.UNet,   # the same class; its defaults are Ho et al.'s CIFAR-10 settings
+  "ddpmpp": song_unet.DDPMpp,
+  "ncsnpp": song_unet.NCSNpp,
+  "adm": adm.ADMUNet,
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}

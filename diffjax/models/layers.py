@@ -35,14 +35,16 @@ def _filter_2d(taps: Sequence[float]) -> np.ndarray:
   return np.outer(f, f) / np.square(f.sum())
 
 
-def downsample(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
+def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = None) -> jax.Array:
   """Filter then subsample by 2: depthwise stride-2 convolution with padding (k-1)//2.
 
   Taps (1, 1) is 2x2 average pooling; (1, 3, 3, 1) is the FIR filter of NCSN++.
-  Args: x [B, H, W, C] with even H, W. Returns [B, H/2, W/2, C].
+  Args: x [B, H, W, C] with even H, W; pad overrides the padding (0 after a conv that already
+  padded by (k-1)//2 extra, EDM's fused resampling). Returns [B, H/2, W/2, C].
   """
   f = _filter_2d(taps)
-  c, pad = x.shape[-1], (f.shape[0] - 1) // 2
+  c = x.shape[-1]
+  pad = (f.shape[0] - 1) // 2 if pad is None else pad
   kernel = jnp.asarray(np.tile(f[:, :, None, None], (1, 1, 1, c)), x.dtype)     # HWIO, I = 1
   return jax.lax.conv_general_dilated(
     x, kernel, (2, 2), [(pad, pad)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC"),

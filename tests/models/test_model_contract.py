@@ -24,6 +24,12 @@ TINY = [
   ("mlp_positional", dict(kind="mlp", width=16, depth=1, emb_dim=8, embedding="positional"), (4, 2)),
   ("unet", dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
    (2, 8, 8, 3)),
+  ("ddpmpp", dict(kind="ddpmpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
+                  attn_resolutions=(4,), augment_dim=9), (2, 8, 8, 3)),
+  ("ncsnpp", dict(kind="ncsnpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
+                  attn_resolutions=(4,)), (2, 8, 8, 3)),
+  ("adm", dict(kind="adm", model_channels=16, channel_mult=(1, 2), num_blocks=1,
+               attn_resolutions=(4,), channels_per_head=8), (2, 8, 8, 3)),
 ]
 _BY_NAME = {name: (cfg, shape) for name, cfg, shape in TINY}
 
