@@ -169,47 +169,62 @@ def multistep_orders(num_steps: int, order: int, lower_order_final: bool) -> np.
   return orders.astype(np.int32)
 
 
-def _dpmpp_multistep(denoiser, x, sigmas, order, lower_order_final):
-  """DPM-Solver++(2M)/(3M) (Lu et al. 2022b, Alg. 2 and App. B), data prediction.
+def dpmpp_multistep_update(x, m0, m_hist, sigma, sigma_hist, sigma_next, order, d2_scale=1.0):
+  """One DPM-Solver++ multistep update (Lu et al. 2022b, Alg. 2 and App. B), data prediction.
 
-  With m0, m1, m2 the denoised values at the current and two previous points and
-  h, h_0, h_1 the corresponding steps in ℓ, r0 = h_0/h, r1 = h_1/h:
+  With m0, m1, m2 the denoised values at the current and two previous points and h, h_0, h_1
+  the corresponding steps in ℓ, r0 = h_0/h, r1 = h_1/h:
     order 1: x_t = (σ_t/σ) x - φ₁ m0,      φ₁ = e^{-h} - 1
     order 2: ... - ½ φ₁ (m0 - m1)/r0
     order 3: ... + φ₂ D1 - φ₃ D2,          φ₂ = φ₁/h + 1, φ₃ = φ₂/h - ½,
-             D1 = D1_0 + r0/(r0 + r1)(D1_0 - D1_1), D2 = (D1_0 - D1_1)/(r0 + r1),
+             D1 = D1_0 + r0/(r0 + r1)(D1_0 - D1_1), D2 = d2_scale (D1_0 - D1_1)/(r0 + r1),
              D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1.
+  d2_scale = 1 is the official code (also k-diffusion's `dpmpp_3m_sde` and diffusers). There
+  D2 ≈ h² D''/2 while the exact weight -φ₃ belongs to h² D'' (the single-step third-order update
+  uses D2 = 2(D1_1 - D1_0)/(r2 - r1) ≈ h² D''), so the official order-3 step has local error
+  O(h³) and the method is second order; d2_scale = 2 makes it third order (tests measure both).
+
+  Args:
+    x: [B, ...] state at σ. m0: [B, ...] D(x, σ). m_hist: [2, B, ...] = [m1, m2].
+    sigma, sigma_next: scalars. sigma_hist: [2] = [σ1, σ2] of the previous points.
+    order: traced int in {1, 2, 3}.
+
+  Returns:
+    [B, ...] state at σ_next (> 0).
   """
+  h = jnp.log(sigma / sigma_next)
+  phi_1 = jnp.expm1(-h)
+  base = (sigma_next / sigma) * x - phi_1 * m0
+  h_0 = jnp.log(sigma_hist[0] / sigma)
+  h_1 = jnp.log(sigma_hist[1] / sigma_hist[0])
+  r0, r1 = h_0 / h, h_1 / h
+  d1_0 = (m0 - m_hist[0]) / r0
+
+  def second():
+    return base - 0.5 * phi_1 * d1_0
+
+  def third():
+    d1_1 = (m_hist[0] - m_hist[1]) / r1
+    d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+    d2 = d2_scale * (d1_0 - d1_1) / (r0 + r1)
+    phi_2 = phi_1 / h + 1.0
+    phi_3 = phi_2 / h - 0.5
+    return base + phi_2 * d1 - phi_3 * d2
+
+  return jax.lax.switch(order - 1, [lambda: base, second, third])
+
+
+def _dpmpp_multistep(denoiser, x, sigmas, order, lower_order_final, d2_scale=1.0):
+  """Scan of `dpmpp_multistep_update` with the warm-up / lower_order_final orders."""
   num_steps = sigmas.shape[0] - 1
   orders = jnp.asarray(multistep_orders(num_steps, order, lower_order_final))
   hist0 = (jnp.zeros((2,) + x.shape, x.dtype), jnp.ones((2,), sigmas.dtype))
 
   def step(x, carry, i, sigma, sigma_next, key_i):
-    (m_hist, sigma_hist) = carry  # [m1, m2], [σ1, σ2] at the previous points (newest first)
+    m_hist, sigma_hist = carry  # previous denoised values and σ's, newest first
     m0 = _call(denoiser, x, sigma)
-
-    def regular():
-      h = jnp.log(sigma / sigma_next)
-      phi_1 = jnp.expm1(-h)
-      base = (sigma_next / sigma) * x - phi_1 * m0
-      h_0 = jnp.log(sigma_hist[0] / sigma)
-      h_1 = jnp.log(sigma_hist[1] / sigma_hist[0])
-      r0, r1 = h_0 / h, h_1 / h
-      d1_0 = (m0 - m_hist[0]) / r0
-
-      def second():
-        return base - 0.5 * phi_1 * d1_0
-
-      def third():
-        d1_1 = (m_hist[0] - m_hist[1]) / r1
-        d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
-        d2 = (d1_0 - d1_1) / (r0 + r1)
-        phi_2 = phi_1 / h + 1.0
-        phi_3 = phi_2 / h - 0.5
-        return base + phi_2 * d1 - phi_3 * d2
-
-      return jax.lax.switch(orders[i] - 1, [lambda: base, second, third])
-
+    regular = lambda: dpmpp_multistep_update(
+        x, m0, m_hist, sigma, sigma_hist, sigma_next, orders[i], d2_scale)
     x_next = stepping.if_final(sigma_next, lambda: m0, regular)
     new_hist = (jnp.stack([m0, m_hist[0]]), jnp.stack([sigma, sigma_hist[0]]))
     return x_next, new_hist
@@ -232,10 +247,14 @@ def dpmpp_2m(denoiser, x, sigmas, key=None, lower_order_final=True):
   return _dpmpp_multistep(denoiser, x, sigmas, 2, lower_order_final)
 
 
-def dpmpp_3m(denoiser, x, sigmas, key=None, lower_order_final=True):
+def dpmpp_3m(denoiser, x, sigmas, key=None, lower_order_final=True, d2_scale=1.0):
   """Multistep DPM-Solver++(3M) (Lu et al. 2022b, App. B; official `multistep_dpm_solver_third_
   update`). Warm-up with orders 1, 2; with fewer than 10 steps and `lower_order_final`, the last
   two steps use orders 2, 1 (official rule). N evaluations.
+
+  Args:
+    d2_scale: 1.0 reproduces the official (second-order) update, 2.0 the third-order one; see
+      `dpmpp_multistep_update`.
   """
   del key
-  return _dpmpp_multistep(denoiser, x, sigmas, 3, lower_order_final)
+  return _dpmpp_multistep(denoiser, x, sigmas, 3, lower_order_final, d2_scale)

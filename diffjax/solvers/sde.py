@@ -30,7 +30,7 @@ def _ancestral_sigmas(sigma, sigma_next, eta):
   (DDIM's σ_η divided by α, Song et al. 2021a Eq. 16; k-diffusion `get_ancestral_step`)."""
   sigma_up = jnp.minimum(
       sigma_next, eta * sigma_next * jnp.sqrt(sigma**2 - sigma_next**2) / sigma)
-  sigma_down = jnp.sqrt(sigma_next**2 - sigma_up**2)
+  sigma_down = jnp.sqrt(jnp.maximum(sigma_next**2 - sigma_up**2, 0.0))
   return sigma_down, sigma_up
 
 
@@ -70,7 +70,7 @@ def euler_ancestral(denoiser, x, sigmas, key=None, eta=1.0, s_noise=1.0):
 def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde"):
   """DDPM ancestral sampling (Ho et al. 2020, Eqs. 6–7, Alg. 2) in its own VP frame.
 
-  On the step s → t: ᾱ = 1/(1 + σ²), β = 1 - ᾱ_t/ᾱ_s, z_s = √ᾱ_s x, and
+  On the step s → t (σ_t < σ_s): ᾱ = 1/(1 + σ²), β = 1 - ᾱ_s/ᾱ_t, z_s = √ᾱ_s x, and
     z_t = √ᾱ_t β/(1 - ᾱ_s) x̂0 + √(1 - β)(1 - ᾱ_t)/(1 - ᾱ_s) z_s + √v ξ,
   v = β̃ = (1 - ᾱ_t)/(1 - ᾱ_s) β ("beta_tilde") or β ("beta"); no noise on the final step.
   Returns x = z_t/√ᾱ_t. N evaluations.
@@ -81,7 +81,7 @@ def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde"):
   def step(x, carry, i, sigma, sigma_next, key_i):
     x0 = _call(denoiser, x, sigma)
     abar_s, abar_t = 1.0 / (1.0 + sigma**2), 1.0 / (1.0 + sigma_next**2)
-    beta = 1.0 - abar_t / abar_s
+    beta = 1.0 - abar_s / abar_t  # Ho et al.: β_t = 1 - ᾱ_t/ᾱ_{t-1}, here s is t and t is t-1
     z = jnp.sqrt(abar_s) * x
     mean = (jnp.sqrt(abar_t) * beta / (1.0 - abar_s) * x0
             + jnp.sqrt(1.0 - beta) * (1.0 - abar_t) / (1.0 - abar_s) * z)
@@ -123,7 +123,8 @@ def edm_stochastic(denoiser, x, sigmas, key=None, S_churn=0.0, S_tmin=0.0, S_tma
   def step(x, carry, i, sigma, sigma_next, key_i):
     gamma = jnp.where((sigma >= S_tmin) & (sigma <= S_tmax), gamma_max, 0.0)
     sigma_hat = sigma * (1.0 + gamma)
-    x_hat = x + jnp.sqrt(sigma_hat**2 - sigma**2) * S_noise * _normal(key_i, x)
+    # √(σ̂² - σ²) = σ √(γ(2 + γ)): never the root of a rounding-negative difference.
+    x_hat = x + sigma * jnp.sqrt(gamma * (2.0 + gamma)) * S_noise * _normal(key_i, x)
     d = stepping.eps_from(x_hat, _call(denoiser, x_hat, sigma_hat), sigma_hat)
     x_euler = x_hat + (sigma_next - sigma_hat) * d
 
