@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from diffjax.models import adm, mlp, song_unet, unet
+from diffjax.models import adm, dit, mlp, song_unet, unet
 
 MODELS: dict[str, type[nn.Module]] = {
   "mlp": mlp.MLP,
@@ -24,6 +24,7 @@ MODELS: dict[str, type[nn.Module]] = {
   "ddpmpp": song_unet.DDPMpp,
   "ncsnpp": song_unet.NCSNpp,
   "adm": adm.ADMUNet,
+  "dit": dit.DiT,
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -34,7 +35,8 @@ def make(model_cfg: Mapping[str, Any]) -> nn.Module:
 
   Args:
     model_cfg: dict or ConfigDict with "kind" (a key of MODELS) and that module's attributes;
-      "dtype" may be a string ("bfloat16") or a jnp dtype.
+      "dtype" may be a string ("bfloat16") or a jnp dtype. For "dit", "variant" ("S/2" ... "XL/8")
+      fills depth, hidden_size, num_heads and patch_size (explicit keys override it).
 
   Returns:
     An unbound Flax module.
@@ -47,6 +49,11 @@ def make(model_cfg: Mapping[str, Any]) -> nn.Module:
   if kind not in MODELS:
     raise ValueError(f"model kind must be one of {sorted(MODELS)}, got {kind!r}")
   cls = MODELS[kind]
+  if kind == "dit" and "variant" in cfg:
+    variant = cfg.pop("variant")
+    if variant not in dit.PRESETS:
+      raise ValueError(f"variant must be one of {sorted(dit.PRESETS)}, got {variant!r}")
+    cfg = {**dit.PRESETS[variant], **cfg}
   allowed = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   unknown = sorted(set(cfg) - allowed)
   if unknown:

@@ -30,6 +30,8 @@ TINY = [
                   attn_resolutions=(4,)), (2, 8, 8, 3)),
   ("adm", dict(kind="adm", model_channels=16, channel_mult=(1, 2), num_blocks=1,
                attn_resolutions=(4,), channels_per_head=8), (2, 8, 8, 3)),
+  ("dit", dict(kind="dit", hidden_size=16, depth=2, num_heads=2, patch_size=2, freq_dim=16,
+               learn_sigma=False), (2, 8, 8, 4)),
 ]
 _BY_NAME = {name: (cfg, shape) for name, cfg, shape in TINY}
 
