@@ -22,8 +22,10 @@ UNREADABLE = "checkpoints_unreadable"
 
 
 def make_manager(workdir: str, train_cfg) -> ocp.CheckpointManager:
+  # The loop decides when to save (every `ckpt_every_steps`, at the end, at preemption); orbax's own
+  # interval policy would also save the first step of every run.
   options = ocp.CheckpointManagerOptions(
-      save_interval_steps=max(int(train_cfg.ckpt_every_steps), 1),
+      save_interval_steps=1,
       max_to_keep=int(train_cfg.keep_checkpoints),
       enable_async_checkpointing=bool(train_cfg.async_checkpoints),
       create=True,

@@ -136,7 +136,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
       step += 1
       pending.append(metrics)
       stop = preempt.requested or mngr.reached_preemption(step)
-      mngr.save(step, args=ocp.args.StandardSave(state), force=stop or step == tcfg.num_steps)
+      if stop or step == tcfg.num_steps or step % tcfg.ckpt_every_steps == 0:
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
       if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
         means = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *pending))
         pending = []
