@@ -24,7 +24,10 @@ class Solver:
     fn: `fn(denoiser, x, sigmas, key, **options) -> (x, nan_step)`.
     nfe: `nfe(num_steps, ends_at_zero, **options) -> int` evaluations of the denoiser.
     stochastic: `stochastic(**options) -> bool`, True when a key is needed.
-    order: nominal order of the deterministic solvers' global error (None for stochastic ones).
+    order: global order of a deterministic solver's error, including its start-up: multistep
+      methods started with a first-order step (DPM-Solver++(3M), DEIS, LMS, iPNDM) are second
+      order overall even though their formulas are of order 3-4; PLMS's Heun start makes it 3rd
+      order, PNDM's RK4 start keeps 4. None for stochastic solvers.
   """
 
   fn: Callable
@@ -71,12 +74,12 @@ SOLVERS: dict[str, Solver] = {
     "dpm_solver_3": Solver(ode.dpm_solver_3, _per_step(3), order=3),
     "dpmpp_2s": Solver(ode.dpmpp_2s, _per_step(2), order=2),
     "dpmpp_2m": Solver(ode.dpmpp_2m, _one, order=2),
-    "dpmpp_3m": Solver(ode.dpmpp_3m, _one, order=3),
-    "deis": Solver(multistep.deis, _one, order=3),
-    "lms": Solver(multistep.lms, _one, order=4),
-    "ipndm": Solver(multistep.ipndm, _one, order=4),
+    "dpmpp_3m": Solver(ode.dpmpp_3m, _one, order=2),
+    "deis": Solver(multistep.deis, _one, order=2),
+    "lms": Solver(multistep.lms, _one, order=2),
+    "ipndm": Solver(multistep.ipndm, _one, order=2),
     "pndm": Solver(multistep.pndm, _pndm_nfe, order=4),
-    "plms": Solver(multistep.plms, _plms_nfe, order=4),
+    "plms": Solver(multistep.plms, _plms_nfe, order=3),
     "adaptive": Solver(adaptive_lib.adaptive, _adaptive_nfe, order=5),
     # Stochastic.
     "ddpm": Solver(sde.ddpm, _one, _ALWAYS),
