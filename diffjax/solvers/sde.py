@@ -167,7 +167,8 @@ def _ou_noise(key, x, sigma, h, fractions):
   """Noise of the exact linear SDE part at the stage points ℓ_s + p·h (p in `fractions`),
   all from one Brownian path: N(p_k) = e^{-2(p_k - p_{k-1})h} N(p_{k-1}) + σ_{p_k} √(1 - e^{-2(p_k -
   p_{k-1})h}) z_k, whose variance is σ_p² (1 - e^{-2 p h}) (the exponential-integral variance)."""
-  keys = jax.random.split(key, len(fractions))
+  # One stage uses the step key itself, so SEEDS-1 draws the same normal as `ddpm`/`ddim`.
+  keys = [key] if len(fractions) == 1 else jax.random.split(key, len(fractions))
   noise, prev, out = jnp.zeros_like(x), 0.0, []
   for k, p in zip(keys, fractions):
     dp = p - prev
