@@ -14,6 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from diffjax.models import adm, dit, mlp, song_unet, unet
 
@@ -82,3 +83,31 @@ def param_count(module: nn.Module, x_shape: tuple[int, ...], **call_kwargs) -> i
                        train=False, **call_kwargs)
   shapes = jax.eval_shape(init, jax.random.key(0))
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
+
+
+def random_variables(module: nn.Module, x: jax.Array, noise_cond: jax.Array,
+                     label: jax.Array | None = None, *, seed: int = 0, **call_kwargs):
+  """Variables of the right shapes drawn in NumPy: no initialiser is compiled (tests, benchmarks).
+
+  Kernels ~ N(0, 1/fan_in), norm scales 1 + N(0, 0.1²), biases and other vectors N(0, 0.1²),
+  embedding tables N(0, 1). Unlike `module.init` nothing is zero (DiT's adaLN-Zero, ADM's output
+  conv), so every input visibly reaches the output.
+  """
+  shapes = jax.eval_shape(lambda: module.init({"params": jax.random.key(0)}, x, noise_cond, label,
+                                              train=False, **call_kwargs))
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = jax.tree_util.keystr(path)
+    z = rng.standard_normal(leaf.shape).astype(np.float32)
+    if "scale" in name:
+      z = 1.0 + 0.1 * z
+    elif "embedding" in name:
+      pass
+    elif "bias" in name or len(leaf.shape) == 1:
+      z = 0.1 * z
+    else:
+      z = z / np.sqrt(math.prod(leaf.shape[:-1]))
+    return jnp.asarray(z, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)

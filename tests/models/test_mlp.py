@@ -23,11 +23,14 @@ class MLPTest(chex.TestCase, parameterized.TestCase):
             + 2 * width + dense(width, out))                      # out norm + out layer
     self.assertEqual(models.param_count(module, (1, dim)), want)
 
-  def test_image_shaped_input_flattens(self):
-    module = models.make(dict(kind="mlp", width=8, depth=1, emb_dim=4))
-    x = jnp.ones((2, 4, 4, 1))
-    v = module.init({"params": jax.random.key(0)}, x, jnp.ones(2), train=False)
-    chex.assert_shape(module.apply(v, x, jnp.ones(2), train=False), (2, 4, 4, 1))
+  @parameterized.parameters("fourier", "positional")
+  def test_image_shaped_input_flattens(self, embedding):
+    module = models.make(dict(kind="mlp", width=8, depth=1, emb_dim=4, embedding=embedding))
+    x, c = jnp.ones((2, 4, 4, 1)), jnp.array([0.2, 0.7])
+    v = models.random_variables(module, x, c)
+    out = module.apply(v, x, c, train=False)
+    chex.assert_shape(out, (2, 4, 4, 1))
+    self.assertGreater(float(jnp.abs(out[0] - out[1]).max()), 1e-4)   # same x, different noise
 
   def test_bad_embedding_and_noise_shape(self):
     module = models.make(dict(kind="mlp", width=8, depth=1, emb_dim=4, embedding="gauss"))

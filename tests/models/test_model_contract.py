@@ -21,7 +21,6 @@ NUM_CLASSES = 5
 # Tiny configurations (width 16, 8x8 images): (name, cfg, x_shape). Dropout is set per test.
 TINY = [
   ("mlp", dict(kind="mlp", width=16, depth=2, emb_dim=8), (4, 3)),
-  ("mlp_positional", dict(kind="mlp", width=16, depth=1, emb_dim=8, embedding="positional"), (4, 2)),
   ("unet", dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
    (2, 8, 8, 3)),
   ("ddpmpp", dict(kind="ddpmpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
@@ -29,38 +28,19 @@ TINY = [
   ("ncsnpp", dict(kind="ncsnpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
                   attn_resolutions=(4,)), (2, 8, 8, 3)),
   ("adm", dict(kind="adm", model_channels=16, channel_mult=(1, 2), num_blocks=1,
-               attn_resolutions=(4,), channels_per_head=8), (2, 8, 8, 3)),
+               attn_resolutions=(4,), channels_per_head=8, augment_dim=9), (2, 8, 8, 3)),
   ("dit", dict(kind="dit", hidden_size=16, depth=2, num_heads=2, patch_size=2, freq_dim=16,
                learn_sigma=False), (2, 8, 8, 4)),
 ]
 _BY_NAME = {name: (cfg, shape) for name, cfg, shape in TINY}
+# Dropout and bfloat16 cost an extra CPU compile per kind: NCSN++ and ADM share DDPM++'s block
+# (edm_blocks.EDMBlock), where both paths are already exercised.
+_HEAVY = [(n, n) for n in ("mlp", "unet", "ddpmpp", "dit")]
 
 
 def _make(name, **overrides):
   cfg, _ = _BY_NAME[name]
   return models.make({**cfg, "num_classes": NUM_CLASSES, "dropout": 0.0, **overrides})
-
-
-def random_variables(module, x, c, label, seed=0):
-  """Variables with the module's shapes, drawn in NumPy (no XLA compile of the initialisers).
-
-  Kernels ~ N(0, 1/fan_in), norm scales 1 + N(0, 0.1²), biases N(0, 0.1²), embeddings N(0, 1): a
-  generic non-degenerate point, so zero-initialised heads (DiT's adaLN-Zero) do not hide the inputs.
-  """
-  shapes = jax.eval_shape(lambda: module.init({"params": jax.random.key(0)}, x, c, label,
-                                              train=False))
-  rng = np.random.default_rng(seed)
-  def draw(path, leaf):
-    name = jax.tree_util.keystr(path)
-    z = rng.standard_normal(leaf.shape).astype(np.float32)
-    if "scale" in name:
-      return jnp.asarray(1.0 + 0.1 * z)
-    if "bias" in name or leaf.ndim == 1:
-      return jnp.asarray(0.1 * z)
-    if "embedding" in name:
-      return jnp.asarray(z)
-    return jnp.asarray(z / np.sqrt(np.prod(leaf.shape[:-1])))
-  return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 @functools.cache
@@ -71,7 +51,7 @@ def _setup(name):
   x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
   c = jnp.asarray(rng.uniform(-1.0, 1.0, x_shape[:1]), jnp.float32)
   label = jnp.arange(x_shape[0], dtype=jnp.int32) % NUM_CLASSES
-  return x, c, label, random_variables(_make(name), x, c, label)
+  return x, c, label, models.random_variables(_make(name), x, c, label)
 
 
 def _per_example_diff(a, b):
@@ -91,7 +71,7 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
       {"params": jax.random.key(0)}, x, c, label, train=False)[0])
     self.assertEqual(out2.shape, x.shape[:-1] + (2 * x.shape[-1],))
 
-  @parameterized.named_parameters((n, n) for n, _, _ in TINY)
+  @parameterized.named_parameters(_HEAVY)
   def test_dropout_only_in_train_mode(self, name):
     x, c, label, v = _setup(name)
     module = _make(name, dropout=0.5)
@@ -129,7 +109,7 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
       seen.update(np.asarray(is_null).tolist())
     self.assertEqual(seen, {True, False})
 
-  @parameterized.named_parameters((n, n) for n, _, _ in TINY)
+  @parameterized.named_parameters(_HEAVY)
   def test_bfloat16_activations_float32_params(self, name):
     x, c, label, v = _setup(name)
     m16 = _make(name, dtype="bfloat16")
@@ -142,6 +122,20 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
     self.assertEqual(o16.dtype, jnp.bfloat16)
     rel = jnp.linalg.norm(o16.astype(jnp.float32) - o32) / jnp.linalg.norm(o32)
     self.assertLess(float(rel), 0.05)
+
+
+class AugmentTest(chex.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters("ddpmpp", "adm")
+  def test_augment_labels_enter_the_network(self, name):
+    x, c, label, v = _setup(name)
+    module = _make(name)
+    base = module.apply(v, x, c, label, train=False)
+    zeros = module.apply(v, x, c, label, train=False, augment_labels=jnp.zeros((x.shape[0], 9)))
+    chex.assert_trees_all_close(zeros, base, atol=1e-6)   # zeros == no augmentation (bias-free map)
+    aug = jnp.asarray(np.random.default_rng(2).standard_normal((x.shape[0], 9)), jnp.float32)
+    moved = module.apply(v, x, c, label, train=False, augment_labels=aug)
+    self.assertTrue(bool(jnp.all(_per_example_diff(moved, base) > 1e-4)))
 
 
 class MakeTest(chex.TestCase):
