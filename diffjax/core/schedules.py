@@ -307,6 +307,7 @@ class DiscreteChain(Schedule):
       raise ValueError(f"kind must be 'linear' or 'cosine'; got {self.kind!r}.")
     if int(self.num_timesteps) < 2:
       raise ValueError(f"num_timesteps must be >= 2; got {self.num_timesteps}.")
+    self.alphas_cumprod()  # validates the betas
 
   def betas(self) -> np.ndarray:
     """β_1..β_T, float64 [T]."""
@@ -320,7 +321,12 @@ class DiscreteChain(Schedule):
 
   def alphas_cumprod(self) -> np.ndarray:
     """ᾱ_1..ᾱ_T, float64 [T]."""
-    return np.cumprod(1.0 - self.betas())
+    betas = self.betas()
+    if not (np.all(betas > 0) and np.all(betas < 1)):
+      raise ValueError(f"num_timesteps={self.num_timesteps} gives betas outside (0, 1) "
+                       f"(range [{betas.min()}, {betas.max()}]); the linear schedule is scaled by "
+                       "1000/num_timesteps, so use num_timesteps >= 21.")
+    return np.cumprod(1.0 - betas)
 
   @functools.cached_property
   def _nodes(self) -> np.ndarray:

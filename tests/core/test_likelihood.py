@@ -217,14 +217,15 @@ class DDPMChainTest(parameterized.TestCase):
                                                param=param, num_steps=num_t - 1)
       return jnp.mean(loss), aux
 
-    (_, aux) = total(0.7, 0.5)
+    (_, aux) = jax.jit(total)(0.7, 0.5)
     # loss = mse + λ T vb, vb = the same term vlb_term gives (bits/dim), at the same node.
     rng_i, rng_eps = jax.random.split(jax.random.key(0))
     i = jax.random.randint(rng_i, (8,), 0, num_t)
     eps = jax.random.normal(rng_eps, x.shape)
     np.testing.assert_array_equal(aux["i"], i)
-    term = likelihood.vlb_term(net(0.7, 0.5), x, eps, i, schedule=sched, param=param,
-                               num_steps=num_t - 1, var_type="learned_range")
+    term = jax.jit(lambda: likelihood.vlb_term(net(0.7, 0.5), x, eps, i, schedule=sched,
+                                               param=param, num_steps=num_t - 1,
+                                               var_type="learned_range"))()
     np.testing.assert_allclose(aux["vb"], term / (4 * math.log(2)), rtol=1e-5)
     # Stop-gradient: the VLB part trains only the variance channels (IDDPM §3.1).
     vb_part = lambda sm, sv: jnp.mean(0.001 * num_t * total(sm, sv)[1]["vb"])
@@ -237,22 +238,27 @@ class LearnedScheduleTest(absltest.TestCase):
 
   def test_monotone_endpoints_inverse_and_gradients(self):
     module = learned.LearnedLogSNR(num_features=32)
-    variables = module.init(jax.random.key(0), jnp.zeros((1,)))
+    variables = jax.jit(module.init)(jax.random.key(0), jnp.zeros((1,)))
     # Random (not initial) parameters: monotonicity must come from the architecture.
     variables = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape),
                              variables)
-    sched = module.bind(variables)
     t = jnp.linspace(0.0, 1.0, 101)
-    lam = sched.logsnr(t)
-    t_back = jax.jit(lambda v, l: module.apply(v, l, method="t_from_logsnr"))(variables, lam)
+    tt = jnp.linspace(0.1, 0.9, 9)
+
+    @jax.jit
+    def evaluate(v):
+      s = module.bind(v)
+      lam = s.logsnr(t)
+      fd = (s.logsnr(tt + 1e-3) - s.logsnr(tt - 1e-3)) / 2e-3
+      return lam, s.t_from_logsnr(lam), s.dlogsnr_dt(tt), fd
+
+    lam, t_back, dlam, fd = evaluate(variables)
     self.assertTrue(bool(jnp.all(jnp.diff(lam) < 0)))
     np.testing.assert_allclose(lam[jnp.array([0, -1])],
                                [variables["params"]["logsnr_max"],
                                 variables["params"]["logsnr_min"]], rtol=1e-5)
     np.testing.assert_allclose(t_back, t, atol=1e-5)
-    tt = jnp.linspace(0.1, 0.9, 9)
-    fd = (sched.logsnr(tt + 1e-3) - sched.logsnr(tt - 1e-3)) / 2e-3
-    np.testing.assert_allclose(sched.dlogsnr_dt(tt), fd, rtol=2e-2)
+    np.testing.assert_allclose(dlam, fd, rtol=2e-2)
     # Gradients reach the schedule through the unified loss, under jit.
     x = jnp.ones((4, 3))
 
@@ -271,8 +277,10 @@ class LearnedScheduleTest(absltest.TestCase):
 class ErrorTest(absltest.TestCase):
 
   def test_errors_name_the_argument(self):
-    sched = schedules.make("ddpm", num_timesteps=10)
-    kw = dict(schedule=sched, param=parameterization.make("eps"), num_steps=9)
+    with self.assertRaisesRegex(ValueError, "num_timesteps"):
+      schedules.make("ddpm", num_timesteps=10)  # β_T = 0.02 · 1000/10 > 1
+    sched = schedules.make("ddpm", num_timesteps=30)
+    kw = dict(schedule=sched, param=parameterization.make("eps"), num_steps=29)
     x = jnp.zeros((2, 2, 2, 3))
     with self.assertRaisesRegex(ValueError, "var_type"):
       likelihood.vlb_term(lambda z, c: z, x, x, jnp.zeros(2, int), var_type="fixed", **kw)

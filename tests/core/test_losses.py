@@ -197,7 +197,6 @@ class GaussianOptimumTest(parameterized.TestCase):
 
 class LossShapeTest(chex.TestCase):
 
-  @chex.variants(with_jit=True, without_jit=True)
   def test_shapes_jit_and_vmap(self):
     sched = schedules.make("cosine")
     kwargs = dict(schedule=sched, param=parameterization.make("eps"),
@@ -205,16 +204,18 @@ class LossShapeTest(chex.TestCase):
                   t_sampler=weighting.make_t_sampler("uniform"))
     net = _random_net(0)
     x = jnp.ones(SHAPE)
-    loss, aux = self.variant(lambda x, r: losses.weighted_loss(net, x, r, **kwargs))(
-        x, jax.random.key(0))
+    fn = lambda r: losses.weighted_loss(net, x, r, **kwargs)
+    loss, aux = jax.jit(fn)(jax.random.key(0))
     chex.assert_shape(loss, (8,))
     chex.assert_type(loss, jnp.float32)
     for v in aux.values():
       chex.assert_shape(v, (8,))
-    # vmap over independent rng keys
+    np.testing.assert_allclose(loss, fn(jax.random.key(0))[0], rtol=1e-5)  # jit = eager
+    # vmap over independent keys = separate calls
     keys = jax.random.split(jax.random.key(1), 3)
-    many = jax.vmap(lambda r: losses.weighted_loss(net, x, r, **kwargs)[0])(keys)
+    many = jax.jit(jax.vmap(lambda r: fn(r)[0]))(keys)
     chex.assert_shape(many, (3, 8))
+    np.testing.assert_allclose(many[1], jax.jit(fn)(keys[1])[0], rtol=1e-5)
 
   def test_mismatched_output_shape(self):
     with self.assertRaisesRegex(ValueError, "raw_fn output shape"):
