@@ -207,7 +207,7 @@ class TSampler:
 
 
 def _s_uniform(sp, u, schedule):
-  return u, uniform_t_density(schedule, schedule.logsnr(u))
+  return u, -1.0 / schedule.dlogsnr_dt(u)  # p(λ) = 1/|dλ/dt| at the drawn t, no inversion
 
 
 def _s_uniform_logsnr(sp, u, schedule):

@@ -113,10 +113,12 @@ class GaussianExactnessTest(parameterized.TestCase):
     raw = gr.optimal_raw_fn(self.SCHED, param, MEAN, VAR)
     continuous = float(gr.diffusion_loss(-6.0, 6.0, VAR))
     errors = []
+    # num_steps only enters arithmetic, so one compiled function serves every T.
+    elbo = jax.jit(lambda x, steps: likelihood.vdm_elbo(
+        raw, x, jax.random.key(2), schedule=self.SCHED, param=param, num_steps=steps,
+        decoder="gaussian"))
     for steps in (4, 32, 256):
-      _, aux = jax.jit(lambda x: likelihood.vdm_elbo(
-          raw, x, jax.random.key(2), schedule=self.SCHED, param=param, num_steps=steps,
-          decoder="gaussian"))(x)
+      _, aux = elbo(x, jnp.float32(steps))
       mc = np.asarray(aux["diffusion"], np.float64)
       closed = float(gr.discrete_diffusion_loss(self.SCHED.logsnr(jnp.linspace(0, 1, steps + 1)),
                                                 VAR))
@@ -213,23 +215,28 @@ class DDPMChainTest(parameterized.TestCase):
           [scale_mean * jnp.tanh(z), scale_var * jnp.tanh(z + 0.01 * c[:, None, None, None])], -1)
 
     def total(sm, sv):
-      loss, aux = likelihood.iddpm_hybrid_loss(net(sm, sv), x, jax.random.key(0), schedule=sched,
-                                               param=param, num_steps=num_t - 1)
-      return jnp.mean(loss), aux
+      return likelihood.iddpm_hybrid_loss(net(sm, sv), x, jax.random.key(0), schedule=sched,
+                                          param=param, num_steps=num_t - 1)
 
-    (_, aux) = jax.jit(total)(0.7, 0.5)
-    # loss = mse + λ T vb, vb = the same term vlb_term gives (bits/dim), at the same node.
-    rng_i, rng_eps = jax.random.split(jax.random.key(0))
-    i = jax.random.randint(rng_i, (8,), 0, num_t)
-    eps = jax.random.normal(rng_eps, x.shape)
-    np.testing.assert_array_equal(aux["i"], i)
-    term = jax.jit(lambda: likelihood.vlb_term(net(0.7, 0.5), x, eps, i, schedule=sched,
-                                               param=param, num_steps=num_t - 1,
-                                               var_type="learned_range"))()
-    np.testing.assert_allclose(aux["vb"], term / (4 * math.log(2)), rtol=1e-5)
-    # Stop-gradient: the VLB part trains only the variance channels (IDDPM §3.1).
     vb_part = lambda sm, sv: jnp.mean(0.001 * num_t * total(sm, sv)[1]["vb"])
-    g_mean, g_var = jax.jit(jax.grad(vb_part, argnums=(0, 1)))(0.7, 0.5)
+
+    @jax.jit
+    def run():
+      loss, aux = total(0.7, 0.5)
+      # The same node and ε, regenerated independently of the loss code.
+      rng_i, rng_eps = jax.random.split(jax.random.key(0))
+      i = jax.random.randint(rng_i, (8,), 0, num_t)
+      eps = jax.random.normal(rng_eps, x.shape)
+      term = likelihood.vlb_term(net(0.7, 0.5), x, eps, i, schedule=sched, param=param,
+                                 num_steps=num_t - 1, var_type="learned_range")
+      return loss, aux, i, term, jax.grad(vb_part, argnums=(0, 1))(0.7, 0.5)
+
+    loss, aux, i, term, (g_mean, g_var) = run()
+    # loss = mse + λ T vb, vb = the same term vlb_term gives (bits/dim), at the same node.
+    np.testing.assert_array_equal(aux["i"], i)
+    np.testing.assert_allclose(aux["vb"], term / (4 * math.log(2)), rtol=1e-5)
+    np.testing.assert_allclose(loss, aux["mse"] + 0.001 * num_t * aux["vb"], rtol=1e-6)
+    # Stop-gradient: the VLB part trains only the variance channels (IDDPM §3.1).
     self.assertEqual(float(g_mean), 0.0)
     self.assertNotEqual(float(g_var), 0.0)
 
@@ -240,8 +247,8 @@ class LearnedScheduleTest(absltest.TestCase):
     module = learned.LearnedLogSNR(num_features=32)
     variables = jax.jit(module.init)(jax.random.key(0), jnp.zeros((1,)))
     # Random (not initial) parameters: monotonicity must come from the architecture.
-    variables = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape),
-                             variables)
+    variables = jax.jit(lambda v: jax.tree.map(
+        lambda p: p + jax.random.normal(jax.random.key(1), p.shape), v))(variables)
     t = jnp.linspace(0.0, 1.0, 101)
     tt = jnp.linspace(0.1, 0.9, 9)
 
