@@ -55,11 +55,29 @@ def gaussian_decoder_nll(x: Array, mean: Array, var: Array) -> Array:
   return 0.5 * _sum(jnp.log(2.0 * math.pi * var) + jnp.square(x - mean) / var)
 
 
-def vdm_decoder_nll(x: Array, z0: Array, alpha0: Array, sigma0: Array, num_bins: int = 256) -> Array:
+GRIDS = ("ddpm", "vdm")
+
+
+def data_grid(num_bins: int = 256, grid: str = "ddpm") -> Array:
+  """The values 8-bit data take in [-1, 1]: "ddpm" k/127.5 - 1 (diffjax.data's scaling, Ho et al.)
+  or "vdm" 2(k + ½)/256 - 1 (VDM's `encode`). [num_bins]."""
+  k = jnp.arange(num_bins, dtype=jnp.float32)
+  if grid == "ddpm":
+    return 2.0 * k / (num_bins - 1) - 1.0
+  if grid == "vdm":
+    return 2.0 * (k + 0.5) / num_bins - 1.0
+  raise ValueError(f"grid must be one of {GRIDS}; got {grid!r}.")
+
+
+def vdm_decoder_nll(x: Array, z0: Array, alpha0: Array, sigma0: Array, num_bins: int = 256,
+                    grid: str = "ddpm") -> Array:
   """VDM's decoder (Kingma et al. 2021, App. C): p(x_k | z₀) ∝ exp(-½((z₀/α₀ - g_k)/σ̃₀)²) over the
-  grid g_k = 2(k + ½)/num_bins - 1; x is snapped to its nearest grid value. -log p summed [B]."""
-  grid = 2.0 * (jnp.arange(num_bins, dtype=jnp.float32) + 0.5) / num_bins - 1.0
-  idx = jnp.clip(jnp.round((x + 1.0) / 2.0 * num_bins - 0.5), 0, num_bins - 1).astype(jnp.int32)
+  grid values g_k of `data_grid` (the grid must be the one the data live on: with σ̃₀ ≈ 1e-3 a
+  1/256 offset costs nats); x is snapped to its nearest grid value. -log p summed [B]."""
+  values = data_grid(num_bins, grid)
+  lo, step = values[0], values[1] - values[0]
+  idx = jnp.clip(jnp.round((x - lo) / step), 0, num_bins - 1).astype(jnp.int32)
+  grid = values
   scaled = (z0 / param_lib.bcast(alpha0, z0))[..., None]
   inv = param_lib.bcast(alpha0 / sigma0, z0)[..., None]
   logp = jax.nn.log_softmax(-0.5 * jnp.square((scaled - grid) * inv), axis=-1)
@@ -94,14 +112,15 @@ def discretized_gaussian_nll(x: Array, mean: Array, log_var: Array, num_bins: in
 
 def vdm_elbo(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *, schedule: Any,
              param: param_lib.Parameterization, num_steps: int | None = None,
-             decoder: str = "vdm", num_bins: int = 256,
+             decoder: str = "vdm", num_bins: int = 256, grid: str = "ddpm",
              low_discrepancy: bool = True) -> tuple[Array, dict]:
   r"""VDM's ELBO (Kingma et al. 2021, eq. 11): -log p(x) ≤ L_prior + L_recon + L_diffusion.
 
   L_diffusion = ½ E_t[-λ'(t) ‖ε - ε̂‖²] (continuous, eq. 17) or, with num_steps = T,
   ½ T E_i[expm1(λ_s - λ_t) ‖ε - ε̂‖²], s = (i-1)/T, t = i/T (eq. 13 in ε form). One t and one ε
   per example (antithetic t across the batch when low_discrepancy). decoder: "vdm" (softmax over
-  num_bins grid values, App. C) or "gaussian" (N(x; z₀/α₀, σ̃₀²), for continuous data).
+  the num_bins values of `data_grid(num_bins, grid)`, App. C) or "gaussian" (N(x; z₀/α₀, σ̃₀²),
+  for continuous data).
 
   Returns:
     (bits per dim [B], aux with "prior", "recon", "diffusion", "nats" [B], nats per example).
@@ -114,7 +133,7 @@ def vdm_elbo(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *, s
   ones = jnp.ones((batch,), jnp.float32)
   z0 = a0 * x + s0 * jax.random.normal(rng_0, x.shape)
   if decoder == "vdm":
-    recon = vdm_decoder_nll(x, z0, a0 * ones, s0 * ones, num_bins)
+    recon = vdm_decoder_nll(x, z0, a0 * ones, s0 * ones, num_bins, grid)
   else:
     recon = gaussian_decoder_nll(x, z0 / a0, (s0 / a0) ** 2 * ones)
   prior = prior_kl(x, a1, s1)
