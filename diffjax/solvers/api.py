@@ -1,6 +1,7 @@
 """`solve` and `nfe`: the solver registry behind one call, with input checks and NaN reporting."""
 
 import dataclasses
+import functools
 import inspect
 from typing import Callable
 
@@ -109,6 +110,29 @@ def _check_options(name: str, fn: Callable, options: dict) -> None:
       raise ValueError(f"unknown option {opt!r} for solver {name!r}; options: {allowed}")
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(name: str, denoiser, options: tuple, with_key: bool):
+  """A jitted run of one solver for one denoiser; σ grid, x and key are traced arguments, so a
+  Python loop calling `solve` on same-shaped batches compiles once. Holds a reference to the
+  denoiser (32 most recent)."""
+  fn = functools.partial(SOLVERS[name].fn, denoiser, **dict(options))
+  if with_key:
+    return jax.jit(lambda x, sigmas, key: fn(x, sigmas, key))
+  return jax.jit(lambda x, sigmas: fn(x, sigmas, None))
+
+
+def _run(name, denoiser, x, sigmas, key, options):
+  traced = any(isinstance(a, jax.core.Tracer) for a in (x, sigmas, key))
+  if not traced:
+    try:
+      compiled = _compiled(name, denoiser, tuple(sorted(options.items())), key is not None)
+    except TypeError:  # unhashable denoiser or option: run without the cache
+      compiled = None
+    if compiled is not None:
+      return compiled(x, sigmas, key) if key is not None else compiled(x, sigmas)
+  return SOLVERS[name].fn(denoiser, x, sigmas, key, **options)
+
+
 def nfe(name: str, num_steps: int, ends_at_zero: bool = True, **options) -> int:
   """Denoiser evaluations that `solve(name, ...)` makes on a grid of num_steps + 1 entries.
 
@@ -172,7 +196,7 @@ def solve(name: str, denoiser, x_init, sigmas, key=None, *, return_info: bool = 
   sigmas = jnp.asarray(sigmas, dtype=x.dtype)
   if solver.stochastic(**options) and key is None:
     raise ValueError(f"solver {name!r} is stochastic and needs key=")
-  x, nan_step = solver.fn(denoiser, x, sigmas, key, **options)
+  x, nan_step = _run(name, denoiser, x, sigmas, key, options)
 
   if nan_check != "none":
     if isinstance(nan_step, jax.core.Tracer):

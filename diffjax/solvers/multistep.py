@@ -177,7 +177,6 @@ def pndm(denoiser, x, sigmas, key=None):
   Evaluations: 4 per RK step, 1 per later step.
   """
   del key
-  num_steps = sigmas.shape[0] - 1
   hist0 = jnp.zeros((3,) + x.shape, x.dtype)
 
   def step(x, d_hist, i, sigma, sigma_next, key_i):
@@ -199,6 +198,5 @@ def pndm(denoiser, x, sigmas, key=None):
     x_next = jax.lax.cond(i < 3, warm, lambda: _ab_step(x, sigma, sigma_next, ds, 4))
     return x_next, ds[:-1]
 
-  del num_steps
   x, _, nan_step = stepping.run_steps(step, x, sigmas, hist0)
   return x, nan_step

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # identity hash: its bound methods key jit caches
 class GaussianMixture:
   """Diagonal Gaussian mixture in d dimensions.
 

@@ -23,18 +23,25 @@ def _x_init(sigma_max, dtype=jnp.float64, batch=16):
 class SamplerIdentityTest(parameterized.TestCase):
 
   def test_ddim_eta1_is_ddpm_step_for_step(self):
-    """DDIM η = 1 (σ-frame ancestral form) = DDPM ancestral with β̃ (VP posterior form), same noise,
-    on the VP schedule's own grid; compared after every step."""
+    """DDIM η = 1 (σ-frame ancestral form) = DDPM ancestral with β̃ (VP posterior form) = SEEDS-1,
+    same noise, on the VP schedule's own grid: every single step from a common state, then the
+    whole trajectory."""
     sigmas = solvers.grid("uniform_t", 12, schedule=schedules.make("vp"))
     with jax.enable_x64(True):
       x = _x_init(sigmas[0])
       key = jax.random.key(7)
-      for k in (1, 2, 3, len(sigmas) - 1):  # prefixes: the noise of step i is fold_in(key, i)
-        a = solvers.solve("ddim", GMM.denoiser, x, sigmas[:k + 1], key=key, eta=1.0)
-        b = solvers.solve("ddpm", GMM.denoiser, x, sigmas[:k + 1], key=key)
-        c = solvers.solve("seeds_1", GMM.denoiser, x, sigmas[:k + 1], key=key)
+      x_step = x
+      for i in range(len(sigmas) - 1):
+        pair, key_i = sigmas[i:i + 2], jax.random.fold_in(key, i)
+        a = solvers.solve("ddim", GMM.denoiser, x_step, pair, key=key_i, eta=1.0)
+        b = solvers.solve("ddpm", GMM.denoiser, x_step, pair, key=key_i)
+        c = solvers.solve("seeds_1", GMM.denoiser, x_step, pair, key=key_i)
         chex.assert_trees_all_close(a, b, atol=1e-11, rtol=1e-11)
         chex.assert_trees_all_close(a, c, atol=1e-11, rtol=1e-11)
+        x_step = a
+      a = solvers.solve("ddim", GMM.denoiser, x, sigmas, key=key, eta=1.0)
+      b = solvers.solve("ddpm", GMM.denoiser, x, sigmas, key=key)
+      chex.assert_trees_all_close(a, b, atol=1e-11, rtol=1e-11)
 
   def test_ddpm_beta_variance_differs_from_beta_tilde(self):
     sigmas = solvers.grid("uniform_t", 6, schedule=schedules.make("vp"))

@@ -78,7 +78,7 @@ class OrderTest(parameterized.TestCase):
     with jax.enable_x64(True):
       x = 3.0 * jax.random.normal(jax.random.key(0), (8, 3), jnp.float64)
       gauss = testing.gaussian(MEAN, STD)
-      for rtol, bound, end in ((1e-5, 1e-4, 0.1), (1e-9, 1e-8, 0.0)):
+      for rtol, bound, end in ((1e-9, 1e-8, 0.0),):
         sigmas = np.array([10.0, end])
         exact = testing.gaussian_ode_solution(x, 10.0, end, MEAN, STD)
         out = solvers.solve("adaptive", gauss.denoiser, x, sigmas, rtol=rtol, atol=rtol)
