@@ -77,7 +77,7 @@ class LearnedLogSNR(nn.Module):
 
   def t_from_logsnr(self, lam: Array) -> Array:
     """Inverse of `logsnr` by bisection (40 halvings: below float32 resolution of t)."""
-    return schedules_lib._bisect_decreasing(self.logsnr, lam, 0.0, 1.0)  # pylint: disable=protected-access
+    return schedules_lib.bisect_decreasing(self.logsnr, lam, 0.0, 1.0)
 
   def alpha_sigma(self, t: Array) -> tuple[Array, Array]:
     return schedules_lib.alpha_sigma_from_logsnr(self.logsnr(t), "vp")

@@ -175,7 +175,7 @@ def _split_output(out: Array, x: Array, var_type: str) -> tuple[Array, Array | N
 
 
 def _transition(schedule, s, t):
-  """Posterior q(z_s | z_t, x) = N(c_z z_t + c_x x, v_q) and the forward variance σ²_{t|s}, all [B]."""
+  """Posterior q(z_s | z_t, x) = N(c_z z_t + c_x x, v_q) and forward variance σ²_{t|s}, all [B]."""
   lam_s, lam_t = schedule.logsnr(s), schedule.logsnr(t)
   (alpha_s, sigma_s), (alpha_t, sigma_t) = schedule.alpha_sigma(s), schedule.alpha_sigma(t)
   frac = -jnp.expm1(lam_t - lam_s)  # 1 - SNR_t/SNR_s = σ²_{t|s}/σ_t²

@@ -164,7 +164,7 @@ class Flow(Parameterization):
 
 @dataclasses.dataclass(frozen=True)
 class EDM(Parameterization):
-  r"""EDM preconditioning (Karras et al. 2022, Table 1 and eq. 7), in the σ-frame x̃ = z/α, σ̃ = σ/α.
+  r"""EDM preconditioning (Karras et al. 2022, Table 1, eq. 7) in the σ-frame x̃ = z/α, σ̃ = σ/α.
 
   D(x̃; σ̃) = c_skip x̃ + c_out F(c_in x̃; c_noise) with c_skip = σ_d²/(σ̃² + σ_d²),
   c_out = σ̃ σ_d / sqrt(σ̃² + σ_d²), c_in = 1/sqrt(σ̃² + σ_d²), c_noise = ¼ ln σ̃. The training

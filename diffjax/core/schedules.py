@@ -29,106 +29,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Array = jax.Array
-FAMILIES = ("vp", "ve", "flow", "subvp")
+from diffjax.core import schedule_base
+from diffjax.core import schedule_wrappers
 
+# The schedule protocol, re-exported so callers need only `schedules`.
+Array = schedule_base.Array
+FAMILIES = schedule_base.FAMILIES
+Schedule = schedule_base.Schedule
+alpha_sigma_from_logsnr = schedule_base.alpha_sigma_from_logsnr
+bisect_decreasing = schedule_base.bisect_decreasing
+check_t = schedule_base.check_t
+InputScaled = schedule_wrappers.InputScaled
+ZeroTerminalSNR = schedule_wrappers.ZeroTerminalSNR
+_f32 = schedule_base.as_t
 
-# ------------------------------------------------------------------------------------------------
-# Helpers.
-
-
-def check_t(t, name: str = "t") -> None:
-  """Raises ValueError naming `name` if a concrete t lies outside [0, 1] (skipped under tracing)."""
-  if isinstance(t, jax.core.Tracer):
-    return
-  arr = np.asarray(t)
-  if arr.size and (np.any(arr < 0.0) or np.any(arr > 1.0) or np.any(np.isnan(arr))):
-    raise ValueError(f"{name} must lie in [0, 1]; got values in [{arr.min()}, {arr.max()}].")
-
-
-def alpha_sigma_from_logsnr(lam: Array, family: str) -> tuple[Array, Array]:
-  """(α, σ) from λ for a schedule family (see module docstring). lam: [B] -> ([B], [B])."""
-  lam = jnp.asarray(lam, jnp.float32)
-  if family == "vp":
-    return jnp.sqrt(jax.nn.sigmoid(lam)), jnp.sqrt(jax.nn.sigmoid(-lam))
-  if family == "ve":
-    return jnp.ones_like(lam), jnp.exp(-0.5 * lam)
-  if family == "flow":
-    return jax.nn.sigmoid(0.5 * lam), jax.nn.sigmoid(-0.5 * lam)
-  if family == "subvp":
-    # α²/(1-α²)² = e^λ. With r = e^{-λ}: 1 - α² = 2r / (r + sqrt(r² + 4r)) (the root below 1),
-    # written with sqrt(r)·sqrt(r + 4) so it neither overflows nor cancels.
-    # ᾱ = 1/(the other root) = 2 / (2 + r + sqrt(r² + 4r)); both forms are cancellation-free.
-    r = jnp.exp(-lam)
-    root = jnp.sqrt(r) * jnp.sqrt(r + 4.0)
-    sigma = jnp.where(jnp.isinf(r), 1.0, 2.0 * r / (r + root))
-    return jnp.sqrt(2.0 / (2.0 + r + root)), sigma
-  raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
-
-
-def _bisect_decreasing(fn: Callable[[Array], Array], lam: Array, lo: float, hi: float,
-                       num_iters: int = 40) -> Array:
-  """Solves fn(t) = lam for t ∈ [lo, hi] with fn strictly decreasing, by bisection (pure, jittable).
-
-  40 halvings shrink the bracket below float32 resolution on [0, 1]; values of lam outside
-  [fn(hi), fn(lo)] are clamped to the end points.
-  """
-  lam = jnp.asarray(lam, jnp.float32)
-  a = jnp.full_like(lam, lo)
-  b = jnp.full_like(lam, hi)
-
-  def body(_, ab):
-    a, b = ab
-    mid = 0.5 * (a + b)
-    above = fn(mid) > lam  # λ still too large: the root lies to the right
-    return jnp.where(above, mid, a), jnp.where(above, b, mid)
-
-  a, b = jax.lax.fori_loop(0, num_iters, body, (a, b))
-  return 0.5 * (a + b)
-
-
-# ------------------------------------------------------------------------------------------------
-# Base class.
-
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-  """Base: subclasses define `logsnr`, `t_from_logsnr` and `family`; the rest follows."""
-
-  family = "vp"
-
-  def logsnr(self, t: Array) -> Array:
-    raise NotImplementedError
-
-  def t_from_logsnr(self, lam: Array) -> Array:
-    raise NotImplementedError
-
-  def alpha_sigma(self, t: Array) -> tuple[Array, Array]:
-    """(α_t, σ_t), each [B] for t [B]."""
-    return alpha_sigma_from_logsnr(self.logsnr(t), self.family)
-
-  def dlogsnr_dt(self, t: Array) -> Array:
-    """dλ/dt [B] (negative), by forward-mode differentiation of `logsnr`."""
-    t = jnp.asarray(t, jnp.float32)
-    return jax.jvp(self.logsnr, (t,), (jnp.ones_like(t),))[1]
-
-  @property
-  def logsnr_max(self) -> float:
-    """λ(0), the least noisy end point (a Python float, usable inside jit)."""
-    with jax.ensure_compile_time_eval():
-      return float(self.logsnr(jnp.zeros((1,), jnp.float32))[0])
-
-  @property
-  def logsnr_min(self) -> float:
-    """λ(1), the noisiest end point (a Python float, usable inside jit)."""
-    with jax.ensure_compile_time_eval():
-      return float(self.logsnr(jnp.ones((1,), jnp.float32))[0])
-
-
-def _f32(t: Array) -> Array:
-  check_t(t)
-  return jnp.asarray(t, jnp.float32)
-
+__all__ = ["FAMILIES", "Schedule", "alpha_sigma_from_logsnr", "bisect_decreasing", "check_t",
+           "InputScaled", "ZeroTerminalSNR", "make", "SCHEDULES"]
 
 # ------------------------------------------------------------------------------------------------
 # Variance preserving schedules.
@@ -276,7 +192,7 @@ class InterpolatedCosine(Schedule):
     return base + t * shift_low + (1.0 - t) * shift_high
 
   def t_from_logsnr(self, lam):
-    return _bisect_decreasing(self.logsnr, lam, 0.0, 1.0)
+    return bisect_decreasing(self.logsnr, lam, 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -377,7 +293,7 @@ class VE(Schedule):
 
 @dataclasses.dataclass(frozen=True)
 class EDM(Schedule):
-  r"""EDM (Karras et al. 2022, eq. 5 and Table 1): α = 1, σ(t) = (σ_min^{1/ρ} + t(σ_max^{1/ρ} - σ_min^{1/ρ}))^ρ.
+  r"""EDM (Karras et al. 2022, eq. 5, Table 1): α = 1, σ(t) = (a + t(b - a))^ρ, a, b = σ_min^{1/ρ}, σ_max^{1/ρ}.
 
   The continuous form of EDM's ρ-spaced sampling grid, t = 0 at σ_min = 0.002, t = 1 at
   σ_max = 80, ρ = 7. EDM trains with log-normal σ (see `weighting.make_t_sampler("edm_lognormal")`),
@@ -438,95 +354,6 @@ class Flow(Schedule):
         self.sigma_min + (1.0 - self.sigma_min) * t)
 
 
-# ------------------------------------------------------------------------------------------------
-# Wrappers.
-
-
-@dataclasses.dataclass(frozen=True)
-class InputScaled(Schedule):
-  r"""Input scaling by b (Chen 2023, "On the importance of noise scheduling", eq. 4-5).
-
-  z = α(b x) + σ ε has SNR b² α²/σ², i.e. λ' = λ + 2 log b (the abstract's "shift by log b" is in
-  log-SNR of standard deviations). With `normalize=True` (Chen's variance normalisation) α', σ'
-  follow the wrapped schedule's family at λ', so a VP schedule stays VP; with False,
-  α' = b α, σ' = σ, and the network sees b x. Simple diffusion's resolution shift
-  (λ + 2 log(base/res)) and SD3's shift t' = s t / (1 + (s - 1) t) of a flow (= λ - 2 log s) are
-  both this wrapper with b = base/res resp. b = 1/s.
-  """
-
-  base: Schedule = dataclasses.field(default_factory=VP)
-  scale: float = 1.0
-  normalize: bool = True
-
-  def __post_init__(self):
-    if not self.scale > 0:
-      raise ValueError(f"scale must be > 0; got {self.scale}.")
-
-  @property
-  def family(self):
-    return self.base.family
-
-  @property
-  def _shift(self):
-    return 2.0 * math.log(self.scale)
-
-  def logsnr(self, t):
-    return self.base.logsnr(t) + self._shift
-
-  def t_from_logsnr(self, lam):
-    return self.base.t_from_logsnr(jnp.asarray(lam, jnp.float32) - self._shift)
-
-  def alpha_sigma(self, t):
-    if self.normalize:
-      return alpha_sigma_from_logsnr(self.logsnr(t), self.base.family)
-    alpha, sigma = self.base.alpha_sigma(t)
-    return self.scale * alpha, sigma
-
-  def dlogsnr_dt(self, t):
-    return self.base.dlogsnr_dt(t)
-
-
-@dataclasses.dataclass(frozen=True)
-class ZeroTerminalSNR(Schedule):
-  r"""Zero-terminal-SNR rescaling (Lin et al. 2023, Algorithm 1) of a VP schedule.
-
-  sqrt(ᾱ)' = (sqrt(ᾱ) - sqrt(ᾱ_1)) · sqrt(ᾱ_0) / (sqrt(ᾱ_0) - sqrt(ᾱ_1)), applied here to α(t) of
-  the wrapped schedule, so α'(0) = α(0), α'(1) = 0 (λ(1) = -∞). Use v- or flow-prediction: at
-  t = 1 ε-prediction cannot recover x̂₀.
-  """
-
-  base: Schedule = dataclasses.field(default_factory=lambda: DiscreteChain("linear"))
-  family = "vp"
-
-  def __post_init__(self):
-    if self.base.family != "vp":
-      raise ValueError(f"base must be a variance-preserving schedule; got family "
-                       f"{self.base.family!r}.")
-
-  @functools.cached_property
-  def _ends(self):
-    with jax.ensure_compile_time_eval():
-      a, s = self.base.alpha_sigma(jnp.asarray([0.0, 1.0], jnp.float32))
-      return float(a[0]), float(s[0]), float(a[1])
-
-  def logsnr(self, t):
-    a0, s0, a1 = self._ends
-    alpha, sigma = self.base.alpha_sigma(t)
-    alpha_new = (alpha - a1) * (a0 / (a0 - a1))
-    # 1 - α' = (a0 (1 - α) - a1 (1 - a0)) / (a0 - a1) with 1 - α = σ²/(1 + α): no cancellation
-    # near t = 0, where α ≈ 1.
-    one_minus = (a0 * jnp.square(sigma) / (1.0 + alpha) - a1 * s0**2 / (1.0 + a0)) / (a0 - a1)
-    return 2.0 * jnp.log(alpha_new) - jnp.log(one_minus * (1.0 + alpha_new))
-
-  def t_from_logsnr(self, lam):
-    a0, s0, a1 = self._ends
-    lam = jnp.asarray(lam, jnp.float32)
-    alpha_new = jnp.sqrt(jax.nn.sigmoid(lam))
-    alpha = alpha_new * ((a0 - a1) / a0) + a1
-    # 1 - α = ((a0 - a1)(1 - α') + a1 (1 - a0)) / a0, each 1 - a written as σ²/(1 + a).
-    one_minus_new = jax.nn.sigmoid(-lam) / (1.0 + alpha_new)
-    one_minus = ((a0 - a1) * one_minus_new + a1 * s0**2 / (1.0 + a0)) / a0
-    return self.base.t_from_logsnr(2.0 * jnp.log(alpha) - jnp.log(one_minus * (1.0 + alpha)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -547,7 +374,7 @@ def _shifted_flow(shift: float = 3.0, sigma_min: float = 0.0):
 
 def _zero_terminal_snr(base: dict | Schedule | None = None):
   if base is None:
-    return ZeroTerminalSNR()
+    return ZeroTerminalSNR(DiscreteChain("linear"))  # Lin et al. rescale DDPM's linear β
   return ZeroTerminalSNR(base if isinstance(base, Schedule) else make(**dict(base)))
 
 

@@ -165,7 +165,7 @@ def make_weighting(kind: str, **kwargs) -> Weighting:
 
 
 def uniform_u(rng: Array, batch_size: int, low_discrepancy: bool = False) -> Array:
-  """u ∈ [0, 1) [B]; stratified (u₀ + i/B) mod 1 when low_discrepancy (VDM, Kingma 2021 App. I.2)."""
+  """u ∈ [0, 1) [B]; stratified (u₀ + i/B) mod 1 when low_discrepancy (VDM, Kingma et al. 2021)."""
   if low_discrepancy:
     u0 = jax.random.uniform(rng, ())
     return jnp.mod(u0 + jnp.arange(batch_size, dtype=jnp.float32) / batch_size, 1.0)

@@ -113,7 +113,7 @@ class GaussianReferenceTest(absltest.TestCase):
 
 
 class GaussianExactnessTest(parameterized.TestCase):
-  """With the optimal denoiser, Monte Carlo bounds match the closed forms; discrete -> continuous."""
+  """With the optimal denoiser, MC bounds match the closed forms; discrete -> continuous."""
 
   SCHED = schedules.make("linear_logsnr", logsnr_lo=-6.0, logsnr_hi=6.0)
 

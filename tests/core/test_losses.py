@@ -51,7 +51,8 @@ class NamedLossTest(absltest.TestCase):
   """Each test: our per-example loss = (stated factor) × the paper's own formula."""
 
   def test_edm_loss(self):
-    # EDM eq. 8 / Table 1: λ(σ)‖D(x + σε; σ) - x‖², λ(σ) = (σ² + σ_d²)/(σ σ_d)², ln σ ~ N(-1.2, 1.2²).
+    # EDM eq. 8 / Table 1: λ(σ)‖D(x + σε; σ) - x‖², λ(σ) = (σ² + σ_d²)/(σ σ_d)²,
+    # ln σ ~ N(-1.2, 1.2²).
     # Weighting view: w/p = (e^{-λ} + σ_d²)/σ_d², so ours = ½ × EDM's.
     sched = schedules.make("edm")
     param = parameterization.make("edm", sigma_data=0.5)
@@ -172,7 +173,8 @@ def _minimiser_and_se(wkind, param_kind, x0_bias=0.0, batch=4096):
     return losses.weighted_loss(lambda z, c: opt(z, c) + delta, x, jax.random.key(2),
                                 schedule=sched, param=param, weight_fn=w, t_sampler=ts)[0]
 
-  h = 0.1  # exact for a quadratic: B_i = (L_i(h) - L_i(-h))/(2h), C_i = (L_i(h) + L_i(-h) - 2L_i(0))/(2h²)
+  # Exact for a quadratic: B_i = (L_i(h) - L_i(-h))/(2h), C_i = (L_i(h) + L_i(-h) - 2L_i(0))/(2h²).
+  h = 0.1
   lp, l0, lm = (np.asarray(per_example(jnp.asarray(d)), np.float64) for d in (h, 0.0, -h))
   b = (lp - lm) / (2 * h)
   curv = np.mean(lp + lm - 2 * l0) / (2 * h**2)
@@ -183,7 +185,8 @@ class GaussianOptimumTest(parameterized.TestCase):
   """On x ~ N(μ, diag v) the Bayes denoiser E[x | z] minimises every weighted loss."""
 
   @parameterized.parameters(*[(k, "eps") for k in WEIGHT_CASES],
-                            *[(k, p) for k in ("elbo", "edm", "flow") for p in ("v", "edm", "flow")])
+                            *[(k, p) for k in ("elbo", "edm", "flow")
+                              for p in ("v", "edm", "flow")])
   def test_gradient_vanishes_at_optimal_denoiser(self, wkind, param_kind):
     delta, se = _minimiser_and_se(wkind, param_kind)
     self.assertLess(abs(delta), 4 * se + 1e-6, msg=f"{wkind}/{param_kind}: {delta} ± {se}")
