@@ -54,6 +54,16 @@ class CountTest(chex.TestCase, parameterized.TestCase):
 
 class AugmentTest(chex.TestCase, parameterized.TestCase):
 
+  def test_zero_augment_labels_equal_none(self):
+    # The augmentation map is bias-free, so zeros mean "no augmentation", which is what None means.
+    module = models.make(dict(kind="ddpmpp", model_channels=8, channel_mult=(1,), num_blocks=1,
+                              attn_resolutions=(), augment_dim=9, dropout=0.0))
+    x, c = jnp.ones((2, 4, 4, 3)), jnp.array([0.1, -0.3])
+    v = models.random_variables(module, x, c, augment_labels=jnp.ones((2, 9)))
+    run = jax.jit(lambda aug: module.apply(v, x, c, train=False, augment_labels=aug))
+    chex.assert_trees_all_close(run(jnp.zeros((2, 9))), run(None), atol=1e-6)
+    self.assertGreater(float(jnp.abs(run(jnp.ones((2, 9))) - run(None)).max()), 1e-4)
+
   def test_bad_options(self):
     x = jnp.ones((1, 8, 8, 3))
     for kw, word in [({"embedding_type": "gauss"}, "embedding_type"),

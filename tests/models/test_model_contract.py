@@ -1,9 +1,11 @@
 """The `diffjax.models` interface, checked on a tiny instance of every network kind.
 
-For each kind: output shape (doubled channels with learn_sigma), eval-mode determinism, dropout only in
-train mode, noise level and label change the output, label dropout gives exactly the null-label output,
-and bfloat16 activations with float32 parameters. Dropout rates and dtype do not change the parameter
-tree, so each kind is initialised once (with labels) and reused by all tests.
+For each kind: output shape (doubled channels with learn_sigma), noise level and label change the
+output, label dropout gives exactly the null-label output, eval mode is deterministic; for the kinds
+with their own blocks also dropout only in train mode and bfloat16 activations with float32
+parameters. CPU compiles dominate the cost, so each kind compiles a few jitted programs only: one
+eval program (all conditioning variants stacked along the batch), one per train-mode randomness,
+one bfloat16 program; dropout rates and dtype do not change the parameter tree.
 """
 
 import functools
@@ -18,7 +20,7 @@ from diffjax import models
 
 NUM_CLASSES = 5
 
-# Tiny configurations (width 16, 8x8 images): (name, cfg, x_shape). Dropout is set per test.
+# Tiny configurations (width 16, 8x8 images): (name, cfg, x_shape).
 TINY = [
   ("mlp", dict(kind="mlp", width=16, depth=2, emb_dim=8), (4, 3)),
   ("unet", dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
@@ -33,8 +35,9 @@ TINY = [
                learn_sigma=False), (2, 8, 8, 4)),
 ]
 _BY_NAME = {name: (cfg, shape) for name, cfg, shape in TINY}
-# Dropout and bfloat16 cost an extra CPU compile per kind: NCSN++ and ADM share DDPM++'s block
-# (edm_blocks.EDMBlock), where both paths are already exercised.
+_ALL = [(n, n) for n, _, _ in TINY]
+# Dropout and bfloat16 cost one more compile each: NCSN++ and ADM share DDPM++'s block
+# (edm_blocks.EDMBlock), where both paths are exercised.
 _HEAVY = [(n, n) for n in ("mlp", "unet", "ddpmpp", "dit")]
 
 
@@ -54,58 +57,83 @@ def _setup(name):
   return x, c, label, models.random_variables(_make(name), x, c, label)
 
 
+_AUGMENT_DIM = 9
+
+
+@functools.cache
+def _program(name, train, **overrides):
+  """jit(apply) for one module configuration; dropout key and augmentation labels are traced."""
+  module = _make(name, **overrides)
+  def apply(v, x, c, label, key, aug=None):
+    extra = {"augment_labels": aug} if _BY_NAME[name][0].get("augment_dim") else {}
+    return module.apply(v, x, c, label, train=train, rngs={"dropout": key}, **extra)
+  return jax.jit(apply)
+
+
+@functools.cache
+def _eval_outputs(name):
+  """Eval-mode outputs of the module with dropout 0.5 and label dropout 0.5 (inactive in eval) for
+  (x, c, label), (x, c + 0.5, label), (x, c, label + 1), (x, c, null), and (x, c, label) with
+  random augmentation labels, stacked in one batch: [5, B, ...], twice with different keys."""
+  x, c, label, v = _setup(name)
+  b = x.shape[0]
+  null = jnp.full((b,), NUM_CLASSES, jnp.int32)
+  xs = jnp.concatenate([x] * 5)
+  cs = jnp.concatenate([c, c + 0.5, c, c, c])
+  labels = jnp.concatenate([label, label, (label + 1) % NUM_CLASSES, null, label])
+  aug = np.zeros((5 * b, _AUGMENT_DIM), np.float32)
+  aug[4 * b:] = np.random.default_rng(2).standard_normal((b, _AUGMENT_DIM))
+  run = _program(name, False, dropout=0.5, label_dropout=0.5)
+  out = run(v, xs, cs, labels, jax.random.key(0), jnp.asarray(aug))
+  again = run(v, xs, cs, labels, jax.random.key(1), jnp.asarray(aug))
+  return out.reshape((5, b) + out.shape[1:]), again.reshape((5, b) + out.shape[1:])
+
+
+def _train_program(name):
+  """Train mode with dropout 0.5 and label dropout 0.5 together: one compile per kind."""
+  return _program(name, True, dropout=0.5, label_dropout=0.5)
+
+
 def _per_example_diff(a, b):
   return jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)).reshape(a.shape[0], -1).max(axis=1)
 
 
 class ContractTest(chex.TestCase, parameterized.TestCase):
 
-  @parameterized.named_parameters((n, n) for n, _, _ in TINY)
-  def test_shape_and_learn_sigma(self, name):
-    x, c, label, v = _setup(name)
-    out = _make(name).apply(v, x, c, label, train=False)
-    chex.assert_shape(out, x.shape)
+  @parameterized.named_parameters(_ALL)
+  def test_shape_determinism_and_learn_sigma(self, name):
+    x, c, label, _ = _setup(name)
+    out, again = _eval_outputs(name)
+    chex.assert_shape(out[0], x.shape)
     chex.assert_tree_all_finite(out)
+    chex.assert_trees_all_equal(out, again)   # eval mode: dropout keys are ignored
     module = _make(name, learn_sigma=True)
     out2 = jax.eval_shape(lambda: module.init_with_output(
       {"params": jax.random.key(0)}, x, c, label, train=False)[0])
     self.assertEqual(out2.shape, x.shape[:-1] + (2 * x.shape[-1],))
 
-  @parameterized.named_parameters(_HEAVY)
-  def test_dropout_only_in_train_mode(self, name):
-    x, c, label, v = _setup(name)
-    module = _make(name, dropout=0.5)
-    run = lambda key, train: module.apply(v, x, c, label, train=train,
-                                          rngs={"dropout": jax.random.key(key)})
-    chex.assert_trees_all_equal(run(0, False), run(1, False))
-    self.assertTrue(bool(jnp.all(_per_example_diff(run(0, True), run(1, True)) > 1e-3)))
-    chex.assert_trees_all_equal(run(2, True), run(2, True))
+  @parameterized.named_parameters(_ALL)
+  def test_noise_level_and_label_change_output(self, name):
+    (base, noise, other_label, null, _), _ = _eval_outputs(name)
+    for changed in (noise, other_label, null):
+      diff = _per_example_diff(base, changed)
+      self.assertTrue(bool(jnp.all(diff > 1e-4)), diff)
 
-  @parameterized.named_parameters((n, n) for n, _, _ in TINY)
-  def test_noise_level_changes_output(self, name):
+  @parameterized.named_parameters(_ALL)
+  def test_dropout_and_label_dropout_only_in_train_mode(self, name):
     x, c, label, v = _setup(name)
-    module = _make(name)
-    diff = _per_example_diff(module.apply(v, x, c, label, train=False),
-                             module.apply(v, x, c + 0.5, label, train=False))
-    self.assertTrue(bool(jnp.all(diff > 1e-4)), diff)
-
-  @parameterized.named_parameters((n, n) for n, _, _ in TINY)
-  def test_label_conditioning_and_label_dropout(self, name):
-    x, c, label, v = _setup(name)
-    b = x.shape[0]
-    module = _make(name, label_dropout=0.5)
-    out = lambda lab, train=False, key=0: module.apply(
-      v, x, c, lab, train=train, rngs={"dropout": jax.random.key(key)})
-    cond, null = out(label), out(jnp.full((b,), NUM_CLASSES, jnp.int32))
-    self.assertTrue(bool(jnp.all(_per_example_diff(cond, null) > 1e-4)))
-    self.assertTrue(bool(jnp.all(_per_example_diff(cond, out((label + 1) % NUM_CLASSES)) > 1e-4)))
-    chex.assert_trees_all_close(out(None), null, atol=1e-6)   # no label = null label
-    # Train mode, no other dropout: each example is exactly its conditional or its null output.
+    (cond, *_), _ = _eval_outputs(name)   # eval mode with both rates 0.5 == no dropout at all
+    null = jnp.full(label.shape, NUM_CLASSES, jnp.int32)
+    run = _train_program(name)
+    out = lambda lab, key: run(v, x, c, lab, jax.random.key(key))
+    chex.assert_trees_all_equal(out(label, 2), out(label, 2))
+    self.assertTrue(bool(jnp.all(_per_example_diff(out(label, 0), out(label, 1)) > 1e-3)))
+    self.assertTrue(bool(jnp.all(_per_example_diff(out(label, 0), cond) > 1e-3)))
+    # Same key => same dropout masks and same label-drop draws whatever the labels are; an example
+    # whose label was dropped therefore gives exactly its output for the null label.
     seen = set()
-    for key in range(6):
-      tr = out(label, train=True, key=key)
-      is_cond, is_null = _per_example_diff(tr, cond) < 1e-5, _per_example_diff(tr, null) < 1e-5
-      self.assertTrue(bool(jnp.all(is_cond | is_null)))
+    for key in range(8):
+      is_null = _per_example_diff(out(label, key), out(null, key)) == 0.0
       seen.update(np.asarray(is_null).tolist())
     self.assertEqual(seen, {True, False})
 
@@ -117,25 +145,24 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
                                                train=False))
     chex.assert_trees_all_equal_shapes(v, shapes16)
     self.assertTrue(all(p.dtype == jnp.float32 for p in jax.tree.leaves(shapes16)))
-    o32 = _make(name).apply(v, x, c, label, train=False)
-    o16 = jax.jit(lambda v: m16.apply(v, x, c, label, train=False))(v)   # eager bf16 is slow on CPU
+    (o32, *_), _ = _eval_outputs(name)
+    o16 = _program(name, False, dtype="bfloat16")(v, x, c, label, jax.random.key(0))
     self.assertEqual(o16.dtype, jnp.bfloat16)
     rel = jnp.linalg.norm(o16.astype(jnp.float32) - o32) / jnp.linalg.norm(o32)
     self.assertLess(float(rel), 0.05)
+
+  def test_missing_label_is_the_null_label(self):
+    x, c, _, v = _setup("mlp")
+    (_, _, _, null, _), _ = _eval_outputs("mlp")
+    chex.assert_trees_all_close(_make("mlp").apply(v, x, c, None, train=False), null, atol=1e-6)
 
 
 class AugmentTest(chex.TestCase, parameterized.TestCase):
 
   @parameterized.parameters("ddpmpp", "adm")
   def test_augment_labels_enter_the_network(self, name):
-    x, c, label, v = _setup(name)
-    module = _make(name)
-    base = module.apply(v, x, c, label, train=False)
-    zeros = module.apply(v, x, c, label, train=False, augment_labels=jnp.zeros((x.shape[0], 9)))
-    chex.assert_trees_all_close(zeros, base, atol=1e-6)   # zeros == no augmentation (bias-free map)
-    aug = jnp.asarray(np.random.default_rng(2).standard_normal((x.shape[0], 9)), jnp.float32)
-    moved = module.apply(v, x, c, label, train=False, augment_labels=aug)
-    self.assertTrue(bool(jnp.all(_per_example_diff(moved, base) > 1e-4)))
+    (base, _, _, _, augmented), _ = _eval_outputs(name)
+    self.assertTrue(bool(jnp.all(_per_example_diff(augmented, base) > 1e-4)))
 
 
 class MakeTest(chex.TestCase):
