@@ -53,6 +53,24 @@ class ConversionTest(parameterized.TestCase):
           jnp.square(raw - target), axis=(1, 2, 3))
       np.testing.assert_allclose(lhs, rhs, rtol=2e-4, err_msg=str(cfg))
 
+  def test_every_pair_converts(self):
+    # raw_A -> (x̂₀, ε̂) -> raw_B = B.raw_target(x̂₀, ε̂) -> (x̂₀, ε̂) again, for any network output.
+    for i, cfg in enumerate((dict(kind="vp"), dict(kind="edm"), dict(kind="flow"))):
+      schedule = schedules.make(**cfg)
+      x, eps, t, raw = _draw(10 + i, (6, 5))
+      alpha, sigma = schedule.alpha_sigma(t)
+      z = alpha[:, None] * x + sigma[:, None] * eps
+      scale = 1.0 + jnp.abs(z / alpha[:, None])
+      for kind_a in KINDS:
+        x0_a, eps_a = parameterization.make(kind_a).x0_eps(raw, z, alpha, sigma)
+        for kind_b in KINDS:
+          param_b = parameterization.make(kind_b)
+          x0_b, eps_b = param_b.x0_eps(param_b.raw_target(x0_a, eps_a, alpha, sigma), z, alpha,
+                                       sigma)
+          msg = f"{kind_a}->{kind_b} on {cfg}"
+          np.testing.assert_allclose(x0_b / scale, x0_a / scale, atol=1e-5, err_msg=msg)
+          np.testing.assert_allclose(eps_b / scale, eps_a / scale, atol=1e-5, err_msg=msg)
+
   @parameterized.parameters(*KINDS)
   def test_noise_cond_inverts(self, kind):
     param = parameterization.make(kind)
