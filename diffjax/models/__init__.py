@@ -19,13 +19,13 @@ import numpy as np
 from diffjax.models import adm, dit, mlp, song_unet, unet
 
 MODELS: dict[str, type[nn.Module]] = {
-  "mlp": mlp.MLP,
-  "unet": unet.UNet,
-  "ddpm": unet.UNet,   # the same class; its defaults are Ho et al.'s CIFAR-10 settings
-  "ddpmpp": song_unet.DDPMpp,
-  "ncsnpp": song_unet.NCSNpp,
-  "adm": adm.ADMUNet,
-  "dit": dit.DiT,
+    "mlp": mlp.MLP,
+    "unet": unet.UNet,
+    "ddpm": unet.UNet,  # the same class; its defaults are Ho et al.'s CIFAR-10 settings
+    "ddpmpp": song_unet.DDPMpp,
+    "ncsnpp": song_unet.NCSNpp,
+    "adm": adm.ADMUNet,
+    "dit": dit.DiT,
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -58,7 +58,9 @@ def make(model_cfg: Mapping[str, Any]) -> nn.Module:
   allowed = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
   unknown = sorted(set(cfg) - allowed)
   if unknown:
-    raise ValueError(f"unknown argument(s) {unknown} for model kind {kind!r}; allowed: {sorted(allowed)}")
+    raise ValueError(
+        f"unknown argument(s) {unknown} for model kind {kind!r}; allowed: {sorted(allowed)}"
+    )
   if isinstance(cfg.get("dtype"), str):
     if cfg["dtype"] not in _DTYPES:
       raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg['dtype']!r}")
@@ -77,24 +79,41 @@ def param_count(module: nn.Module, x_shape: tuple[int, ...], **call_kwargs) -> i
     x_shape: input shape [B, ...] (B = 1 is enough).
     **call_kwargs: extra keyword arguments of `__call__` (e.g. label, augment_labels).
   """
+
   def init(key):
     x = jnp.zeros(x_shape, jnp.float32)
-    return module.init({"params": key, "dropout": key}, x, jnp.ones(x_shape[:1], jnp.float32),
-                       train=False, **call_kwargs)
+    return module.init(
+        {"params": key, "dropout": key},
+        x,
+        jnp.ones(x_shape[:1], jnp.float32),
+        train=False,
+        **call_kwargs,
+    )
+
   shapes = jax.eval_shape(init, jax.random.key(0))
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
 
 
-def random_variables(module: nn.Module, x: jax.Array, noise_cond: jax.Array,
-                     label: jax.Array | None = None, *, seed: int = 0, **call_kwargs):
+def random_variables(
+    module: nn.Module,
+    x: jax.Array,
+    noise_cond: jax.Array,
+    label: jax.Array | None = None,
+    *,
+    seed: int = 0,
+    **call_kwargs,
+):
   """Variables of the right shapes drawn in NumPy: no initialiser is compiled (tests, benchmarks).
 
   Kernels ~ N(0, 1/fan_in), norm scales 1 + N(0, 0.1²), biases and other vectors N(0, 0.1²),
   embedding tables N(0, 1). Unlike `module.init` nothing is zero (DiT's adaLN-Zero, ADM's output
   conv), so every input visibly reaches the output.
   """
-  shapes = jax.eval_shape(lambda: module.init({"params": jax.random.key(0)}, x, noise_cond, label,
-                                              train=False, **call_kwargs))
+  shapes = jax.eval_shape(
+      lambda: module.init(
+          {"params": jax.random.key(0)}, x, noise_cond, label, train=False, **call_kwargs
+      )
+  )
   rng = np.random.default_rng(seed)
 
   def draw(path, leaf):

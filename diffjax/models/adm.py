@@ -51,8 +51,13 @@ class ADMUNet(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool,
-    augment_labels: jax.Array | None = None
+      self,
+      x: jax.Array,
+      noise_cond: jax.Array,
+      label: jax.Array | None = None,
+      *,
+      train: bool,
+      augment_labels: jax.Array | None = None,
   ) -> jax.Array:
     """Raw output [B, H, W, C·(2 if learn_sigma)] for x [B, H, W, C], noise_cond [B], label [B]."""
     layers.check_resolution(x.shape, len(self.channel_mult))
@@ -63,25 +68,42 @@ class ADMUNet(nn.Module):
     zero = nn.initializers.zeros_init()
     kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
     block = lambda out, name, **extra: edm_blocks.EDMBlock(
-      out, channels_per_head=self.channels_per_head, dropout=self.dropout, adaptive_scale=True,
-      init=init, init_zero=zero, dtype=self.dtype, name=name, **extra)
+        out,
+        channels_per_head=self.channels_per_head,
+        dropout=self.dropout,
+        adaptive_scale=True,
+        init=init,
+        init_zero=zero,
+        dtype=self.dtype,
+        name=name,
+        **extra,
+    )
 
     emb = embeddings.positional_embedding(noise_cond, self.model_channels).astype(self.dtype)
     if self.augment_dim:
-      aug = (jnp.zeros((b, self.augment_dim), self.dtype) if augment_labels is None
-             else augment_labels.astype(self.dtype))
-      emb = emb + nn.Dense(self.model_channels, use_bias=False, kernel_init=zero,
-                           name="map_augment", **kw)(aug)
+      aug = (
+          jnp.zeros((b, self.augment_dim), self.dtype)
+          if augment_labels is None
+          else augment_labels.astype(self.dtype)
+      )
+      emb = emb + nn.Dense(
+          self.model_channels, use_bias=False, kernel_init=zero, name="map_augment", **kw
+      )(aug)
     emb = nn.silu(nn.Dense(emb_ch, kernel_init=init, name="map_layer0", **kw)(emb))
     emb = nn.Dense(emb_ch, kernel_init=init, name="map_layer1", **kw)(emb)
     label = embeddings.resolve_labels(
-      label, b, num_classes=self.num_classes, label_dropout=self.label_dropout, train=train,
-      rng_fn=lambda: self.make_rng("dropout"))
+        label,
+        b,
+        num_classes=self.num_classes,
+        label_dropout=self.label_dropout,
+        train=train,
+        rng_fn=lambda: self.make_rng("dropout"),
+    )
     if label is not None:
       # A bias-free map of the one-hot label (rows ~ N(0, 1)); the null label is the zero vector.
-      emb = emb + nn.Dense(emb_ch, use_bias=False, kernel_init=nn.initializers.normal(1.0),
-                           name="map_label", **kw)(jax.nn.one_hot(label, self.num_classes,
-                                                                  dtype=self.dtype))
+      emb = emb + nn.Dense(
+          emb_ch, use_bias=False, kernel_init=nn.initializers.normal(1.0), name="map_label", **kw
+      )(jax.nn.one_hot(label, self.num_classes, dtype=self.dtype))
     emb = nn.silu(emb)
 
     h = x.astype(self.dtype)
@@ -89,14 +111,16 @@ class ADMUNet(nn.Module):
     for level, mult in enumerate(self.channel_mult):
       res = height >> level
       if level == 0:
-        h = nn.Conv(self.model_channels * mult, (3, 3), kernel_init=init, name=f"enc{res}_conv",
-                    **kw)(h)
+        h = nn.Conv(
+            self.model_channels * mult, (3, 3), kernel_init=init, name=f"enc{res}_conv", **kw
+        )(h)
       else:
         h = block(h.shape[-1], f"enc{res}_down", down=True)(h, emb, train)
       skips.append(h)
       for i in range(self.num_blocks):
-        h = block(self.model_channels * mult, f"enc{res}_block{i}",
-                  attention=res in self.attn_resolutions)(h, emb, train)
+        h = block(
+            self.model_channels * mult, f"enc{res}_block{i}", attention=res in self.attn_resolutions
+        )(h, emb, train)
         skips.append(h)
 
     for level in reversed(range(len(self.channel_mult))):
@@ -108,7 +132,8 @@ class ADMUNet(nn.Module):
         h = block(h.shape[-1], f"dec{res}_up", up=True)(h, emb, train)
       for i in range(self.num_blocks + 1):
         h = block(width, f"dec{res}_block{i}", attention=res in self.attn_resolutions)(
-          jnp.concatenate([h, skips.pop()], axis=-1), emb, train)
+            jnp.concatenate([h, skips.pop()], axis=-1), emb, train
+        )
     assert not skips, "every skip connection is consumed"
     h = nn.silu(layers.group_norm(h.shape[-1], dtype=self.dtype, name="out_norm")(h))
     out_ch = c_in * (2 if self.learn_sigma else 1)

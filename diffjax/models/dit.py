@@ -23,8 +23,11 @@ from diffjax.models import embeddings
 # (depth, hidden_size, num_heads) per model size, paper Table 1.
 SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 # "XL/2" -> the module attributes of that configuration.
-PRESETS = {f"{size}/{p}": dict(depth=d, hidden_size=w, num_heads=h, patch_size=p)
-           for size, (d, w, h) in SIZES.items() for p in (2, 4, 8)}
+PRESETS = {
+    f"{size}/{p}": dict(depth=d, hidden_size=w, num_heads=h, patch_size=p)
+    for size, (d, w, h) in SIZES.items()
+    for p in (2, 4, 8)
+}
 
 
 def sincos_2d(embed_dim: int, grid_h: int, grid_w: int) -> np.ndarray:
@@ -34,12 +37,16 @@ def sincos_2d(embed_dim: int, grid_h: int, grid_w: int) -> np.ndarray:
   ω_k = 10000^(-k/(D/4)), k < D/4: the first half encodes the column, the second the row.
   """
   if embed_dim % 4:
-    raise ValueError(f"hidden_size must be divisible by 4 for 2-D sin-cos embeddings, got {embed_dim}")
+    raise ValueError(
+        f"hidden_size must be divisible by 4 for 2-D sin-cos embeddings, got {embed_dim}"
+    )
   omega = 1.0 / 10000.0 ** (np.arange(embed_dim // 4, dtype=np.float64) / (embed_dim / 4))
   rows, cols = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
+
   def one_d(pos):
     out = np.outer(pos.reshape(-1), omega)
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
   return np.concatenate([one_d(cols), one_d(rows)], axis=1).astype(np.float32)
 
 
@@ -60,18 +67,30 @@ class DiTBlock(nn.Module):
   def __call__(self, x: jax.Array, c: jax.Array, train: bool) -> jax.Array:
     kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
     xavier = nn.initializers.xavier_uniform()
-    mod = nn.Dense(6 * self.hidden_size, kernel_init=nn.initializers.zeros_init(),
-                   name="adaLN_modulation", **kw)(nn.silu(c))
+    mod = nn.Dense(
+        6 * self.hidden_size,
+        kernel_init=nn.initializers.zeros_init(),
+        name="adaLN_modulation",
+        **kw,
+    )(nn.silu(c))
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
     norm = lambda name: nn.LayerNorm(epsilon=1e-6, use_scale=False, use_bias=False, name=name, **kw)
     h = _modulate(norm("norm1")(x), shift_msa, scale_msa)
     h = nn.MultiHeadDotProductAttention(
-      num_heads=self.num_heads, qkv_features=self.hidden_size, out_features=self.hidden_size,
-      kernel_init=xavier, dropout_rate=0.0, name="attn", **kw)(h, h)
+        num_heads=self.num_heads,
+        qkv_features=self.hidden_size,
+        out_features=self.hidden_size,
+        kernel_init=xavier,
+        dropout_rate=0.0,
+        name="attn",
+        **kw,
+    )(h, h)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     x = x + gate_msa[:, None, :] * h
     h = _modulate(norm("norm2")(x), shift_mlp, scale_mlp)
-    h = nn.Dense(int(self.hidden_size * self.mlp_ratio), kernel_init=xavier, name="mlp_fc1", **kw)(h)
+    h = nn.Dense(int(self.hidden_size * self.mlp_ratio), kernel_init=xavier, name="mlp_fc1", **kw)(
+        h
+    )
     h = nn.gelu(h, approximate=True)
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = nn.Dense(self.hidden_size, kernel_init=xavier, name="mlp_fc2", **kw)(h)
@@ -110,7 +129,7 @@ class DiT(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
+      self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
   ) -> jax.Array:
     """Raw output [B, H, W, C·(2 if learn_sigma)] for x [B, H, W, C], noise_cond [B], label [B]."""
     b, height, width, c_in = x.shape
@@ -122,8 +141,15 @@ class DiT(nn.Module):
     xavier = nn.initializers.xavier_uniform()
 
     # Patch embedding (a p x p stride-p conv, initialised like a linear layer) + fixed positions.
-    h = nn.Conv(self.hidden_size, (p, p), strides=(p, p), padding="VALID", kernel_init=xavier,
-                name="x_embedder", **kw)(x.astype(self.dtype)).reshape(b, gh * gw, self.hidden_size)
+    h = nn.Conv(
+        self.hidden_size,
+        (p, p),
+        strides=(p, p),
+        padding="VALID",
+        kernel_init=xavier,
+        name="x_embedder",
+        **kw,
+    )(x.astype(self.dtype)).reshape(b, gh * gw, self.hidden_size)
     h = h + jnp.asarray(sincos_2d(self.hidden_size, gh, gw), self.dtype)[None]
 
     # Conditioning c = t_emb + y_emb.
@@ -132,23 +158,41 @@ class DiT(nn.Module):
     c = nn.Dense(self.hidden_size, kernel_init=normal, name="t_embedder_fc1", **kw)(feats)
     c = nn.Dense(self.hidden_size, kernel_init=normal, name="t_embedder_fc2", **kw)(nn.silu(c))
     label = embeddings.resolve_labels(
-      label, b, num_classes=self.num_classes, label_dropout=self.label_dropout, train=train,
-      rng_fn=lambda: self.make_rng("dropout"))
+        label,
+        b,
+        num_classes=self.num_classes,
+        label_dropout=self.label_dropout,
+        train=train,
+        rng_fn=lambda: self.make_rng("dropout"),
+    )
     if label is not None:
-      c = c + nn.Embed(self.num_classes + 1, self.hidden_size, embedding_init=normal,
-                       name="y_embedder", **kw)(label)
+      c = c + nn.Embed(
+          self.num_classes + 1, self.hidden_size, embedding_init=normal, name="y_embedder", **kw
+      )(label)
 
     for i in range(self.depth):
-      h = DiTBlock(self.hidden_size, self.num_heads, self.mlp_ratio, self.dropout, self.dtype,
-                   name=f"block{i}")(h, c, train)
+      h = DiTBlock(
+          self.hidden_size,
+          self.num_heads,
+          self.mlp_ratio,
+          self.dropout,
+          self.dtype,
+          name=f"block{i}",
+      )(h, c, train)
 
     out_ch = c_in * (2 if self.learn_sigma else 1)
     zero = nn.initializers.zeros_init()
-    shift, scale = jnp.split(nn.Dense(2 * self.hidden_size, kernel_init=zero,
-                                      name="final_adaLN_modulation", **kw)(nn.silu(c)), 2, axis=-1)
+    shift, scale = jnp.split(
+        nn.Dense(2 * self.hidden_size, kernel_init=zero, name="final_adaLN_modulation", **kw)(
+            nn.silu(c)
+        ),
+        2,
+        axis=-1,
+    )
     h = nn.LayerNorm(epsilon=1e-6, use_scale=False, use_bias=False, name="final_norm", **kw)(h)
     h = nn.Dense(p * p * out_ch, kernel_init=zero, name="final_linear", **kw)(
-      _modulate(h, shift, scale))
+        _modulate(h, shift, scale)
+    )
     # Unpatchify: [B, gh·gw, p·p·C] -> [B, gh·p, gw·p, C].
     h = h.reshape(b, gh, gw, p, p, out_ch).transpose(0, 1, 3, 2, 4, 5)
     return h.reshape(b, height, width, out_ch)

@@ -26,8 +26,11 @@ def scaled_init(weight: float, mode: str) -> Initializer:
   """
   if weight == 0.0:
     return nn.initializers.zeros_init()
-  fan, dist = {"xavier_uniform": ("fan_avg", "uniform"), "kaiming_uniform": ("fan_in", "uniform"),
-               "kaiming_normal": ("fan_in", "normal")}[mode]
+  fan, dist = {
+      "xavier_uniform": ("fan_avg", "uniform"),
+      "kaiming_uniform": ("fan_in", "uniform"),
+      "kaiming_normal": ("fan_in", "normal"),
+  }[mode]
   # variance_scaling(s, fan_avg, uniform) draws U(±sqrt(3 s / fan_avg)) with fan_avg = (in+out)/2.
   return nn.initializers.variance_scaling(weight**2, fan, dist)
 
@@ -73,14 +76,20 @@ class EDMBlock(nn.Module):
     """x [B, H, W, C_in], emb [B, E] -> [B, H', W', out_ch] (H' = 2H up, H/2 down)."""
     c_in = x.shape[-1]
     kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
-    resample = lambda a: (layers.upsample(a, self.resample_filter) if self.up else
-                          layers.downsample(a, self.resample_filter) if self.down else a)
+    resample = lambda a: (
+        layers.upsample(a, self.resample_filter)
+        if self.up
+        else layers.downsample(a, self.resample_filter)
+        if self.down
+        else a
+    )
     h = nn.silu(layers.group_norm(c_in, eps=self.eps, dtype=self.dtype, name="norm0")(x))
     h = nn.Conv(self.out_ch, (3, 3), kernel_init=self.init, name="conv0", **kw)(resample(h))
-    params = nn.Dense(self.out_ch * (2 if self.adaptive_scale else 1), kernel_init=self.init,
-                      name="affine", **kw)(emb)[:, None, None, :]
+    params = nn.Dense(
+        self.out_ch * (2 if self.adaptive_scale else 1), kernel_init=self.init, name="affine", **kw
+    )(emb)[:, None, None, :]
     norm1 = layers.group_norm(self.out_ch, eps=self.eps, dtype=self.dtype, name="norm1")
-    if self.adaptive_scale:   # ADM's scale-shift norm: norm(h)·(1 + scale) + shift
+    if self.adaptive_scale:  # ADM's scale-shift norm: norm(h)·(1 + scale) + shift
       scale, shift = jnp.split(params, 2, axis=-1)
       h = nn.silu(norm1(h) * (scale + 1) + shift)
     else:
@@ -96,11 +105,17 @@ class EDMBlock(nn.Module):
     h = (h + skip) * self.skip_scale
 
     if self.attention:
-      heads = self.num_heads if self.num_heads is not None else self.out_ch // self.channels_per_head
-      qkv = nn.Conv(3 * self.out_ch, (1, 1), name="qkv", **kw,
-                    kernel_init=self.init_attn if self.init_attn is not None else self.init)(
-        layers.group_norm(self.out_ch, eps=self.eps, dtype=self.dtype, name="norm2")(h))
+      heads = (
+          self.num_heads if self.num_heads is not None else self.out_ch // self.channels_per_head
+      )
+      qkv = nn.Conv(
+          3 * self.out_ch,
+          (1, 1),
+          name="qkv",
+          **kw,
+          kernel_init=self.init_attn if self.init_attn is not None else self.init,
+      )(layers.group_norm(self.out_ch, eps=self.eps, dtype=self.dtype, name="norm2")(h))
       a = layers.spatial_attention(*jnp.split(qkv, 3, axis=-1), num_heads=heads)
-      h = (nn.Conv(self.out_ch, (1, 1), kernel_init=self.init_zero, name="proj", **kw)(a) + h)
+      h = nn.Conv(self.out_ch, (1, 1), kernel_init=self.init_zero, name="proj", **kw)(a) + h
       h = h * self.skip_scale
     return h

@@ -1,8 +1,8 @@
 """Noise-level and class-label embeddings shared by every diffjax network.
 
 Two noise-level embeddings appear in the papers:
-  * positional (sinusoidal) features, Vaswani et al. 2017 §3.5, used by DDPM (Ho et al. 2020), DDPM++,
-    ADM and DiT;
+  * positional (sinusoidal) features, Vaswani et al. 2017 §3.5, used by DDPM (Ho et al. 2020),
+    DDPM++, ADM and DiT;
   * random Fourier features, Tancik et al. 2020 / Song et al. 2021 (NCSN++), frequencies drawn once
     from N(0, scale²) and then frozen.
 Label handling follows classifier-free guidance (Ho & Salimans 2022): label == num_classes is the
@@ -16,8 +16,12 @@ import jax.numpy as jnp
 
 
 def positional_embedding(
-  x: jax.Array, num_channels: int, *, max_positions: float = 10_000.0, endpoint: bool = False,
-  flip_sin_to_cos: bool = False
+    x: jax.Array,
+    num_channels: int,
+    *,
+    max_positions: float = 10_000.0,
+    endpoint: bool = False,
+    flip_sin_to_cos: bool = False,
 ) -> jax.Array:
   """Sinusoidal features [cos(x·f_k), sin(x·f_k)] with f_k = max_positions^(-k/(K-e)).
 
@@ -40,9 +44,11 @@ def positional_embedding(
     raise ValueError(f"num_channels must be even, got {num_channels}")
   half = num_channels // 2
   k = jnp.arange(half, dtype=jnp.float32) / (half - (1 if endpoint else 0))
-  freqs = (1.0 / max_positions) ** k                                              # [K]
-  angles = x.astype(jnp.float32)[:, None] * freqs[None, :]                        # [B, K]
-  parts = [jnp.sin(angles), jnp.cos(angles)] if flip_sin_to_cos else [jnp.cos(angles), jnp.sin(angles)]
+  freqs = (1.0 / max_positions) ** k  # [K]
+  angles = x.astype(jnp.float32)[:, None] * freqs[None, :]  # [B, K]
+  parts = (
+      [jnp.sin(angles), jnp.cos(angles)] if flip_sin_to_cos else [jnp.cos(angles), jnp.sin(angles)]
+  )
   return jnp.concatenate(parts, axis=-1)
 
 
@@ -58,7 +64,7 @@ def fourier_frequencies(num_channels: int, *, scale: float = 16.0, seed: int = 0
 
 
 def fourier_embedding(x: jax.Array, freqs: jax.Array) -> jax.Array:
-  """Random Fourier features [cos(2π f x), sin(2π f x)] (Tancik et al. 2020; Song et al. 2021, NCSN++).
+  """Random Fourier features [cos(2π f x), sin(2π f x)] (Tancik et al. 2020; NCSN++).
 
   Args:
     x: [B] noise levels.
@@ -72,8 +78,13 @@ def fourier_embedding(x: jax.Array, freqs: jax.Array) -> jax.Array:
 
 
 def resolve_labels(
-  label: jax.Array | None, batch_size: int, *, num_classes: int, label_dropout: float,
-  train: bool, rng_fn
+    label: jax.Array | None,
+    batch_size: int,
+    *,
+    num_classes: int,
+    label_dropout: float,
+    train: bool,
+    rng_fn,
 ) -> jax.Array | None:
   """Labels the network actually conditions on, with classifier-free-guidance dropout.
 

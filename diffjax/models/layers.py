@@ -1,4 +1,4 @@
-"""Convolutional building blocks shared by the U-Nets: group norm, FIR resampling, spatial attention.
+"""Building blocks shared by the U-Nets: group norm, FIR resampling, spatial attention.
 
 Images are NHWC throughout. Resampling filters follow Song et al. 2021 (NCSN++, FIR kernel [1,3,3,1]
 from StyleGAN2, Karras et al. 2020) and DDPM++ (box kernel [1,1]), as NVlabs/edm's `Conv2d` applies
@@ -25,8 +25,9 @@ def num_groups(channels: int, max_groups: int = 32, min_channels_per_group: int 
 
 def group_norm(channels: int, *, eps: float = 1e-5, dtype: Any = jnp.float32, name=None):
   """GroupNorm with EDM's group rule (32 groups for the paper widths), float32 parameters."""
-  return nn.GroupNorm(num_groups=num_groups(channels), epsilon=eps, dtype=dtype,
-                      param_dtype=jnp.float32, name=name)
+  return nn.GroupNorm(
+      num_groups=num_groups(channels), epsilon=eps, dtype=dtype, param_dtype=jnp.float32, name=name
+  )
 
 
 def _filter_2d(taps: Sequence[float]) -> np.ndarray:
@@ -45,10 +46,15 @@ def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = N
   f = _filter_2d(taps)
   c = x.shape[-1]
   pad = (f.shape[0] - 1) // 2 if pad is None else pad
-  kernel = jnp.asarray(np.tile(f[:, :, None, None], (1, 1, 1, c)), x.dtype)     # HWIO, I = 1
+  kernel = jnp.asarray(np.tile(f[:, :, None, None], (1, 1, 1, c)), x.dtype)  # HWIO, I = 1
   return jax.lax.conv_general_dilated(
-    x, kernel, (2, 2), [(pad, pad)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    feature_group_count=c)
+      x,
+      kernel,
+      (2, 2),
+      [(pad, pad)] * 2,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=c,
+  )
 
 
 def upsample(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
@@ -59,11 +65,17 @@ def upsample(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
   """
   f = 4.0 * _filter_2d(taps)
   k, c = f.shape[0], x.shape[-1]
-  pad = k - 1 - (k - 1) // 2   # transposed conv with padding (k-1)//2, as a dilated forward conv
+  pad = k - 1 - (k - 1) // 2  # transposed conv with padding (k-1)//2, as a dilated forward conv
   kernel = jnp.asarray(np.tile(f[::-1, ::-1, None, None], (1, 1, 1, c)), x.dtype)
   return jax.lax.conv_general_dilated(
-    x, kernel, (1, 1), [(pad, pad)] * 2, lhs_dilation=(2, 2),
-    dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c)
+      x,
+      kernel,
+      (1, 1),
+      [(pad, pad)] * 2,
+      lhs_dilation=(2, 2),
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=c,
+  )
 
 
 def spatial_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: int) -> jax.Array:
@@ -77,8 +89,9 @@ def spatial_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: int) 
     raise ValueError(f"channels {c} not divisible by num_heads {num_heads}")
   d = c // num_heads
   split = lambda a: a.reshape(b, h * w, num_heads, d)
-  logits = jnp.einsum("bqnd,bknd->bnqk", split(q).astype(jnp.float32),
-                      split(k).astype(jnp.float32)) / math.sqrt(d)
+  logits = jnp.einsum(
+      "bqnd,bknd->bnqk", split(q).astype(jnp.float32), split(k).astype(jnp.float32)
+  ) / math.sqrt(d)
   weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
   return jnp.einsum("bnqk,bknd->bqnd", weights, split(v)).reshape(b, h, w, c)
 
@@ -90,5 +103,6 @@ def check_resolution(x_shape: Sequence[int], num_levels: int) -> None:
     raise ValueError(f"x must be [B, H, W, C], got shape {tuple(x_shape)}")
   if x_shape[1] % factor or x_shape[2] % factor:
     raise ValueError(
-      f"x spatial size {tuple(x_shape[1:3])} must be divisible by 2^(len(ch_mult)-1) = {factor}; "
-      "pad or crop the images, or use fewer resolution levels")
+        f"x spatial size {tuple(x_shape[1:3])} must be divisible by 2^(len(ch_mult)-1) = {factor}; "
+        "pad or crop the images, or use fewer resolution levels"
+    )

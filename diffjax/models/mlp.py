@@ -43,7 +43,7 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
+      self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
   ) -> jax.Array:
     """Raw output with x's shape ([B, ...]; last axis doubled when learn_sigma).
 
@@ -63,23 +63,36 @@ class MLP(nn.Module):
 
     if self.embedding == "fourier":
       feats = embeddings.fourier_embedding(
-        noise_cond, embeddings.fourier_frequencies(self.emb_dim, scale=self.fourier_scale))
+          noise_cond, embeddings.fourier_frequencies(self.emb_dim, scale=self.fourier_scale)
+      )
     else:
       feats = embeddings.positional_embedding(noise_cond, self.emb_dim)
     emb = dense(self.width, "emb_dense0")(feats.astype(self.dtype))
     label = embeddings.resolve_labels(
-      label, batch, num_classes=self.num_classes, label_dropout=self.label_dropout, train=train,
-      rng_fn=lambda: self.make_rng("dropout"))
+        label,
+        batch,
+        num_classes=self.num_classes,
+        label_dropout=self.label_dropout,
+        train=train,
+        rng_fn=lambda: self.make_rng("dropout"),
+    )
     if label is not None:
       # num_classes + 1 rows: the last one is the learned null (unconditional) embedding.
-      emb = emb + nn.Embed(self.num_classes + 1, self.width, dtype=self.dtype,
-                           param_dtype=jnp.float32, name="label_embed")(label)
+      emb = emb + nn.Embed(
+          self.num_classes + 1,
+          self.width,
+          dtype=self.dtype,
+          param_dtype=jnp.float32,
+          name="label_embed",
+      )(label)
     emb = dense(self.width, "emb_dense1")(nn.silu(emb))
 
     h = dense(self.width, "in_dense")(x.reshape(batch, -1).astype(self.dtype))
     for i in range(self.depth):
       r = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32, name=f"block{i}_norm")(h)
-      r = dense(self.width, f"block{i}_dense0")(r) + dense(self.width, f"block{i}_emb")(nn.silu(emb))
+      r = dense(self.width, f"block{i}_dense0")(r) + dense(self.width, f"block{i}_emb")(
+          nn.silu(emb)
+      )
       r = nn.silu(r)
       r = nn.Dropout(self.dropout, deterministic=not train)(r)
       r = dense(self.width, f"block{i}_dense1")(r)
@@ -90,4 +103,3 @@ class MLP(nn.Module):
     for n in out_shape[1:]:
       out_dim *= n
     return dense(out_dim, "out_dense")(h).reshape(out_shape)
-

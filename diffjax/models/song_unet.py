@@ -1,7 +1,7 @@
 """DDPM++ and NCSN++ (Song et al. 2021, arXiv:2011.13456) as EDM configures them for CIFAR-10.
 
-The layer structure follows NVlabs/edm `training/networks.py:SongUNet` (Karras et al. 2022, App. F.2,
-Table 7), which re-implements score_sde's `ddpm.py`/`ncsnpp.py`:
+The layer structure follows NVlabs/edm `training/networks.py:SongUNet` (Karras et al. 2022,
+App. F.2, Table 7), which re-implements score_sde's `ddpm.py`/`ncsnpp.py`:
   * DDPM++: positional noise embedding, box resampling (1, 1), "standard" encoder;
   * NCSN++: random Fourier embedding (scale 16) twice as wide, FIR resampling (1, 3, 3, 1), and a
     "residual" encoder that carries a progressively downsampled input branch;
@@ -65,8 +65,13 @@ class SongUNet(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool,
-    augment_labels: jax.Array | None = None
+      self,
+      x: jax.Array,
+      noise_cond: jax.Array,
+      label: jax.Array | None = None,
+      *,
+      train: bool,
+      augment_labels: jax.Array | None = None,
   ) -> jax.Array:
     """Raw output [B, H, W, C·(2 if learn_sigma)].
 
@@ -78,9 +83,13 @@ class SongUNet(nn.Module):
       augment_labels: [B, augment_dim] augmentation parameters, or None (= zeros, no augmentation).
     """
     if self.embedding_type not in ("positional", "fourier"):
-      raise ValueError(f"embedding_type must be 'positional' or 'fourier', got {self.embedding_type!r}")
+      raise ValueError(
+          f"embedding_type must be 'positional' or 'fourier', got {self.embedding_type!r}"
+      )
     if self.encoder_type not in ("standard", "skip", "residual"):
-      raise ValueError(f"encoder_type must be 'standard', 'skip' or 'residual', got {self.encoder_type!r}")
+      raise ValueError(
+          f"encoder_type must be 'standard', 'skip' or 'residual', got {self.encoder_type!r}"
+      )
     if self.decoder_type not in ("standard", "skip"):
       raise ValueError(f"decoder_type must be 'standard' or 'skip', got {self.decoder_type!r}")
     layers.check_resolution(x.shape, len(self.channel_mult))
@@ -92,33 +101,54 @@ class SongUNet(nn.Module):
     init_zero = edm_blocks.scaled_init(1e-5, "xavier_uniform")
     kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
     block = lambda out, name, **extra: edm_blocks.EDMBlock(
-      out, num_heads=1, dropout=self.dropout, skip_scale=math.sqrt(0.5), eps=1e-6,
-      resample_filter=tuple(self.resample_filter), resample_proj=True, adaptive_scale=False,
-      init=xavier, init_zero=init_zero, init_attn=edm_blocks.scaled_init(math.sqrt(0.2),
-                                                                         "xavier_uniform"),
-      dtype=self.dtype, name=name, **extra)
+        out,
+        num_heads=1,
+        dropout=self.dropout,
+        skip_scale=math.sqrt(0.5),
+        eps=1e-6,
+        resample_filter=tuple(self.resample_filter),
+        resample_proj=True,
+        adaptive_scale=False,
+        init=xavier,
+        init_zero=init_zero,
+        init_attn=edm_blocks.scaled_init(math.sqrt(0.2), "xavier_uniform"),
+        dtype=self.dtype,
+        name=name,
+        **extra,
+    )
 
     # Mapping network. EDM feeds [sin, cos] for both embeddings.
     if self.embedding_type == "positional":
-      emb = embeddings.positional_embedding(noise_cond, noise_ch, endpoint=True,
-                                            flip_sin_to_cos=True)
+      emb = embeddings.positional_embedding(
+          noise_cond, noise_ch, endpoint=True, flip_sin_to_cos=True
+      )
     else:
       freqs = embeddings.fourier_frequencies(noise_ch, scale=16.0)
       emb = embeddings.fourier_embedding(noise_cond, freqs)
-      emb = jnp.concatenate([emb[:, noise_ch // 2:], emb[:, :noise_ch // 2]], axis=-1)
+      emb = jnp.concatenate([emb[:, noise_ch // 2 :], emb[:, : noise_ch // 2]], axis=-1)
     emb = emb.astype(self.dtype)
     label = embeddings.resolve_labels(
-      label, b, num_classes=self.num_classes, label_dropout=self.label_dropout, train=train,
-      rng_fn=lambda: self.make_rng("dropout"))
+        label,
+        b,
+        num_classes=self.num_classes,
+        label_dropout=self.label_dropout,
+        train=train,
+        rng_fn=lambda: self.make_rng("dropout"),
+    )
     if label is not None:
-      one_hot = jax.nn.one_hot(label, self.num_classes, dtype=self.dtype)   # null row -> zeros
+      one_hot = jax.nn.one_hot(label, self.num_classes, dtype=self.dtype)  # null row -> zeros
       emb = emb + nn.Dense(noise_ch, kernel_init=xavier, name="map_label", **kw)(
-        one_hot * math.sqrt(self.num_classes))
+          one_hot * math.sqrt(self.num_classes)
+      )
     if self.augment_dim:
-      aug = (jnp.zeros((b, self.augment_dim), self.dtype) if augment_labels is None
-             else augment_labels.astype(self.dtype))
-      emb = emb + nn.Dense(noise_ch, use_bias=False, kernel_init=xavier, name="map_augment",
-                           **kw)(aug)
+      aug = (
+          jnp.zeros((b, self.augment_dim), self.dtype)
+          if augment_labels is None
+          else augment_labels.astype(self.dtype)
+      )
+      emb = emb + nn.Dense(noise_ch, use_bias=False, kernel_init=xavier, name="map_augment", **kw)(
+          aug
+      )
     emb = nn.silu(nn.Dense(emb_ch, kernel_init=xavier, name="map_layer0", **kw)(emb))
     emb = nn.silu(nn.Dense(emb_ch, kernel_init=xavier, name="map_layer1", **kw)(emb))
 
@@ -128,26 +158,33 @@ class SongUNet(nn.Module):
     for level, mult in enumerate(self.channel_mult):
       res = height >> level
       if level == 0:
-        h = nn.Conv(self.model_channels, (3, 3), kernel_init=xavier, name=f"enc{res}_conv",
-                    **kw)(h)
+        h = nn.Conv(self.model_channels, (3, 3), kernel_init=xavier, name=f"enc{res}_conv", **kw)(h)
         skips.append(h)
       else:
         h = block(h.shape[-1], f"enc{res}_down", down=True)(h, emb, train)
         skips.append(h)
         if self.encoder_type == "skip":
           aux = layers.downsample(aux, self.resample_filter)
-          h = skips[-1] = h + nn.Conv(h.shape[-1], (1, 1), kernel_init=xavier,
-                                      name=f"enc{res}_aux_skip", **kw)(aux)
+          h = skips[-1] = h + nn.Conv(
+              h.shape[-1], (1, 1), kernel_init=xavier, name=f"enc{res}_aux_skip", **kw
+          )(aux)
         elif self.encoder_type == "residual":
           # Fused conv + FIR downsample: 3x3 conv padded by 1 + (k-1)//2, then unpadded filtering.
           pad = 1 + (len(self.resample_filter) - 1) // 2
-          r = nn.Conv(h.shape[-1], (3, 3), padding=[(pad, pad)] * 2, kernel_init=xavier,
-                      name=f"enc{res}_aux_residual", **kw)(aux)
+          r = nn.Conv(
+              h.shape[-1],
+              (3, 3),
+              padding=[(pad, pad)] * 2,
+              kernel_init=xavier,
+              name=f"enc{res}_aux_residual",
+              **kw,
+          )(aux)
           r = layers.downsample(r, self.resample_filter, pad=0)
           h = skips[-1] = aux = (h + r) / math.sqrt(2.0)
       for i in range(self.num_blocks):
-        h = block(self.model_channels * mult, f"enc{res}_block{i}",
-                  attention=res in self.attn_resolutions)(h, emb, train)
+        h = block(
+            self.model_channels * mult, f"enc{res}_block{i}", attention=res in self.attn_resolutions
+        )(h, emb, train)
         skips.append(h)
 
     # Decoder.
@@ -161,15 +198,18 @@ class SongUNet(nn.Module):
       else:
         h = block(h.shape[-1], f"dec{res}_up", up=True)(h, emb, train)
       for i in range(self.num_blocks + 1):
-        h = block(width, f"dec{res}_block{i}",
-                  attention=i == self.num_blocks and res in self.attn_resolutions)(
-          jnp.concatenate([h, skips.pop()], axis=-1), emb, train)
+        h = block(
+            width,
+            f"dec{res}_block{i}",
+            attention=i == self.num_blocks and res in self.attn_resolutions,
+        )(jnp.concatenate([h, skips.pop()], axis=-1), emb, train)
       if self.decoder_type == "skip" or level == 0:
         if self.decoder_type == "skip" and level < last:
           aux = layers.upsample(aux, self.resample_filter)
         t = layers.group_norm(h.shape[-1], eps=1e-6, dtype=self.dtype, name=f"dec{res}_aux_norm")(h)
         t = nn.Conv(out_ch, (3, 3), kernel_init=init_zero, name=f"dec{res}_aux_conv", **kw)(
-          nn.silu(t))
+            nn.silu(t)
+        )
         aux = t if aux is None else t + aux
     assert not skips, "every skip connection is consumed"
     return aux

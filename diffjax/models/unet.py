@@ -2,9 +2,9 @@
 
 Wide-ResNet blocks with GroupNorm and Swish, the noise-level embedding added inside every block,
 single-head self-attention at the listed resolutions, stride-2 convolution down / nearest-neighbour
-plus convolution up. At the paper's CIFAR-10 settings (ch=128, ch_mult=(1,2,2,2), 2 blocks, attention
-at 16x16, dropout 0.1) it has 35.7 M parameters, the figure the paper states. The layer structure was
-read from hojonathanho/diffusion `diffusion_tf/models/unet.py`.
+plus convolution up. At the paper's CIFAR-10 settings (ch=128, ch_mult=(1,2,2,2), 2 blocks,
+attention at 16x16, dropout 0.1) it has 35.7 M parameters, the figure the paper states. The layer
+structure was read from hojonathanho/diffusion `diffusion_tf/models/unet.py`.
 
 Resolutions must be divisible by 2^(len(ch_mult)-1): a ValueError says so (no padding), e.g. a 28x28
 Fashion-MNIST model uses ch_mult of length ≤ 3.
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from diffjax.models import embeddings, layers
 
 # Ho et al. initialise the last layer of each residual/attention branch and the output with
-# init_scale=0, i.e. variance scaling with scale 1e-10: (near) zero, so each block starts as identity.
+# init_scale=0, i.e. variance scaling with scale 1e-10: near zero, so each block starts as identity.
 _ZERO_INIT = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
 
 
@@ -33,22 +33,27 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, emb: jax.Array, train: bool) -> jax.Array:
-    conv = lambda name, **kw: nn.Conv(self.out_ch, (3, 3), dtype=self.dtype,
-                                      param_dtype=jnp.float32, name=name, **kw)
+    conv = lambda name, **kw: nn.Conv(
+        self.out_ch, (3, 3), dtype=self.dtype, param_dtype=jnp.float32, name=name, **kw
+    )
     h = nn.swish(layers.group_norm(x.shape[-1], dtype=self.dtype, name="norm0")(x))
     h = conv("conv0")(h)
-    h = h + nn.Dense(self.out_ch, dtype=self.dtype, param_dtype=jnp.float32,
-                     name="emb_proj")(nn.swish(emb))[:, None, None, :]
+    h = (
+        h
+        + nn.Dense(self.out_ch, dtype=self.dtype, param_dtype=jnp.float32, name="emb_proj")(
+            nn.swish(emb)
+        )[:, None, None, :]
+    )
     h = nn.swish(layers.group_norm(self.out_ch, dtype=self.dtype, name="norm1")(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv("conv1", kernel_init=_ZERO_INIT)(h)
-    if x.shape[-1] != self.out_ch:   # "NIN" 1x1 shortcut when the width changes
+    if x.shape[-1] != self.out_ch:  # "NIN" 1x1 shortcut when the width changes
       x = nn.Dense(self.out_ch, dtype=self.dtype, param_dtype=jnp.float32, name="shortcut")(x)
     return x + h
 
 
 class AttnBlock(nn.Module):
-  """x + proj(attention(q, k, v)) with q, k, v 1x1 projections of norm(x); single head by default."""
+  """x + proj(attention(q, k, v)), q, k, v 1x1 projections of norm(x); single head by default."""
 
   num_heads: int
   dtype: Any
@@ -56,7 +61,9 @@ class AttnBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
-    dense = lambda name, **kw: nn.Dense(c, dtype=self.dtype, param_dtype=jnp.float32, name=name, **kw)
+    dense = lambda name, **kw: nn.Dense(
+        c, dtype=self.dtype, param_dtype=jnp.float32, name=name, **kw
+    )
     h = layers.group_norm(c, dtype=self.dtype, name="norm")(x)
     a = layers.spatial_attention(dense("q")(h), dense("k")(h), dense("v")(h), self.num_heads)
     return x + dense("proj", kernel_init=_ZERO_INIT)(a)
@@ -91,7 +98,7 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
+      self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
   ) -> jax.Array:
     """Raw output [B, H, W, C·(2 if learn_sigma)] for x [B, H, W, C], noise_cond [B], label [B]."""
     layers.check_resolution(x.shape, len(self.ch_mult))
@@ -100,20 +107,33 @@ class UNet(nn.Module):
     # Ho et al.'s sinusoid: frequencies exp(-ln(1e4) k/(K-1)) (endpoint) in [sin, cos] order.
     emb = embeddings.positional_embedding(noise_cond, self.ch, endpoint=True, flip_sin_to_cos=True)
     emb = nn.Dense(emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="emb_dense0")(
-      emb.astype(self.dtype))
+        emb.astype(self.dtype)
+    )
     emb = nn.Dense(emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="emb_dense1")(
-      nn.swish(emb))
+        nn.swish(emb)
+    )
     label = embeddings.resolve_labels(
-      label, b, num_classes=self.num_classes, label_dropout=self.label_dropout, train=train,
-      rng_fn=lambda: self.make_rng("dropout"))
+        label,
+        b,
+        num_classes=self.num_classes,
+        label_dropout=self.label_dropout,
+        train=train,
+        rng_fn=lambda: self.make_rng("dropout"),
+    )
     if label is not None:
-      emb = emb + nn.Embed(self.num_classes + 1, emb_ch, dtype=self.dtype,
-                           param_dtype=jnp.float32, name="label_embed")(label)
+      emb = emb + nn.Embed(
+          self.num_classes + 1,
+          emb_ch,
+          dtype=self.dtype,
+          param_dtype=jnp.float32,
+          name="label_embed",
+      )(label)
 
     res_block = lambda out_ch, name: ResBlock(out_ch, self.dropout, self.dtype, name=name)
     attn_block = lambda name: AttnBlock(self.num_heads, self.dtype, name=name)
     h = nn.Conv(self.ch, (3, 3), dtype=self.dtype, param_dtype=jnp.float32, name="conv_in")(
-      x.astype(self.dtype))
+        x.astype(self.dtype)
+    )
     hs = [h]
     for level, mult in enumerate(self.ch_mult):
       for i in range(self.num_res_blocks):
@@ -122,8 +142,16 @@ class UNet(nn.Module):
           h = attn_block(f"down{level}_attn{i}")(h)
         hs.append(h)
       if level != len(self.ch_mult) - 1:
-        hs.append(nn.Conv(h.shape[-1], (3, 3), strides=(2, 2), dtype=self.dtype,
-                          param_dtype=jnp.float32, name=f"down{level}_downsample")(hs[-1]))
+        hs.append(
+            nn.Conv(
+                h.shape[-1],
+                (3, 3),
+                strides=(2, 2),
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                name=f"down{level}_downsample",
+            )(hs[-1])
+        )
 
     h = hs[-1]
     h = res_block(h.shape[-1], "mid_res0")(h, emb, train)
@@ -133,17 +161,28 @@ class UNet(nn.Module):
     for level in reversed(range(len(self.ch_mult))):
       for i in range(self.num_res_blocks + 1):
         h = res_block(self.ch * self.ch_mult[level], f"up{level}_res{i}")(
-          jnp.concatenate([h, hs.pop()], axis=-1), emb, train)
+            jnp.concatenate([h, hs.pop()], axis=-1), emb, train
+        )
         if h.shape[1] in self.attn_resolutions:
           h = attn_block(f"up{level}_attn{i}")(h)
       if level != 0:
-        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)   # nearest neighbour
-        h = nn.Conv(h.shape[-1], (3, 3), dtype=self.dtype, param_dtype=jnp.float32,
-                    name=f"up{level}_upsample")(h)
+        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)  # nearest neighbour
+        h = nn.Conv(
+            h.shape[-1],
+            (3, 3),
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            name=f"up{level}_upsample",
+        )(h)
     assert not hs, "every skip connection is consumed"
 
     h = nn.swish(layers.group_norm(h.shape[-1], dtype=self.dtype, name="norm_out")(h))
     out_ch = c_in * (2 if self.learn_sigma else 1)
-    return nn.Conv(out_ch, (3, 3), dtype=self.dtype, param_dtype=jnp.float32, name="conv_out",
-                   kernel_init=_ZERO_INIT)(h)
-
+    return nn.Conv(
+        out_ch,
+        (3, 3),
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name="conv_out",
+        kernel_init=_ZERO_INIT,
+    )(h)

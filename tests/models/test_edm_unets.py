@@ -10,7 +10,7 @@ from absl.testing import parameterized
 
 from diffjax import models
 
-DDPMPP_EDM_CIFAR10 = 55_733_891   # NVlabs/edm DDPM++, unconditional CIFAR-10, augment_dim=9
+DDPMPP_EDM_CIFAR10 = 55_733_891  # NVlabs/edm DDPM++, unconditional CIFAR-10, augment_dim=9
 
 
 def _conv(cin, cout, k):
@@ -56,8 +56,17 @@ class AugmentTest(chex.TestCase, parameterized.TestCase):
 
   def test_zero_augment_labels_equal_none(self):
     # The augmentation map is bias-free, so zeros mean "no augmentation", which is what None means.
-    module = models.make(dict(kind="ddpmpp", model_channels=8, channel_mult=(1,), num_blocks=1,
-                              attn_resolutions=(), augment_dim=9, dropout=0.0))
+    module = models.make(
+        dict(
+            kind="ddpmpp",
+            model_channels=8,
+            channel_mult=(1,),
+            num_blocks=1,
+            attn_resolutions=(),
+            augment_dim=9,
+            dropout=0.0,
+        )
+    )
     x, c = jnp.ones((2, 4, 4, 3)), jnp.array([0.1, -0.3])
     v = models.random_variables(module, x, c, augment_labels=jnp.ones((2, 9)))
     run = jax.jit(lambda aug: module.apply(v, x, c, train=False, augment_labels=aug))
@@ -66,20 +75,36 @@ class AugmentTest(chex.TestCase, parameterized.TestCase):
 
   def test_bad_options(self):
     x = jnp.ones((1, 8, 8, 3))
-    for kw, word in [({"embedding_type": "gauss"}, "embedding_type"),
-                     ({"encoder_type": "dense"}, "encoder_type"),
-                     ({"decoder_type": "residual"}, "decoder_type")]:
-      module = models.make(dict(kind="ddpmpp", model_channels=8, channel_mult=(1,), num_blocks=1, **kw))
+    for kw, word in [
+        ({"embedding_type": "gauss"}, "embedding_type"),
+        ({"encoder_type": "dense"}, "encoder_type"),
+        ({"decoder_type": "residual"}, "decoder_type"),
+    ]:
+      module = models.make(
+          dict(kind="ddpmpp", model_channels=8, channel_mult=(1,), num_blocks=1, **kw)
+      )
       with self.assertRaisesRegex(ValueError, word):
-        jax.eval_shape(lambda: module.init({"params": jax.random.key(0)}, x, jnp.ones(1),
-                                           train=False))
+        jax.eval_shape(
+            lambda: module.init({"params": jax.random.key(0)}, x, jnp.ones(1), train=False)
+        )
 
   @parameterized.parameters("skip", "residual")
   def test_encoder_decoder_variants_run(self, encoder_type):
-    module = models.make(dict(kind="ncsnpp", model_channels=8, channel_mult=(1, 2, 2),
-                              num_blocks=1, attn_resolutions=(4,), encoder_type=encoder_type,
-                              decoder_type="skip"))
+    module = models.make(
+        dict(
+            kind="ncsnpp",
+            model_channels=8,
+            channel_mult=(1, 2, 2),
+            num_blocks=1,
+            attn_resolutions=(4,),
+            encoder_type=encoder_type,
+            decoder_type="skip",
+        )
+    )
     x = jnp.ones((1, 16, 16, 3))
-    out = jax.eval_shape(lambda: module.init_with_output({"params": jax.random.key(0)}, x,
-                                                         jnp.ones(1), train=False)[0])
+    out = jax.eval_shape(
+        lambda: module.init_with_output({"params": jax.random.key(0)}, x, jnp.ones(1), train=False)[
+            0
+        ]
+    )
     self.assertEqual(out.shape, (1, 16, 16, 3))

@@ -13,6 +13,7 @@ import functools
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl.testing import parameterized
 
@@ -22,17 +23,61 @@ NUM_CLASSES = 5
 
 # Tiny configurations (width 16, 8x8 images): (name, cfg, x_shape).
 TINY = [
-  ("mlp", dict(kind="mlp", width=16, depth=2, emb_dim=8), (4, 3)),
-  ("unet", dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
-   (2, 8, 8, 3)),
-  ("ddpmpp", dict(kind="ddpmpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
-                  attn_resolutions=(4,), augment_dim=9), (2, 8, 8, 3)),
-  ("ncsnpp", dict(kind="ncsnpp", model_channels=16, channel_mult=(1, 2), num_blocks=1,
-                  attn_resolutions=(4,)), (2, 8, 8, 3)),
-  ("adm", dict(kind="adm", model_channels=16, channel_mult=(1, 2), num_blocks=1,
-               attn_resolutions=(4,), channels_per_head=8, augment_dim=9), (2, 8, 8, 3)),
-  ("dit", dict(kind="dit", hidden_size=16, depth=2, num_heads=2, patch_size=2, freq_dim=16,
-               learn_sigma=False), (2, 8, 8, 4)),
+    ("mlp", dict(kind="mlp", width=16, depth=2, emb_dim=8), (4, 3)),
+    (
+        "unet",
+        dict(kind="unet", ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
+        (2, 8, 8, 3),
+    ),
+    (
+        "ddpmpp",
+        dict(
+            kind="ddpmpp",
+            model_channels=16,
+            channel_mult=(1, 2),
+            num_blocks=1,
+            attn_resolutions=(4,),
+            augment_dim=9,
+        ),
+        (2, 8, 8, 3),
+    ),
+    (
+        "ncsnpp",
+        dict(
+            kind="ncsnpp",
+            model_channels=16,
+            channel_mult=(1, 2),
+            num_blocks=1,
+            attn_resolutions=(4,),
+        ),
+        (2, 8, 8, 3),
+    ),
+    (
+        "adm",
+        dict(
+            kind="adm",
+            model_channels=16,
+            channel_mult=(1, 2),
+            num_blocks=1,
+            attn_resolutions=(4,),
+            channels_per_head=8,
+            augment_dim=9,
+        ),
+        (2, 8, 8, 3),
+    ),
+    (
+        "dit",
+        dict(
+            kind="dit",
+            hidden_size=16,
+            depth=2,
+            num_heads=2,
+            patch_size=2,
+            freq_dim=16,
+            learn_sigma=False,
+        ),
+        (2, 8, 8, 4),
+    ),
 ]
 _BY_NAME = {name: (cfg, shape) for name, cfg, shape in TINY}
 _ALL = [(n, n) for n, _, _ in TINY]
@@ -64,9 +109,11 @@ _AUGMENT_DIM = 9
 def _program(name, train, **overrides):
   """jit(apply) for one module configuration; dropout key and augmentation labels are traced."""
   module = _make(name, **overrides)
+
   def apply(v, x, c, label, key, aug=None):
     extra = {"augment_labels": aug} if _BY_NAME[name][0].get("augment_dim") else {}
     return module.apply(v, x, c, label, train=train, rngs={"dropout": key}, **extra)
+
   return jax.jit(apply)
 
 
@@ -82,7 +129,7 @@ def _eval_outputs(name):
   cs = jnp.concatenate([c, c + 0.5, c, c, c])
   labels = jnp.concatenate([label, label, (label + 1) % NUM_CLASSES, null, label])
   aug = np.zeros((5 * b, _AUGMENT_DIM), np.float32)
-  aug[4 * b:] = np.random.default_rng(2).standard_normal((b, _AUGMENT_DIM))
+  aug[4 * b :] = np.random.default_rng(2).standard_normal((b, _AUGMENT_DIM))
   run = _program(name, False, dropout=0.5, label_dropout=0.5)
   out = run(v, xs, cs, labels, jax.random.key(0), jnp.asarray(aug))
   again = run(v, xs, cs, labels, jax.random.key(1), jnp.asarray(aug))
@@ -106,10 +153,11 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
     out, again = _eval_outputs(name)
     chex.assert_shape(out[0], x.shape)
     chex.assert_tree_all_finite(out)
-    chex.assert_trees_all_equal(out, again)   # eval mode: dropout keys are ignored
+    chex.assert_trees_all_equal(out, again)  # eval mode: dropout keys are ignored
     module = _make(name, learn_sigma=True)
-    out2 = jax.eval_shape(lambda: module.init_with_output(
-      {"params": jax.random.key(0)}, x, c, label, train=False)[0])
+    out2 = jax.eval_shape(
+        lambda: module.init_with_output({"params": jax.random.key(0)}, x, c, label, train=False)[0]
+    )
     self.assertEqual(out2.shape, x.shape[:-1] + (2 * x.shape[-1],))
 
   @parameterized.named_parameters(_ALL)
@@ -122,7 +170,7 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
   @parameterized.named_parameters(_ALL)
   def test_dropout_and_label_dropout_only_in_train_mode(self, name):
     x, c, label, v = _setup(name)
-    (cond, *_), _ = _eval_outputs(name)   # eval mode with both rates 0.5 == no dropout at all
+    (cond, *_), _ = _eval_outputs(name)  # eval mode with both rates 0.5 == no dropout at all
     null = jnp.full(label.shape, NUM_CLASSES, jnp.int32)
     run = _train_program(name)
     out = lambda lab, key: run(v, x, c, lab, jax.random.key(key))
@@ -141,8 +189,9 @@ class ContractTest(chex.TestCase, parameterized.TestCase):
   def test_bfloat16_activations_float32_params(self, name):
     x, c, label, v = _setup(name)
     m16 = _make(name, dtype="bfloat16")
-    shapes16 = jax.eval_shape(lambda: m16.init({"params": jax.random.key(0)}, x, c, label,
-                                               train=False))
+    shapes16 = jax.eval_shape(
+        lambda: m16.init({"params": jax.random.key(0)}, x, c, label, train=False)
+    )
     chex.assert_trees_all_equal_shapes(v, shapes16)
     self.assertTrue(all(p.dtype == jnp.float32 for p in jax.tree.leaves(shapes16)))
     (o32, *_), _ = _eval_outputs(name)
@@ -174,3 +223,19 @@ class MakeTest(chex.TestCase):
       models.make({"kind": "mlp", "widht": 3})
     with self.assertRaisesRegex(ValueError, "dtype"):
       models.make({"kind": "mlp", "dtype": "int8"})
+
+  def test_config_dict_with_lists(self):
+    cfg = ml_collections.ConfigDict(
+        dict(
+            kind="unet",
+            ch=8,
+            ch_mult=[1, 2],
+            num_res_blocks=1,
+            attn_resolutions=[4],
+            dtype="bfloat16",
+        )
+    )
+    module = models.make(cfg)
+    self.assertEqual(module.ch_mult, (1, 2))
+    self.assertEqual(module.dtype, jnp.bfloat16)
+    self.assertEqual(cfg.kind, "unet")  # the caller's config is not modified

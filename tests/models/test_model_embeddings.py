@@ -58,26 +58,33 @@ class FourierEmbeddingTest(chex.TestCase):
 class LabelTest(chex.TestCase):
 
   def test_missing_label_is_null_and_unconditional_is_none(self):
-    out = embeddings.resolve_labels(None, 3, num_classes=10, label_dropout=0.0, train=True,
-                                    rng_fn=None)
+    out = embeddings.resolve_labels(
+        None, 3, num_classes=10, label_dropout=0.0, train=True, rng_fn=None
+    )
     chex.assert_trees_all_equal(out, jnp.full((3,), 10, jnp.int32))
-    self.assertIsNone(embeddings.resolve_labels(jnp.zeros(3, jnp.int32), 3, num_classes=0,
-                                                label_dropout=0.1, train=True, rng_fn=None))
+    self.assertIsNone(
+        embeddings.resolve_labels(
+            jnp.zeros(3, jnp.int32), 3, num_classes=0, label_dropout=0.1, train=True, rng_fn=None
+        )
+    )
 
   def test_dropout_rate_and_eval_mode(self):
     label = jnp.arange(4000) % 7
     key = jax.random.key(0)
-    out = embeddings.resolve_labels(label, 4000, num_classes=7, label_dropout=0.3, train=True,
-                                    rng_fn=lambda: key)
+    out = embeddings.resolve_labels(
+        label, 4000, num_classes=7, label_dropout=0.3, train=True, rng_fn=lambda: key
+    )
     dropped = out == 7
     # kept labels unchanged; drop fraction 0.3 ± 4 standard errors (sqrt(.21/4000) = 0.0072).
     chex.assert_trees_all_equal(jnp.where(dropped, label, out), label)
     self.assertAlmostEqual(float(dropped.mean()), 0.3, delta=0.03)
-    out_eval = embeddings.resolve_labels(label, 4000, num_classes=7, label_dropout=0.3,
-                                         train=False, rng_fn=None)
+    out_eval = embeddings.resolve_labels(
+        label, 4000, num_classes=7, label_dropout=0.3, train=False, rng_fn=None
+    )
     chex.assert_trees_all_equal(out_eval, label)
 
   def test_bad_rate(self):
     with self.assertRaisesRegex(ValueError, "label_dropout"):
-      embeddings.resolve_labels(jnp.zeros(2, jnp.int32), 2, num_classes=3, label_dropout=1.0,
-                                train=True, rng_fn=None)
+      embeddings.resolve_labels(
+          jnp.zeros(2, jnp.int32), 2, num_classes=3, label_dropout=1.0, train=True, rng_fn=None
+      )

@@ -1,4 +1,4 @@
-"""DDPM U-Net: the paper's parameter count, resampling layers against brute force, resolution checks."""
+"""DDPM U-Net: the paper's parameter count, resampling vs brute force, resolution checks."""
 
 import chex
 import jax
@@ -16,26 +16,36 @@ class DDPMUNetTest(chex.TestCase, parameterized.TestCase):
     # Ho et al. 2020 (App. B): "Our CIFAR10 model has 35.7 million parameters".
     n = models.param_count(models.make({"kind": "ddpm"}), (1, 32, 32, 3))
     self.assertAlmostEqual(n / 35.7e6, 1.0, delta=0.01)
-    self.assertEqual(n, 35_746_307)   # also the count third-party ports of the TF model report
+    self.assertEqual(n, 35_746_307)  # also the count third-party ports of the TF model report
     # learn_sigma adds only the extra output channels of the last 3x3 conv (128 -> 3 more).
     n2 = models.param_count(models.make({"kind": "ddpm", "learn_sigma": True}), (1, 32, 32, 3))
     self.assertEqual(n2 - n, 3 * (9 * 128 + 1))
 
   @parameterized.parameters(((28, 28, 1), (1, 2, 2)), ((32, 32, 1), (1, 2, 2, 2)))
   def test_fashion_mnist_shapes(self, shape, ch_mult):
-    module = models.make(dict(kind="unet", ch=8, ch_mult=ch_mult, num_res_blocks=1,
-                              attn_resolutions=(14, 8), dropout=0.1, num_classes=10))
+    module = models.make(
+        dict(
+            kind="unet",
+            ch=8,
+            ch_mult=ch_mult,
+            num_res_blocks=1,
+            attn_resolutions=(14, 8),
+            dropout=0.1,
+            num_classes=10,
+        )
+    )
     x = jnp.ones((2,) + shape)
     out, _ = jax.eval_shape(
-      lambda: module.init_with_output({"params": jax.random.key(0)}, x, jnp.ones(2),
-                                      jnp.zeros(2, jnp.int32), train=False))
+        lambda: module.init_with_output(
+            {"params": jax.random.key(0)}, x, jnp.ones(2), jnp.zeros(2, jnp.int32), train=False
+        )
+    )
     self.assertEqual(out.shape, (2,) + shape)
 
   def test_indivisible_resolution_is_an_error(self):
     module = models.make(dict(kind="unet", ch=8, ch_mult=(1, 2, 2, 2), num_res_blocks=1))
     with self.assertRaisesRegex(ValueError, "divisible"):
-      module.init({"params": jax.random.key(0)}, jnp.ones((1, 28, 28, 1)), jnp.ones(1),
-                  train=False)
+      module.init({"params": jax.random.key(0)}, jnp.ones((1, 28, 28, 1)), jnp.ones(1), train=False)
 
 
 def _transposed_conv_brute(x, f, pad):
@@ -45,8 +55,10 @@ def _transposed_conv_brute(x, f, pad):
   full = np.zeros((b, 2 * h + k - 2, 2 * w + k - 2, c))
   for i in range(h):
     for j in range(w):
-      full[:, 2 * i:2 * i + k, 2 * j:2 * j + k, :] += x[:, i:i + 1, j:j + 1, :] * f[None, :, :, None]
-  return full[:, pad:pad + 2 * h, pad:pad + 2 * w, :]
+      full[:, 2 * i : 2 * i + k, 2 * j : 2 * j + k, :] += (
+          x[:, i : i + 1, j : j + 1, :] * f[None, :, :, None]
+      )
+  return full[:, pad : pad + 2 * h, pad : pad + 2 * w, :]
 
 
 def _strided_conv_brute(x, f, pad):
@@ -56,7 +68,7 @@ def _strided_conv_brute(x, f, pad):
   out = np.zeros((b, h // 2, w // 2, c))
   for i in range(h // 2):
     for j in range(w // 2):
-      out[:, i, j, :] = np.einsum("bhwc,hw->bc", xp[:, 2 * i:2 * i + k, 2 * j:2 * j + k, :], f)
+      out[:, i, j, :] = np.einsum("bhwc,hw->bc", xp[:, 2 * i : 2 * i + k, 2 * j : 2 * j + k, :], f)
   return out
 
 
@@ -75,10 +87,12 @@ class ResampleTest(chex.TestCase, parameterized.TestCase):
     f1 = np.asarray(taps, np.float64)
     f = np.outer(f1, f1) / f1.sum() ** 2
     pad = (len(taps) - 1) // 2
-    np.testing.assert_allclose(layers.upsample(jnp.asarray(x), taps),
-                               _transposed_conv_brute(x, 4 * f, pad), atol=1e-5)
-    np.testing.assert_allclose(layers.downsample(jnp.asarray(x), taps),
-                               _strided_conv_brute(x, f, pad), atol=1e-5)
+    np.testing.assert_allclose(
+        layers.upsample(jnp.asarray(x), taps), _transposed_conv_brute(x, 4 * f, pad), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        layers.downsample(jnp.asarray(x), taps), _strided_conv_brute(x, f, pad), atol=1e-5
+    )
 
   def test_fir_preserves_constants_in_the_interior(self):
     # Filters sum to 1 (down) and the 4 polyphase parts of 4f each sum to 1 (up).
