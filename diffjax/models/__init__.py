@@ -4,6 +4,17 @@ Every module is called as `module.apply(variables, x, noise_cond, label=None, tr
 with x [B, ...] float, noise_cond [B] float32 and label [B] int32 (label == num_classes is the null
 label of classifier-free guidance) and returns the raw output with x's shape (channels doubled when
 learn_sigma=True). Dropout and label dropout draw from the rng collection "dropout".
+
+Kinds (defaults = the paper's configuration; parameter counts are tested):
+  mlp     residual MLP, Fourier/positional noise features (vector data)
+  unet    DDPM U-Net, any size; "ddpm" = the same class (Ho et al. CIFAR-10: 35,746,307 params)
+  ddpmpp  DDPM++ as EDM configures it for CIFAR-10 (augment_dim=9: 55,733,891 params)
+  ncsnpp  NCSN++ as EDM configures it for CIFAR-10 (augment_dim=9: 56,397,827 params)
+  adm     ADM, EDM's class-conditional ImageNet-64 model (295,899,267 params)
+  dit     DiT; {"kind": "dit", "variant": "XL/2"} (674,834,720 params + frozen positions)
+Image models take NHWC inputs whose H and W are divisible by 2^(levels-1) (U-Nets) or the patch
+size (DiT); other sizes raise ValueError (no padding). DDPM++/NCSN++/ADM also accept
+`augment_labels=[B, augment_dim]` (EDM's augmentation conditioning).
 """
 
 import dataclasses

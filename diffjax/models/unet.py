@@ -22,6 +22,7 @@ from diffjax.models import embeddings, layers
 # Ho et al. initialise the last layer of each residual/attention branch and the output with
 # init_scale=0, i.e. variance scaling with scale 1e-10: near zero, so each block starts as identity.
 _ZERO_INIT = nn.initializers.variance_scaling(1e-10, "fan_avg", "uniform")
+_EPS = 1e-6  # tf.contrib.layers.group_norm's epsilon, which Ho et al.'s GroupNorm uses
 
 
 class ResBlock(nn.Module):
@@ -36,7 +37,7 @@ class ResBlock(nn.Module):
     conv = lambda name, **kw: nn.Conv(
         self.out_ch, (3, 3), dtype=self.dtype, param_dtype=jnp.float32, name=name, **kw
     )
-    h = nn.swish(layers.group_norm(x.shape[-1], dtype=self.dtype, name="norm0")(x))
+    h = nn.swish(layers.group_norm(x.shape[-1], eps=_EPS, dtype=self.dtype, name="norm0")(x))
     h = conv("conv0")(h)
     h = (
         h
@@ -44,7 +45,7 @@ class ResBlock(nn.Module):
             nn.swish(emb)
         )[:, None, None, :]
     )
-    h = nn.swish(layers.group_norm(self.out_ch, dtype=self.dtype, name="norm1")(h))
+    h = nn.swish(layers.group_norm(self.out_ch, eps=_EPS, dtype=self.dtype, name="norm1")(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv("conv1", kernel_init=_ZERO_INIT)(h)
     if x.shape[-1] != self.out_ch:  # "NIN" 1x1 shortcut when the width changes
@@ -64,7 +65,7 @@ class AttnBlock(nn.Module):
     dense = lambda name, **kw: nn.Dense(
         c, dtype=self.dtype, param_dtype=jnp.float32, name=name, **kw
     )
-    h = layers.group_norm(c, dtype=self.dtype, name="norm")(x)
+    h = layers.group_norm(c, eps=_EPS, dtype=self.dtype, name="norm")(x)
     a = layers.spatial_attention(dense("q")(h), dense("k")(h), dense("v")(h), self.num_heads)
     return x + dense("proj", kernel_init=_ZERO_INIT)(a)
 
@@ -176,7 +177,7 @@ class UNet(nn.Module):
         )(h)
     assert not hs, "every skip connection is consumed"
 
-    h = nn.swish(layers.group_norm(h.shape[-1], dtype=self.dtype, name="norm_out")(h))
+    h = nn.swish(layers.group_norm(h.shape[-1], eps=_EPS, dtype=self.dtype, name="norm_out")(h))
     out_ch = c_in * (2 if self.learn_sigma else 1)
     return nn.Conv(
         out_ch,
