@@ -34,19 +34,19 @@ def _num_dims(x: Array) -> int:
 
 
 def _ends(schedule, ts):
-  with jax.ensure_compile_time_eval():
-    a, s = schedule.alpha_sigma(jnp.asarray(ts, jnp.float32))
-    return [float(u) for u in a], [float(u) for u in s]
+  """(α, σ) at the given times as lists of scalars; jax arrays, so learned (traced) schedules work."""
+  a, s = schedule.alpha_sigma(jnp.asarray(ts, jnp.float32))
+  return list(a), list(s)
 
 
 # ------------------------------------------------------------------------------------------------
 # Prior and decoders.
 
 
-def prior_kl(x: Array, alpha1: float, sigma1: float) -> Array:
+def prior_kl(x: Array, alpha1: float | Array, sigma1: float | Array) -> Array:
   """KL(N(α₁x, σ₁²) ‖ N(0, α₁² + σ₁²)) summed over dims [B] (VDM's L_prior; N(0, I) for VP)."""
   p = alpha1**2 + sigma1**2
-  return 0.5 * _sum((sigma1**2 + alpha1**2 * jnp.square(x)) / p - 1.0 - math.log(sigma1**2 / p))
+  return 0.5 * _sum((sigma1**2 + alpha1**2 * jnp.square(x)) / p - 1.0 - jnp.log(sigma1**2 / p))
 
 
 def gaussian_decoder_nll(x: Array, mean: Array, var: Array) -> Array:

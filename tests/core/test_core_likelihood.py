@@ -291,16 +291,22 @@ class LearnedScheduleTest(absltest.TestCase):
     # Gradients reach the schedule through the unified loss, under jit.
     x = jnp.ones((4, 3))
 
-    def loss(v):
+    def loss(v, which):
       s = module.bind(v)
-      return jnp.mean(losses.weighted_loss(
-          lambda z, c: 0.5 * z, x, jax.random.key(0), schedule=s,
-          param=parameterization.make("eps"), weight_fn=weighting.make_weighting("elbo"),
-          t_sampler=weighting.make_t_sampler("uniform"))[0])
+      kw = dict(schedule=s, param=parameterization.make("eps"))
+      if which == "weighted":
+        return jnp.mean(losses.weighted_loss(
+            lambda z, c: 0.5 * z, x, jax.random.key(0), weight_fn=weighting.make_weighting("elbo"),
+            t_sampler=weighting.make_t_sampler("uniform"), **kw)[0])
+      return jnp.mean(likelihood.vdm_elbo(lambda z, c: 0.5 * z, x, jax.random.key(0),
+                                          decoder="gaussian", **kw)[1]["nats"])
 
-    grads = jax.jit(jax.grad(loss))(variables)
-    self.assertTrue(all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads)))
-    self.assertNotEqual(float(grads["params"]["logsnr_max"]), 0.0)
+    for which in ("weighted", "vdm_elbo"):
+      grads = jax.jit(jax.grad(loss), static_argnums=1)(variables, which)
+      self.assertTrue(all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads)))
+      # The end points get gradients (through the prior/decoder terms and through -dλ/dt).
+      self.assertNotEqual(float(grads["params"]["logsnr_max"]), 0.0, msg=which)
+      self.assertNotEqual(float(grads["params"]["logsnr_min"]), 0.0, msg=which)
 
 
 class ErrorTest(absltest.TestCase):
