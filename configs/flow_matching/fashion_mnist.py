@@ -22,7 +22,9 @@ def get_config(arg=None):
                                  ema=config_lib.ema_constant(0.9995))
   config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
                                   sample_every_steps=2000)
-  config.sample = config_lib.sampler("euler", 100, "uniform_t", batch_size=500, num_samples=10_000)
+  # Flow σ̃ = t/(1 − t) is infinite at t = 1: start at t = 0.999 (z ≈ 0.999·ε + 0.001·x).
+  config.sample = config_lib.sampler("euler", 100, "uniform_t", grid_kwargs=dict(t_max=0.999),
+                                     batch_size=500, num_samples=10_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

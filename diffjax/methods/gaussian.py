@@ -42,13 +42,17 @@ class GaussianDiffusion:
     self.num_classes = num_classes if self.conditional else 0
     self.schedule = schedules.make(**config.schedule)
     self.param = parameterization.make(mcfg.param, **mcfg.get("param_kwargs", {}))
-    self.weight_fn = weighting.make_weighting(mcfg.weighting, **mcfg.get("weighting_kwargs", {}))
+    # The schedule is passed to every weighting: the MSE-type ones (ε-MSE, v-MSE, flow) are w = p(λ)
+    # of uniform t under it (Kingma & Gao 2023, Table 1), the others ignore it.
+    self.weight_fn = weighting.make_weighting(
+        mcfg.weighting, schedule=self.schedule, **mcfg.get("weighting_kwargs", {})
+    )
     self.t_sampler = weighting.make_t_sampler(mcfg.t_sampling, **mcfg.get("t_sampling_kwargs", {}))
     model_cfg = dict(config.model)
     if self.conditional:
       model_cfg["num_classes"] = self.num_classes
     self.model = models.make(model_cfg)
-    self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver", "num_steps", "grid"))
+    self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver"))
 
   # -- network -------------------------------------------------------------------------------------
 
@@ -112,9 +116,8 @@ class GaussianDiffusion:
       kwargs["schedule"] = self.schedule
     return solvers.grid(grid, num_steps, **kwargs)
 
-  def _sample(self, params, rng, *, num, solver, num_steps, grid, label=None):
+  def _sample(self, params, rng, sigmas, *, num, solver, label=None):
     scfg = self.config.sample
-    sigmas = self.sigmas(num_steps, grid)
     rng_init, rng_solve = jax.random.split(rng)
     x_init = sigmas[0] * jax.random.normal(rng_init, (num,) + self.element_shape)
     den = self.denoiser(params, label, float(scfg.get("guidance_scale", 1.0)))
@@ -135,7 +138,9 @@ class GaussianDiffusion:
     if unknown:
       raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(kwargs)}")
     kwargs.update(overrides)
-    return self._sample_jit(params, rng, num=num, label=label, **kwargs)
+    # The grid is built on the host (NumPy, float64 where enabled), then passed in as data.
+    sigmas = jnp.asarray(self.sigmas(int(kwargs["num_steps"]), kwargs["grid"]))
+    return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"], label=label)
 
   # -- evaluation ----------------------------------------------------------------------------------
 

@@ -63,16 +63,6 @@ class ShardingTest(chex.TestCase):
 
 class CheckpointTest(chex.TestCase):
 
-  def test_resume_continues_exactly(self):
-    base = self.create_tempdir().full_path
-    full, split = os.path.join(base, "full"), os.path.join(base, "split")
-    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), full)
-    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 4}), split)
-    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), split)
-    (s1, p1), (s2, p2) = _final_params(full), _final_params(split)
-    self.assertEqual((s1, s2), (6, 6))
-    chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
-
   def test_unreadable_latest_checkpoint_is_skipped_not_deleted(self):
     workdir = self.create_tempdir().full_path
     config = _toy_config(**{"train.num_steps": 4, "train.keep_checkpoints": 5})
@@ -108,7 +98,7 @@ class KillTest(chex.TestCase):
 
   def test_sigkill_midway_then_rerun_equals_uninterrupted(self):
     base = self.create_tempdir().full_path
-    flags = ["--config.train.num_steps=300", "--config.train.ckpt_every_steps=10",
+    flags = ["--config.train.num_steps=120", "--config.train.ckpt_every_steps=10",
              "--config.train.log_every_steps=50"]
     killed, clean = os.path.join(base, "killed"), os.path.join(base, "clean")
     proc = _cli(killed, *flags)
@@ -123,7 +113,7 @@ class KillTest(chex.TestCase):
     out = proc.communicate()[0]
     self.assertEqual(proc.returncode, -signal.SIGKILL, f"run was not killed mid-way:\n{out[-3000:]}")
     stopped_at = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
-    self.assertLess(stopped_at, 300)
+    self.assertLess(stopped_at, 120)
     outputs = {}
     for workdir in (killed, clean):
       proc = _cli(workdir, *flags)
@@ -132,6 +122,6 @@ class KillTest(chex.TestCase):
     self.assertIn(f"at step {stopped_at}", outputs[killed])
     self.assertNotIn("resumed", outputs[clean])
     (s1, p1), (s2, p2) = _final_params(killed), _final_params(clean)
-    self.assertEqual((s1, s2), (300, 300))
+    self.assertEqual((s1, s2), (120, 120))
     chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
 
