@@ -28,6 +28,7 @@ _TRAIN_LOG = flags.DEFINE_string("train_log", "", "Captured stdout/stderr of the
 _PICTURE = flags.DEFINE_string("picture", "", "Sample picture to copy (default: newest in eval/).")
 _OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "results"), "Output folder.")
 _NOTES = flags.DEFINE_string("notes", "", "Free text appended to the report.")
+_COMMIT = flags.DEFINE_string("commit", "", "Commit of the code (default: git rev-parse HEAD here).")
 
 _PROGRESS = re.compile(r"step (\d+)/(\d+) \| loss ([0-9.eE+-]+).*?\| ([0-9.]+) steps/s")
 
@@ -59,7 +60,7 @@ def main(argv):
   metrics_files = sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json")))
   metrics = json.load(open(metrics_files[-1])) if metrics_files else {}
   lines = ["# " + _NAME.value, "", "## Commands", "", "```"] + _COMMAND.value + ["```", ""]
-  lines += [f"- commit: `{_commit()}`", f"- hardware: {_hardware()}"]
+  lines += [f"- commit: `{_COMMIT.value or _commit()}`", f"- hardware: {_hardware()}"]
   if _TRAIN_LOG.value and os.path.exists(_TRAIN_LOG.value):
     rows = [m.groups() for m in _PROGRESS.finditer(open(_TRAIN_LOG.value).read())]
     if rows:
