@@ -19,8 +19,8 @@ def _sigmas_from_t(schedule, t: np.ndarray) -> np.ndarray:
   lam = np.asarray(schedule.logsnr(np.asarray(t, np.float32)), np.float64)
   sigmas = np.exp(-0.5 * lam)
   if not np.all(np.isfinite(sigmas)):
-    raise ValueError(f"schedule {schedule!r} has an infinite σ/α at some t in {t.min()}..{t.max()}: "
-                     "choose t_max < 1 (flow schedules) or t_min > 0")
+    raise ValueError(f"schedule {schedule!r} has an infinite σ/α at some t in "
+                     f"{t.min()}..{t.max()}: choose t_max < 1 (flow schedules) or t_min > 0")
   return sigmas
 
 
@@ -80,7 +80,7 @@ def uniform_t(num_steps, schedule=None, t_min=1e-3, t_max=1.0, append_zero=True)
 
 
 def uniform_logsnr(num_steps, schedule=None, t_min=1e-3, t_max=1.0, append_zero=True):
-  """Levels uniform in λ between λ(t_max) and λ(t_min), i.e. geometric in σ̃ (DPM-Solver 'logSNR')."""
+  """Levels uniform in λ from λ(t_max) to λ(t_min), i.e. geometric in σ̃ (DPM-Solver 'logSNR')."""
   schedule = _resolve_schedule(schedule)
   _check_t_range(t_min, t_max)
   ends = np.log(_sigmas_from_t(schedule, np.array([t_max, t_min])))

@@ -27,7 +27,7 @@ def cfg(denoiser_cond, denoiser_uncond, scale: float):
 
 
 def classifier(denoiser, log_prob_fn, scale: float):
-  """Classifier guidance (Dhariwal & Nichol 2021, Eq. 14 in score form): D + s σ² ∇ₓ log p(y | x, σ).
+  """Classifier guidance (Dhariwal & Nichol 2021, Eq. 14, score form): D + s σ² ∇ₓ log p(y | x, σ).
 
   Args:
     denoiser: D(x, σ).
