@@ -77,7 +77,7 @@ def main(argv):
   os.makedirs(_OUT.value, exist_ok=True)
   if picture:
     dst = os.path.join(_OUT.value, f"{_NAME.value}.png")
-    shutil.copyfile(picture if os.path.isabs(picture) else os.path.join(workdir, picture), dst)
+    shutil.copyfile(picture if os.path.exists(picture) else os.path.join(workdir, picture), dst)
     lines += ["", f"![samples]({os.path.basename(dst)})"]
   if _NOTES.value:
     lines += ["", _NOTES.value]
