@@ -7,7 +7,8 @@ set -uo pipefail
 data=$1 out=$2
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.3
 for paper in edm ddpm flow_matching; do
-  bash experiments/fashion_mnist_gpu.sh "$paper" "$data" "$out" > "$out/${paper}_stdout.txt" 2>&1 &
+  bash experiments/fashion_mnist_gpu.sh "$paper" "$data" "$out" > "/tmp/${paper}_stdout.txt" 2>&1 &
 done
 wait
-tail -n 4 "$out"/*_stdout.txt
+tail -n 4 /tmp/*_stdout.txt
+(cd "$out" && tar czf logs.tgz *.log && rm -f *.log)
