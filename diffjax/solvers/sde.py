@@ -181,8 +181,10 @@ def _ou_noise(key, x, sigma, h, fractions):
 
 def _seeds(denoiser, x, sigmas, key, stages):
   """SEEDS (Gonzalez et al. 2023): exponential integrator of dx = 2(D - x)dℓ + √2 σ dW̄ in the
-  data-prediction form, with the DPM-Solver++ stage coefficients at step size H = 2h and the
-  stage noises taken from one Brownian path (`_ou_noise`)."""
+  data-prediction form, with the DPM-Solver stage weights at step size H = 2h ('dpmsolver' type,
+  as nfsrules/SEEDS `etd_serk_edm.py` uses them) and the stage noises taken from one Brownian path
+  (`_ou_noise`, exact variances). The official code works with EDM's F_θ in a different frame
+  and combines the stage noises differently; this is a derivation, not a port."""
 
   def step(x, carry, i, sigma, sigma_next, key_i):
     x0 = _call(denoiser, x, sigma)
@@ -200,7 +202,8 @@ def _seeds(denoiser, x, sigmas, key, stages):
         n1, n2 = _ou_noise(key_i, x, sigma, h, (r, 1.0))
         x_s1 = lin(r) + n1
         d1 = _call(denoiser, x_s1, sigma * jnp.exp(-r * h))
-        return lin(1.0) + (1.0 / r) * phi2(1.0) * (d1 - x0) + n2
+        # The official code's second-stage weight (nfsrules/SEEDS etd_serk_edm.py): 1/(2r)·φ₁.
+        return lin(1.0) - (0.5 / r) * jnp.expm1(-big_h) * (d1 - x0) + n2
       r1, r2 = 1.0 / 3.0, 2.0 / 3.0
       n1, n2, n3 = _ou_noise(key_i, x, sigma, h, (r1, r2, 1.0))
       x_s1 = lin(r1) + n1
@@ -222,7 +225,8 @@ def seeds_1(denoiser, x, sigmas, key=None):
 
 
 def seeds_2(denoiser, x, sigmas, key=None):
-  """SEEDS-2: two stages (r = ½), φ₂ correction (1/r)(φ₁(-2h)/(2h) + 1)(D_s1 - D_s).
+  """SEEDS-2: two stages (r = ½), correction (1/(2r))(1 - e^{-2h})(D_s1 - D_s) (the weight of the
+  official code, in data-prediction form).
   2 evaluations a step, 1 on a final step to σ = 0."""
   return _seeds(denoiser, x, sigmas, key, 2)
 
