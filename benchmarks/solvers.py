@@ -218,7 +218,8 @@ def write_report(path, det_rows, official_rows, sto_rows, floor, ref_err, stats,
             "(d2_scale=1) is second order.",
             "- First-order ancestral samplers (ddpm = ddim(η=1) = euler_ancestral = seeds_1 in the "
             "σ-frame, hence identical rows) need far more than 50 evaluations to reach the noise "
-            "floor; SEEDS-2/3 and DPM-Solver++(2M) SDE reach it at about 35."]
+            "floor; SEEDS-3 and DPM-Solver++(2M) SDE come close to it at about 20–35, "
+            "SEEDS-2 at 50."]
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))

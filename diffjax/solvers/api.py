@@ -110,11 +110,11 @@ def _check_options(name: str, fn: Callable, options: dict) -> None:
       raise ValueError(f"unknown option {opt!r} for solver {name!r}; options: {allowed}")
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def _compiled(name: str, denoiser, options: tuple, with_key: bool):
   """A jitted run of one solver for one denoiser; σ grid, x and key are traced arguments, so a
   Python loop calling `solve` on same-shaped batches compiles once. Holds a reference to the
-  denoiser (32 most recent)."""
+  denoiser (the 8 most recent), so pass a stable function, not a fresh closure per call."""
   fn = functools.partial(SOLVERS[name].fn, denoiser, **dict(options))
   if with_key:
     return jax.jit(lambda x, sigmas, key: fn(x, sigmas, key))
