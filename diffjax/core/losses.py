@@ -60,7 +60,11 @@ def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array,
   eps_mse = jnp.square(param.eps_scale(alpha, sigma)) * jnp.sum(
       jnp.square(raw.astype(jnp.float32) - target), axis=axes)
   w = weight_fn(lam)
-  ratio = w / p_lam
+  # A t-sampler can draw an end point where both w and p vanish (t = 0 exactly on a flow schedule,
+  # λ = +∞: probability 2^-23 per float32 draw, so it does happen in long runs). That point has
+  # measure zero; weight it 0 instead of letting 0/0 turn the whole batch's loss into NaN.
+  ok = p_lam > 0
+  ratio = jnp.where(ok, w / jnp.where(ok, p_lam, 1.0), 0.0)
   loss = 0.5 * ratio * eps_mse
   aux = {"t": t, "logsnr": lam, "weight": ratio, "eps_mse": eps_mse,
          "integrand": 0.5 * w * eps_mse}

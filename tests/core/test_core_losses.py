@@ -228,5 +228,27 @@ class LossShapeTest(chex.TestCase):
                            t_sampler=weighting.make_t_sampler("uniform"))
 
 
+  def test_flow_end_point_t0_gives_finite_loss_and_gradient(self):
+    # uniform t in float32 hits t = 0 exactly with probability 2^-23 per draw; there w = p = 0 on a
+    # flow schedule. That single example must not turn the batch loss into NaN (seen on a GPU run).
+    sched = schedules.make("flow")
+    t_fixed = jnp.array([0.0, 0.25, 0.5, 0.75, 0.9, 0.1, 0.3, 0.6])
+    t_sampler = lambda rng, b, schedule: (t_fixed, weighting.uniform_t_density(schedule,
+                                                                             schedule.logsnr(t_fixed)))
+    x = jax.random.normal(jax.random.key(3), SHAPE)
+
+    def mean_loss(scale):
+      net = lambda z, c: scale * _random_net(0)(z, c)
+      loss, _ = losses.weighted_loss(net, x, jax.random.key(0), schedule=sched,
+                                     param=parameterization.make("flow"),
+                                     weight_fn=weighting.make_weighting("flow", schedule=sched),
+                                     t_sampler=t_sampler)
+      return jnp.mean(loss), loss
+
+    (value, per_example), grad = jax.value_and_grad(mean_loss, has_aux=True)(1.0)
+    self.assertTrue(bool(jnp.all(jnp.isfinite(per_example))), per_example)
+    self.assertEqual(float(per_example[0]), 0.0)
+    self.assertTrue(np.isfinite(float(grad)) and np.isfinite(float(value)))
+
 if __name__ == "__main__":
   absltest.main()
