@@ -6,7 +6,7 @@
 set -uo pipefail
 data=$1 out=$2
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.3
-for paper in edm ddpm flow_matching; do
+for paper in ${PAPERS:-edm ddpm flow_matching}; do
   bash experiments/fashion_mnist_gpu.sh "$paper" "$data" "$out" > "/tmp/${paper}_stdout.txt" 2>&1 &
 done
 wait

@@ -30,7 +30,7 @@ _OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "resul
 _NOTES = flags.DEFINE_string("notes", "", "Free text appended to the report.")
 _COMMIT = flags.DEFINE_string("commit", "", "Commit of the code (default: git rev-parse HEAD here).")
 
-_PROGRESS = re.compile(r"step (\d+)/(\d+) \| loss ([0-9.eE+-]+).*?\| ([0-9.]+) steps/s")
+_PROGRESS = re.compile(r"step (\d+)/(\d+) \|.*?\| loss ([0-9.eE+-]+) \|.*?([0-9.]+) steps/s")
 
 
 def _hardware() -> str:
