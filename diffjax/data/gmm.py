@@ -19,6 +19,7 @@ import functools
 import math
 from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -164,6 +165,8 @@ def _component_log_probs(mix, x, sigma, xp):
 
 def _logsumexp(a, xp):
   m = xp.max(a, axis=-1, keepdims=True)
+  if xp is jnp:  # the shift cancels exactly; keeping it out of autodiff avoids a 0·∞ in ∇max
+    m = jax.lax.stop_gradient(m)
   return (m + xp.log(xp.sum(xp.exp(a - m), axis=-1, keepdims=True)))[..., 0]
 
 
