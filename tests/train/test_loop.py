@@ -125,3 +125,26 @@ class KillTest(chex.TestCase):
     self.assertEqual((s1, s2), (120, 120))
     chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
 
+
+  def test_sigterm_saves_at_the_current_step_and_rerun_resumes(self):
+    workdir = self.create_tempdir().full_path
+    flags = ["--config.train.num_steps=3000", "--config.train.ckpt_every_steps=100000",
+             "--config.train.log_every_steps=20"]
+    proc = _cli(workdir, *flags)
+    lines = []
+    for line in proc.stdout:  # wait until training is under way, then ask it to stop
+      lines.append(line)
+      if "step 40/3000" in line:
+        proc.send_signal(signal.SIGTERM)
+        break
+    out = "".join(lines) + proc.communicate()[0]
+    self.assertEqual(proc.returncode, 0, out[-3000:])
+    saved = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+    self.assertEqual(len(saved), 1, saved)  # only the preemption save: no periodic one was due
+    self.assertTrue(40 <= saved[0] < 3000, saved)
+    self.assertIn(f"stopping at step {saved[0]} after a preemption signal", out)
+    proc = _cli(workdir, f"--config.train.num_steps={saved[0] + 20}", *flags[1:])
+    out = proc.communicate()[0]
+    self.assertEqual(proc.returncode, 0, out[-3000:])
+    self.assertIn(f"at step {saved[0]}", out)
+    self.assertEqual(_final_params(workdir)[0], saved[0] + 20)
