@@ -29,7 +29,7 @@ def check_t(t, name: str = "t") -> None:
 
 def alpha_sigma_from_logsnr(lam: Array, family: str) -> tuple[Array, Array]:
   """(α, σ) from λ for a schedule family (see module docstring). lam: [B] -> ([B], [B])."""
-  lam = jnp.asarray(lam, jnp.float32)
+  lam = as_float(lam)
   if family == "vp":
     return jnp.sqrt(jax.nn.sigmoid(lam)), jnp.sqrt(jax.nn.sigmoid(-lam))
   if family == "ve":
@@ -54,7 +54,7 @@ def bisect_decreasing(fn: Callable[[Array], Array], lam: Array, lo: float, hi: f
   40 halvings shrink the bracket below float32 resolution on [0, 1]; values of lam outside
   [fn(hi), fn(lo)] are clamped to the end points.
   """
-  lam = jnp.asarray(lam, jnp.float32)
+  lam = as_float(lam)
   a = jnp.full_like(lam, lo)
   b = jnp.full_like(lam, hi)
 
@@ -90,7 +90,7 @@ class Schedule:
 
   def dlogsnr_dt(self, t: Array) -> Array:
     """dλ/dt [B] (negative), by forward-mode differentiation of `logsnr`."""
-    t = jnp.asarray(t, jnp.float32)
+    t = as_float(t)
     return jax.jvp(self.logsnr, (t,), (jnp.ones_like(t),))[1]
 
   @property
@@ -106,8 +106,18 @@ class Schedule:
       return float(self.logsnr(jnp.ones((1,), jnp.float32))[0])
 
 
+def as_float(x) -> Array:
+  """x as float32, or as float64 when it already is float64 (only possible with jax_enable_x64).
+
+  Schedules never compute below float32 (DESIGN.md), and keep float64 when asked, so that solver
+  grids and adapters stay float64 for parity runs (EDM samples in float64).
+  """
+  x = jnp.asarray(x)
+  return x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)
+
+
 def as_t(t: Array) -> Array:
-  """t as float32, checked to lie in [0, 1] when concrete."""
+  """t as float32 (float64 if given float64), checked to lie in [0, 1] when concrete."""
   check_t(t)
-  return jnp.asarray(t, jnp.float32)
+  return as_float(t)
 

@@ -49,7 +49,7 @@ class InputScaled(Schedule):
     return self.base.logsnr(t) + self._shift
 
   def t_from_logsnr(self, lam):
-    return self.base.t_from_logsnr(jnp.asarray(lam, jnp.float32) - self._shift)
+    return self.base.t_from_logsnr(schedule_base.as_float(lam) - self._shift)
 
   def alpha_sigma(self, t):
     if self.normalize:
@@ -95,7 +95,7 @@ class ZeroTerminalSNR(Schedule):
 
   def t_from_logsnr(self, lam):
     a0, s0, a1 = self._ends
-    lam = jnp.asarray(lam, jnp.float32)
+    lam = schedule_base.as_float(lam)
     alpha_new = jnp.sqrt(jax.nn.sigmoid(lam))
     alpha = alpha_new * ((a0 - a1) / a0) + a1
     # 1 - α = ((a0 - a1)(1 - α') + a1 (1 - a0)) / a0, each 1 - a written as σ²/(1 + a).

@@ -78,7 +78,7 @@ class VP(Schedule):
     return -jnp.log(jnp.expm1(self._neg_log_alpha_bar(s)))
 
   def t_from_logsnr(self, lam):
-    c = jax.nn.softplus(-jnp.asarray(lam, jnp.float32))  # -log ᾱ = log(1 + e^{-λ})
+    c = jax.nn.softplus(-schedule_base.as_float(lam))  # -log ᾱ = log(1 + e^{-λ})
     return (self._s_from_neg_log_alpha_bar(c) - self.t_min) / (1.0 - self.t_min)
 
 
@@ -103,7 +103,7 @@ class SubVP(VP):
     return jnp.exp(-0.5 * c), -jnp.expm1(-c)
 
   def t_from_logsnr(self, lam):
-    r = jnp.exp(-jnp.asarray(lam, jnp.float32))
+    r = jnp.exp(-schedule_base.as_float(lam))
     c = jnp.log1p(0.5 * (r + jnp.sqrt(r) * jnp.sqrt(r + 4.0)))  # -log ᾱ
     return (self._s_from_neg_log_alpha_bar(c) - self.t_min) / (1.0 - self.t_min)
 
@@ -149,7 +149,7 @@ class Cosine(Schedule):
 
   def t_from_logsnr(self, lam):
     lo, hi = self._u_range
-    return (self._raw_u(jnp.asarray(lam, jnp.float32)) - lo) / (hi - lo)
+    return (self._raw_u(schedule_base.as_float(lam)) - lo) / (hi - lo)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,7 @@ class LinearLogSNR(Schedule):
     return self.logsnr_hi + _f32(t) * (self.logsnr_lo - self.logsnr_hi)
 
   def t_from_logsnr(self, lam):
-    return (jnp.asarray(lam, jnp.float32) - self.logsnr_hi) / (self.logsnr_lo - self.logsnr_hi)
+    return (schedule_base.as_float(lam) - self.logsnr_hi) / (self.logsnr_lo - self.logsnr_hi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +258,7 @@ class DiscreteChain(Schedule):
 
   def t_from_logsnr(self, lam):
     nodes = jnp.asarray(self._nodes)
-    lam = jnp.asarray(lam, jnp.float32)
+    lam = schedule_base.as_float(lam)
     # Nodes are decreasing; search in the increasing sequence -nodes.
     j = jnp.searchsorted(-nodes, -lam, side="right")
     i = jnp.clip(j - 1, 0, nodes.shape[0] - 2)
@@ -267,7 +267,7 @@ class DiscreteChain(Schedule):
 
   def t_from_index(self, i: Array) -> Array:
     """t of the paper's step index i ∈ {1..T}."""
-    return (jnp.asarray(i, jnp.float32) - 1.0) / (int(self.num_timesteps) - 1)
+    return (schedule_base.as_float(i) - 1.0) / (int(self.num_timesteps) - 1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ class VE(Schedule):
     return -2.0 * log_sigma
 
   def t_from_logsnr(self, lam):
-    log_sigma = -0.5 * jnp.asarray(lam, jnp.float32)
+    log_sigma = -0.5 * schedule_base.as_float(lam)
     return (log_sigma - math.log(self.sigma_min)) / math.log(self.sigma_max / self.sigma_min)
 
 
@@ -311,7 +311,7 @@ class EDM(Schedule):
 
   def t_from_logsnr(self, lam):
     a, b = self.sigma_min ** (1.0 / self.rho), self.sigma_max ** (1.0 / self.rho)
-    root = jnp.exp(-0.5 * jnp.asarray(lam, jnp.float32) / self.rho)  # σ^{1/ρ}
+    root = jnp.exp(-0.5 * schedule_base.as_float(lam) / self.rho)  # σ^{1/ρ}
     return (root - a) / (b - a)
 
 
@@ -338,7 +338,7 @@ class Flow(Schedule):
 
   def t_from_logsnr(self, lam):
     # (1 - t) / (σ_min + (1 - σ_min) t) = r := e^{λ/2}  =>  t = (1 - σ_min r) / (1 + (1 - σ_min) r)
-    lam = jnp.asarray(lam, jnp.float32)
+    lam = schedule_base.as_float(lam)
     if self.sigma_min == 0.0:
       return jax.nn.sigmoid(-0.5 * lam)
     r = jnp.exp(0.5 * lam)

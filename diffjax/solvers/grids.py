@@ -16,7 +16,7 @@ from diffjax.core import schedules as schedules_lib
 
 def _sigmas_from_t(schedule, t: np.ndarray) -> np.ndarray:
   """σ̃(t) = exp(-λ(t)/2) (DESIGN.md, solver frame). t: [M] -> [M] float64."""
-  lam = np.asarray(schedule.logsnr(np.asarray(t, np.float32)), np.float64)
+  lam = np.asarray(schedule.logsnr(np.asarray(t, _float())), np.float64)
   sigmas = np.exp(-0.5 * lam)
   if not np.all(np.isfinite(sigmas)):
     raise ValueError(f"schedule {schedule!r} has an infinite σ/α at some t in "
@@ -25,7 +25,14 @@ def _sigmas_from_t(schedule, t: np.ndarray) -> np.ndarray:
 
 
 def _t_from_sigmas(schedule, sigmas: np.ndarray) -> np.ndarray:
-  return np.asarray(schedule.t_from_logsnr(np.asarray(-2.0 * np.log(sigmas), np.float32)))
+  return np.asarray(schedule.t_from_logsnr(np.asarray(-2.0 * np.log(sigmas), _float())))
+
+
+def _float():
+  """float64 when jax_enable_x64 is on (schedules then compute in float64), else float32."""
+  import jax  # local: grids stay importable without touching devices
+
+  return np.float64 if jax.config.jax_enable_x64 else np.float32
 
 
 def _count(num_steps: int, append_zero: bool) -> int:

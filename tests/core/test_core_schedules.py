@@ -303,3 +303,28 @@ class ErrorTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class Float64Test(chex.TestCase):
+  """With jax_enable_x64, schedules keep float64 (solver parity needs float64 grids)."""
+
+  @parameterized.parameters("vp", "cosine", "edm", "ve", "flow", "sub_vp")
+  def test_float64_in_float64_out_and_accurate(self, kind):
+    from diffjax import solvers  # pylint: disable=g-import-not-at-top
+
+    sched = schedules.make(kind)
+    with jax.enable_x64(True):
+      t = np.linspace(0.05, 0.95, 7)
+      lam = sched.logsnr(jnp.asarray(t, jnp.float64))
+      self.assertEqual(lam.dtype, jnp.float64)
+      back = sched.t_from_logsnr(lam)
+      self.assertEqual(back.dtype, jnp.float64)
+      np.testing.assert_allclose(np.asarray(back), t, rtol=1e-10, atol=1e-12)
+      alpha, sigma = sched.alpha_sigma(jnp.asarray(t, jnp.float64))
+      np.testing.assert_allclose(np.log(np.square(alpha) / np.square(sigma)), lam, rtol=1e-10,
+                                 atol=1e-10)
+      if kind != "flow":  # a flow grid needs t_max < 1 (σ̃ = ∞ at t = 1)
+        grid = solvers.grid("uniform_t", 8, schedule=sched, t_min=0.05, t_max=0.95)
+        np.testing.assert_allclose(grid[:-1], np.exp(-0.5 * np.asarray(
+            sched.logsnr(jnp.linspace(0.95, 0.05, 8, dtype=jnp.float64)))), rtol=1e-12)
+    self.assertEqual(sched.logsnr(jnp.asarray(t, jnp.float32)).dtype, jnp.float32)
