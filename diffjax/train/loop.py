@@ -144,8 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
         if not np.isfinite(means["loss"]):
           raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
         prog.log(step, means)
-      if is_main and tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
-        _save_sample_picture(exp, state, step, workdir)
+      if tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
+        _save_sample_picture(exp, state, step, workdir)  # every process samples (SPMD); 0 writes
       if tcfg.eval_every_steps and step % tcfg.eval_every_steps == 0:
         prog.scalars("eval", step, _evaluate_state(exp, state, workdir, step))
       if stop:
@@ -160,7 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
 def _save_sample_picture(exp: Experiment, state, step: int, workdir: str) -> None:
   rng = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed + 2), step)
   samples = jax.device_get(exp.method.sample(state.ema_params, rng, exp.config.sample.batch_size))
-  progress.save_samples(samples, os.path.join(workdir, "samples", f"step_{step:08d}.png"))
+  if jax.process_index() == 0:
+    progress.save_samples(samples, os.path.join(workdir, "samples", f"step_{step:08d}.png"))
 
 
 def _evaluate_state(exp: Experiment, state, workdir: str, step: int) -> dict:
