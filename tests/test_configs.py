@@ -40,12 +40,18 @@ class ConfigSmokeTest(chex.TestCase, parameterized.TestCase):
       config.data.path = self.create_tempdir().full_path
       _fake_fashion_mnist(config.data.path)
     workdir = self.create_tempdir().full_path
+    config.train.sample_every_steps = 2  # exercise the periodic hooks too
+    config.train.eval_every_steps = 4
     state = loop.train_and_evaluate(config, workdir)
     self.assertEqual(int(jax.device_get(state.step)), 2)
     config.train.num_steps = 4
     state = loop.train_and_evaluate(config, workdir)
     self.assertEqual(int(jax.device_get(state.step)), 4)
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["2", "4"])
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "samples"))),
+                     ["step_00000002.png", "step_00000004.png"])
+    self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "metrics_00000004.json")))
+    self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "samples_00000004.png")))
     leaves = jax.tree.leaves(jax.device_get(state.params))
     self.assertTrue(all(np.all(np.isfinite(x)) for x in leaves))
     samples = loop.sample(config, workdir)
