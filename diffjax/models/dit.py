@@ -10,7 +10,6 @@ from facebookresearch/DiT `models.py`: S/B/L/XL = (12, 384, 6), (12, 768, 12), (
 (28, 1152, 16) for (depth, width, heads), patch 2/4/8; DiT-XL/2 has 675 M parameters.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn

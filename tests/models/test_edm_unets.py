@@ -1,11 +1,9 @@
 """DDPM++, NCSN++ and ADM at EDM's settings: parameter counts and the augmentation-label input."""
 
-import math
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl.testing import parameterized
 
 from diffjax import models
