@@ -123,7 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
     progress.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   mngr = checkpoint.make_manager(workdir, tcfg)
   state = exp.restore_or_init(mngr, workdir)
-  step = int(jax.device_get(state.step))
+  step = first_step = int(jax.device_get(state.step))
   step_fn = exp.jit_train_step()
   prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=is_main)
   logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
@@ -132,7 +132,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   with checkpoint.Preemption() as preempt:
     while step < tcfg.num_steps:
       batch = exp.global_batch(step)
-      state, metrics = step_fn(state, batch)
+      # After the first (tracing) call, a step moves nothing between host and device implicitly.
+      with jax.transfer_guard("disallow" if step > first_step else "allow"):
+        state, metrics = step_fn(state, batch)
       step += 1
       pending.append(metrics)
       stop = preempt.requested or mngr.reached_preemption(step)
