@@ -29,12 +29,13 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "training batch size")
 _WIDTH = flags.DEFINE_integer("width", 32, "channels of the first conv stage")
 _FEATURE_DIM = flags.DEFINE_integer("feature_dim", 128, "penultimate feature width")
 _LR = flags.DEFINE_float("learning_rate", 1e-3, "Adam peak learning rate (cosine decay)")
+_GROUP_NORM = flags.DEFINE_bool("group_norm", False, "GroupNorm after each conv")
 _PAD_TO_32 = flags.DEFINE_bool("pad_to_32", False, "train on 32x32 padded images")
 _SEED = flags.DEFINE_integer("seed", 0, "initialisation and data-order seed")
 _NUM_FD = flags.DEFINE_integer("num_fd", 10_000, "train images in the FD floor")
 
 
-def _split(name, batch_size, split, seed):
+def _dataset(batch_size, split, seed):
   cfg = dict(name="fashion_mnist", batch_size=batch_size, path=_DATA_PATH.value,
              pad_to_32=_PAD_TO_32.value)
   return data.make(cfg, seed=seed, split=split)
@@ -45,15 +46,15 @@ def main(argv):
   side = 32 if _PAD_TO_32.value else 28
   config = classifier.ClassifierConfig(width=_WIDTH.value, feature_dim=_FEATURE_DIM.value,
                                        image_shape=(side, side, 1), learning_rate=_LR.value,
-                                       batch_size=_BATCH_SIZE.value)
-  train_ds = _split("train", config.batch_size, "train", _SEED.value)
+                                       batch_size=_BATCH_SIZE.value, group_norm=_GROUP_NORM.value)
+  train_ds = _dataset(config.batch_size, "train", _SEED.value)
   num_steps = int(round(_EPOCHS.value * train_ds.num_examples / config.batch_size))
   print(f"training {config} for {num_steps} steps", flush=True)
   params, info = classifier.train(train_ds, config, seed=_SEED.value, num_steps=num_steps,
                                   log_every=50, log_fn=lambda s: print(s, flush=True))
   classifier.save(_OUT_DIR.value, params, config)
 
-  test_ds = _split("test", 1000, "test", 0)
+  test_ds = _dataset(1000, "test", 0)
   test = [test_ds.batch(i) for i in range(test_ds.num_examples // 1000)]  # one epoch = all 10k
   test_x = np.concatenate([b["x"] for b in test])
   test_y = np.concatenate([b["label"] for b in test])
@@ -64,7 +65,7 @@ def main(argv):
   feats = classifier.features_fn(params, config)
   test_stats = frechet.feature_stats(feats, test_x, batch_size=1000)
   frechet.save_stats(os.path.join(_OUT_DIR.value, "test_stats.npz"), test_stats)
-  fd_train = _split("train", 1000, "train", 0)
+  fd_train = _dataset(1000, "train", 0)
   train_batches = (fd_train.batch(i)["x"] for i in range(-(-_NUM_FD.value // 1000)))
   train_stats = frechet.feature_stats(feats, train_batches, max_samples=_NUM_FD.value)
   floor = frechet.frechet_distance_from_stats(train_stats, test_stats)
@@ -78,7 +79,8 @@ def main(argv):
                  fd_seconds=time.time() - start, **info)
   summary["config"] = dict(width=config.width, feature_dim=config.feature_dim,
                            image_shape=list(config.image_shape), batch_size=config.batch_size,
-                           learning_rate=config.learning_rate, epochs=_EPOCHS.value)
+                           learning_rate=config.learning_rate, group_norm=config.group_norm,
+                           epochs=_EPOCHS.value)
   with open(os.path.join(_OUT_DIR.value, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   print(json.dumps(summary, indent=2), flush=True)
