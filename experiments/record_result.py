@@ -38,7 +38,8 @@ def _hardware() -> str:
 
   devices = jax.devices()
   kinds = sorted({d.device_kind for d in devices})
-  return f"{len(devices)} × {', '.join(kinds)} ({jax.default_backend()}), jax {jax.__version__}, {platform.node()}"
+  return (f"{len(devices)} × {', '.join(kinds)} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
+          f"jax {jax.__version__}, {platform.machine()}")
 
 
 def _commit() -> str:
@@ -69,7 +70,7 @@ def main(argv):
                 f"(step {rows[-1][0]}), median {sorted(rates)[len(rates) // 2]:.2f} steps/s"]
     wall = re.findall(r"WALL_SECONDS=([0-9.]+)", open(_TRAIN_LOG.value).read())
     if wall:
-      lines += [f"- wall time (train + sample): {float(wall[-1]):.0f} s"]
+      lines += [f"- wall time (all commands above): {float(wall[-1]):.0f} s"]
   if metrics:
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items())]
