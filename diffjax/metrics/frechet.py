@@ -1,4 +1,4 @@
-"""Fréchet distance between Gaussians fitted to feature sets (FID: Heusel et al. 2017, arXiv:1706.08500).
+"""Fréchet distance of Gaussians fitted to feature sets (FID: Heusel et al. 2017, arXiv:1706.08500).
 
     FD = |m1 - m2|² + tr(S1) + tr(S2) - 2 tr((S1^½ S2 S1^½)^½)            (Dowson & Landau 1982)
 

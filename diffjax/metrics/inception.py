@@ -264,8 +264,8 @@ def convert(arrays: Mapping[str, Any], channel_divisor: int = 1) -> dict:
   for name in expected:
     torch_prefix, layer, leaf = name.rsplit(".", 2)  # e.g. "Mixed_6b.branch7x7_2", "conv", "weight"
     flax_leaf, to_flax = _LEAVES[f"{layer}.{leaf}"]
-    params.setdefault(torch_prefix.replace(".", "_"), {})[flax_leaf] = np.asarray(to_flax(np.asarray(arrays[name])),
-                                                          np.float32)
+    value = np.asarray(to_flax(np.asarray(arrays[name])), np.float32)
+    params.setdefault(torch_prefix.replace(".", "_"), {})[flax_leaf] = value
   return params
 
 

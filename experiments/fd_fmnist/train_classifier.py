@@ -23,12 +23,13 @@ from diffjax.metrics import frechet
 
 _DATA_PATH = flags.DEFINE_string("data_path", "/usr/share/datasets/fashion-mnist/",
                                  "folder with the four Fashion-MNIST IDX files")
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "where the weights and statistics go", required=True)
-_EPOCHS = flags.DEFINE_float("epochs", 3.0, "training epochs over the 60,000 train images")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "where the weights and statistics go",
+                               required=True)
+_EPOCHS = flags.DEFINE_float("epochs", 4.0, "training epochs over the 60,000 train images")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "training batch size")
-_WIDTH = flags.DEFINE_integer("width", 32, "channels of the first conv stage")
-_FEATURE_DIM = flags.DEFINE_integer("feature_dim", 128, "penultimate feature width")
-_LR = flags.DEFINE_float("learning_rate", 1e-3, "Adam peak learning rate (cosine decay)")
+_WIDTH = flags.DEFINE_integer("width", 24, "channels of the first conv stage")
+_FEATURE_DIM = flags.DEFINE_integer("feature_dim", 256, "penultimate feature width")
+_LR = flags.DEFINE_float("learning_rate", 4e-3, "Adam peak learning rate (cosine decay)")
 _GROUP_NORM = flags.DEFINE_bool("group_norm", False, "GroupNorm after each conv")
 _PAD_TO_32 = flags.DEFINE_bool("pad_to_32", False, "train on 32x32 padded images")
 _SEED = flags.DEFINE_integer("seed", 0, "initialisation and data-order seed")
