@@ -22,6 +22,7 @@ import numpy as np
 
 from diffjax import models
 from diffjax import solvers
+from diffjax.methods import base
 from diffjax.core import losses
 from diffjax.core import parameterization
 from diffjax.core import schedules
@@ -153,16 +154,9 @@ class GaussianDiffusion:
     ref = np.asarray(reference["x"], np.float32)
     n = len(ref) // 2
     rng_sample, rng_proj = jax.random.split(rng)
-    samples = np.concatenate([
-        np.asarray(jax.device_get(self.sample(params, jax.random.fold_in(rng_sample, i), b)))
-        for i, b in enumerate(_chunks(n, int(self.config.sample.batch_size)))
-    ])
+    samples = base.sample_in_batches(self, params, rng_sample, n, int(self.config.sample.batch_size))
     flat = lambda a: a.reshape(n, -1)  # pylint: disable=unnecessary-lambda-assignment
     num_proj = int(self.config.eval.get("num_projections", 512))
     sw = wasserstein.sliced_wasserstein(flat(samples), flat(ref[:n]), rng_proj, num_proj)
     floor = wasserstein.sliced_wasserstein(flat(ref[n:2 * n]), flat(ref[:n]), rng_proj, num_proj)
     return {"sliced_w2": float(sw), "sliced_w2_data_floor": float(floor)}, samples
-
-
-def _chunks(total: int, size: int):
-  return [min(size, total - i) for i in range(0, total, size)]

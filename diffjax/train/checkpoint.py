@@ -40,10 +40,11 @@ def abstract_like(init_fn: Callable, shardings):
   )
 
 
-def restore_latest(mngr: ocp.CheckpointManager, workdir: str, abstract):
+def restore_latest(mngr: ocp.CheckpointManager, workdir: str, abstract, move_unreadable=True):
   """The newest restorable checkpoint as `(step, state)`, or `(None, None)` when there is none.
 
-  Unreadable checkpoints are skipped with a warning and moved aside (never deleted).
+  Unreadable checkpoints are skipped with a warning and, with `move_unreadable`, moved aside
+  (never deleted) so that this run can save that step again.
   """
   for step in sorted(mngr.all_steps(), reverse=True):
     try:
@@ -52,8 +53,15 @@ def restore_latest(mngr: ocp.CheckpointManager, workdir: str, abstract):
     except Exception as e:  # pylint: disable=broad-except  # any failure means: not usable
       logging.warning("checkpoint at step %d is unreadable (%s: %s); using an older one", step,
                       type(e).__name__, str(e).splitlines()[0][:200])
-      _move_aside(mngr, workdir, step)
+      if move_unreadable:
+        _move_aside(mngr, workdir, step)
   return None, None
+
+
+def restore_dir(workdir: str, abstract, move_unreadable: bool = True):
+  """`restore_latest` from the checkpoints of a run directory that no manager of ours holds."""
+  with ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints")) as mngr:
+    return restore_latest(mngr, workdir, abstract, move_unreadable)
 
 
 def _move_aside(mngr: ocp.CheckpointManager, workdir: str, step: int) -> None:

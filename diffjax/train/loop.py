@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -57,9 +58,9 @@ class Experiment:
     grad_fn = jax.value_and_grad(self.method.loss, has_aux=True)
     (loss, metrics), grads = grad_fn(state.params, batch, rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    params = jax.tree.map(jnp.add, state.params, updates)
+    params = optax.apply_updates(state.params, updates)
     decay = state_lib.ema_decay(self.config.optim.ema, state.step, self.config.data.batch_size)
-    metrics = dict(metrics, loss=loss, grad_norm=_global_norm(grads))
+    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
     new_state = state.replace(
         step=state.step + 1,
         params=params,
@@ -88,8 +89,8 @@ class Experiment:
       return state
     state = jax.jit(self.init_state, out_shardings=self.state_sharding)()
     if self.config.init_from:
-      with ocp.CheckpointManager(os.path.join(self.config.init_from, "checkpoints")) as other:
-        step, loaded = checkpoint.restore_latest(other, self.config.init_from, abstract)
+      # Another run's directory: read it, never move anything in it.
+      step, loaded = checkpoint.restore_dir(self.config.init_from, abstract, move_unreadable=False)
       if loaded is None:
         raise ValueError(f"init_from={self.config.init_from!r}: no restorable checkpoint there")
       logging.info("initialised parameters from %s (step %d)", self.config.init_from, step)
@@ -104,10 +105,6 @@ class Experiment:
       batches.append(ds.batch(i))
       n, i = n + len(batches[-1]["x"]), i + 1
     return {k: np.concatenate([b[k] for b in batches])[:num] for k in batches[0]}
-
-
-def _global_norm(tree) -> jax.Array:
-  return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(tree)))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None):
@@ -186,9 +183,8 @@ def _evaluate_state(exp: Experiment, state, workdir: str, step: int) -> dict:
 
 def _restore_for_inference(config, workdir: str, devices=None):
   exp = Experiment(config, devices)
-  with ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints")) as mngr:
-    abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
-    step, state = checkpoint.restore_latest(mngr, workdir, abstract)
+  abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
+  step, state = checkpoint.restore_dir(workdir, abstract)
   if state is None:
     raise FileNotFoundError(f"--workdir={workdir}: no checkpoint to evaluate; train first (--mode=train)")
   return exp, state, step
@@ -211,12 +207,8 @@ def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.
   """
   exp, state, step = _restore_for_inference(config, workdir, devices)
   scfg = config.sample
-  rng = jax.random.PRNGKey(scfg.seed)
-  out = []
-  for i in range(-(-scfg.num_samples // scfg.batch_size)):
-    out.append(jax.device_get(exp.method.sample(state.ema_params, jax.random.fold_in(rng, i),
-                                                scfg.batch_size)))
-  samples = np.concatenate(out)[: scfg.num_samples]
+  samples = methods.sample_in_batches(exp.method, state.ema_params, jax.random.PRNGKey(scfg.seed),
+                                      scfg.num_samples, scfg.batch_size)
   if jax.process_index() == 0:
     path = os.path.join(workdir, "samples", f"final_{step:08d}")
     os.makedirs(os.path.dirname(path), exist_ok=True)

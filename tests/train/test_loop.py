@@ -87,6 +87,18 @@ class CheckpointTest(chex.TestCase):
     chex.assert_trees_all_close(_final_params(workdir)[1], _final_params(clean)[1], atol=1e-6, rtol=0)
 
 
+  def test_init_from_takes_params_of_another_run_and_starts_at_step_0(self):
+    teacher, student = self.create_tempdir().full_path, self.create_tempdir().full_path
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 2}), teacher)
+    config = _toy_config()
+    config.init_from = teacher
+    exp = loop.Experiment(config)
+    with checkpoint.make_manager(student, config.train) as mngr:
+      state = exp.restore_or_init(mngr, student)
+    self.assertEqual(int(jax.device_get(state.step)), 0)
+    chex.assert_trees_all_close(jax.tree.map(np.asarray, state.params), _final_params(teacher)[1])
+    self.assertEqual(sorted(os.listdir(os.path.join(teacher, "checkpoints"))), ["2"])
+
 def _cli(workdir, *flags, **popen_kwargs):
   cmd = [sys.executable, "-m", "diffjax.main", f"--config={TOY}:smoke", f"--workdir={workdir}", *flags]
   return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
