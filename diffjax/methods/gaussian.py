@@ -16,6 +16,8 @@ Config sections read here:
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,8 +115,9 @@ class GaussianDiffusion:
   def sigmas(self, num_steps: int, grid: str):
     scfg = self.config.sample
     kwargs = dict(scfg.get("grid_kwargs", {}))
-    if grid in ("uniform_t", "uniform_logsnr", "time_uniform", "logSNR"):
-      kwargs["schedule"] = self.schedule
+    grid_fn = solvers.GRIDS.get(grid)  # unknown names: solvers.grid raises, naming them
+    if grid_fn is not None and "schedule" in inspect.signature(grid_fn).parameters:
+      kwargs.setdefault("schedule", self.schedule)  # grids in t or λ are the model's own schedule's
     return solvers.grid(grid, num_steps, **kwargs)
 
   def _sample(self, params, rng, sigmas, *, num, solver, label=None):
