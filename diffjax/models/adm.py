@@ -91,14 +91,7 @@ class ADMUNet(nn.Module):
       )(aug)
     emb = nn.silu(nn.Dense(emb_ch, kernel_init=init, name="map_layer0", **kw)(emb))
     emb = nn.Dense(emb_ch, kernel_init=init, name="map_layer1", **kw)(emb)
-    label = embeddings.resolve_labels(
-        label,
-        b,
-        num_classes=self.num_classes,
-        label_dropout=self.label_dropout,
-        train=train,
-        rng_fn=lambda: self.make_rng("dropout"),
-    )
+    label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       # A bias-free map of the one-hot label (rows ~ N(0, 1)); the null label is the zero vector.
       emb = emb + nn.Dense(

@@ -156,14 +156,7 @@ class DiT(nn.Module):
     normal = nn.initializers.normal(0.02)
     c = nn.Dense(self.hidden_size, kernel_init=normal, name="t_embedder_fc1", **kw)(feats)
     c = nn.Dense(self.hidden_size, kernel_init=normal, name="t_embedder_fc2", **kw)(nn.silu(c))
-    label = embeddings.resolve_labels(
-        label,
-        b,
-        num_classes=self.num_classes,
-        label_dropout=self.label_dropout,
-        train=train,
-        rng_fn=lambda: self.make_rng("dropout"),
-    )
+    label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       c = c + nn.Embed(
           self.num_classes + 1, self.hidden_size, embedding_init=normal, name="y_embedder", **kw

@@ -112,3 +112,10 @@ def resolve_labels(
     drop = jax.random.bernoulli(rng_fn(), label_dropout, (batch_size,))
     label = jnp.where(drop, num_classes, label)
   return label
+
+
+def module_labels(module, label: jax.Array | None, batch_size: int, *, train: bool):
+  """`resolve_labels` with a network's own `num_classes`, `label_dropout` and "dropout" rng."""
+  return resolve_labels(label, batch_size, num_classes=module.num_classes,
+                        label_dropout=module.label_dropout, train=train,
+                        rng_fn=lambda: module.make_rng("dropout"))

@@ -68,14 +68,7 @@ class MLP(nn.Module):
     else:
       feats = embeddings.positional_embedding(noise_cond, self.emb_dim)
     emb = dense(self.width, "emb_dense0")(feats.astype(self.dtype))
-    label = embeddings.resolve_labels(
-        label,
-        batch,
-        num_classes=self.num_classes,
-        label_dropout=self.label_dropout,
-        train=train,
-        rng_fn=lambda: self.make_rng("dropout"),
-    )
+    label = embeddings.module_labels(self, label, batch, train=train)
     if label is not None:
       # num_classes + 1 rows: the last one is the learned null (unconditional) embedding.
       emb = emb + nn.Embed(

@@ -127,14 +127,7 @@ class SongUNet(nn.Module):
       emb = embeddings.fourier_embedding(noise_cond, freqs)
       emb = jnp.concatenate([emb[:, noise_ch // 2 :], emb[:, : noise_ch // 2]], axis=-1)
     emb = emb.astype(self.dtype)
-    label = embeddings.resolve_labels(
-        label,
-        b,
-        num_classes=self.num_classes,
-        label_dropout=self.label_dropout,
-        train=train,
-        rng_fn=lambda: self.make_rng("dropout"),
-    )
+    label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       one_hot = jax.nn.one_hot(label, self.num_classes, dtype=self.dtype)  # null row -> zeros
       emb = emb + nn.Dense(noise_ch, kernel_init=xavier, name="map_label", **kw)(

@@ -113,14 +113,7 @@ class UNet(nn.Module):
     emb = nn.Dense(emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="emb_dense1")(
         nn.swish(emb)
     )
-    label = embeddings.resolve_labels(
-        label,
-        b,
-        num_classes=self.num_classes,
-        label_dropout=self.label_dropout,
-        train=train,
-        rng_fn=lambda: self.make_rng("dropout"),
-    )
+    label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       emb = emb + nn.Embed(
           self.num_classes + 1,
