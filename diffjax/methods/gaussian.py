@@ -55,7 +55,7 @@ class GaussianDiffusion:
     if self.conditional:
       model_cfg["num_classes"] = self.num_classes
     self.model = models.make(model_cfg)
-    self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver"))
+    self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver", "solver_kwargs"))
 
   # -- network -------------------------------------------------------------------------------------
 
@@ -112,39 +112,47 @@ class GaussianDiffusion:
     uncond = solvers.adapters.from_raw(self.raw_fn(params, null), self.schedule, self.param)
     return solvers.guidance.cfg(cond, uncond, guidance_scale)
 
-  def sigmas(self, num_steps: int, grid: str):
-    scfg = self.config.sample
-    kwargs = dict(scfg.get("grid_kwargs", {}))
+  def sigmas(self, num_steps: int, grid: str, grid_kwargs: dict | None = None):
+    """The σ grid `solvers.grid(grid, num_steps, **grid_kwargs)` (default: the config's kwargs)."""
+    kwargs = dict(self.config.sample.get("grid_kwargs", {}) if grid_kwargs is None else grid_kwargs)
     grid_fn = solvers.GRIDS.get(grid)  # unknown names: solvers.grid raises, naming them
     if grid_fn is not None and "schedule" in inspect.signature(grid_fn).parameters:
       kwargs.setdefault("schedule", self.schedule)  # grids in t or λ are the model's own schedule's
     return solvers.grid(grid, num_steps, **kwargs)
 
-  def _sample(self, params, rng, sigmas, *, num, solver, label=None):
-    scfg = self.config.sample
+  def _sample(self, params, rng, sigmas, *, num, solver, solver_kwargs=(), label=None):
     rng_init, rng_solve = jax.random.split(rng)
     x_init = sigmas[0] * jax.random.normal(rng_init, (num,) + self.element_shape)
-    den = self.denoiser(params, label, float(scfg.get("guidance_scale", 1.0)))
-    return solvers.solve(solver, den, x_init, sigmas, key=rng_solve, **dict(scfg.get("solver_kwargs", {})))
+    den = self.denoiser(params, label, float(self.config.sample.get("guidance_scale", 1.0)))
+    return solvers.solve(solver, den, x_init, sigmas, key=rng_solve, **dict(solver_kwargs))
 
   def sample(self, params, rng: jax.Array, num: int, **overrides):
     """`num` samples `[num, *element_shape]` with the config's solver (overridable per call).
 
-    Overrides: solver, num_steps, grid, label ([num] int32; default: uniformly drawn classes
-    for conditional models).
+    Overrides: solver, num_steps, grid, grid_kwargs, solver_kwargs, label ([num] int32; default:
+    uniformly drawn classes for conditional models). Overriding `solver` (`grid`) drops the
+    config's solver_kwargs (grid_kwargs) unless they are overridden too: they belong to its solver.
     """
     scfg = self.config.sample
     label = overrides.pop("label", None)
     if self.conditional and label is None:
       label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
-    kwargs = dict(solver=scfg.solver, num_steps=int(scfg.num_steps), grid=scfg.grid)
+    kwargs = dict(solver=scfg.solver, num_steps=int(scfg.num_steps), grid=scfg.grid,
+                  grid_kwargs=dict(scfg.get("grid_kwargs", {})),
+                  solver_kwargs=dict(scfg.get("solver_kwargs", {})))
     unknown = set(overrides) - set(kwargs)
     if unknown:
       raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(kwargs)}")
+    if "solver" in overrides:
+      kwargs["solver_kwargs"] = {}
+    if "grid" in overrides:
+      kwargs["grid_kwargs"] = {}
     kwargs.update(overrides)
     # The grid is built on the host (NumPy, float64 where enabled), then passed in as data.
-    sigmas = jnp.asarray(self.sigmas(int(kwargs["num_steps"]), kwargs["grid"]))
-    return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"], label=label)
+    sigmas = jnp.asarray(self.sigmas(int(kwargs["num_steps"]), kwargs["grid"], kwargs["grid_kwargs"]))
+    solver_kwargs = tuple(sorted(dict(kwargs["solver_kwargs"]).items()))  # hashable: a static arg
+    return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"],
+                            solver_kwargs=solver_kwargs, label=label)
 
   # -- evaluation ----------------------------------------------------------------------------------
 
