@@ -24,11 +24,14 @@ class Method(Protocol):
     """Metrics (floats) against held-out `reference` data, and the samples they were computed on."""
 
 
-def sample_in_batches(method: Method, params: Any, rng: jax.Array, num: int, batch_size: int):
+def sample_in_batches(method: Method, params: Any, rng: jax.Array, num: int, batch_size: int,
+                      **overrides):
   """`num` samples as one host array, drawn `batch_size` at a time (batch i uses fold_in(rng, i)).
+
+  `overrides` go to every `method.sample` call (solver, num_steps, grid, ...).
 
   Every call has the same batch size (one compilation); the last batch is cut to fit.
   """
-  out = [jax.device_get(method.sample(params, jax.random.fold_in(rng, i), batch_size))
+  out = [jax.device_get(method.sample(params, jax.random.fold_in(rng, i), batch_size, **overrides))
          for i in range(-(-num // batch_size))]
   return np.concatenate(out)[:num]
