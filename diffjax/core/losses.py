@@ -27,7 +27,8 @@ def noisy(x: Array, eps: Array, alpha: Array, sigma: Array) -> Array:
 def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *,
                   schedule: Any, param: param_lib.Parameterization,
                   weight_fn: Callable[[Array], Array],
-                  t_sampler: Callable[..., tuple[Array, Array]]) -> tuple[Array, dict]:
+                  t_sampler: Callable[..., tuple[Array, Array]],
+                  eps: Array | None = None) -> tuple[Array, dict]:
   """½ w(λ)/p(λ) ‖ε - ε̂‖² per example (Kingma & Gao 2023, eq. 5).
 
   Args:
@@ -36,6 +37,8 @@ def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array,
     rng: key for t and ε.
     schedule, param, weight_fn, t_sampler: the four choices (see `schedules`,
       `parameterization`, `weighting`).
+    eps: optional noise [B, ...] coupled to x (reflow / minibatch-OT pairs); None draws fresh
+      ε ~ N(0, I) from rng.
 
   Returns:
     (loss [B], aux) with aux arrays [B]: "t", "logsnr", "weight" (= w/p), "eps_mse"
@@ -43,14 +46,17 @@ def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array,
     tracks).
 
   Raises:
-    ValueError: if raw_fn's output shape differs from x's.
+    ValueError: if raw_fn's output shape, or eps's shape, differs from x's.
   """
   batch = x.shape[0]
   rng_t, rng_eps = jax.random.split(rng)
   t, p_lam = t_sampler(rng_t, batch, schedule)
   lam = schedule.logsnr(t)
   alpha, sigma = schedule.alpha_sigma(t)
-  eps = jax.random.normal(rng_eps, x.shape, jnp.float32)
+  if eps is None:
+    eps = jax.random.normal(rng_eps, x.shape, jnp.float32)
+  elif eps.shape != x.shape:
+    raise ValueError(f"eps shape {eps.shape} must equal x's shape {x.shape}.")
   z = noisy(x, eps, alpha, sigma)
   raw = raw_fn(*param.net_inputs(z, t, alpha, sigma))
   if raw.shape != x.shape:

@@ -5,18 +5,31 @@ and rectified flow: the config picks the four core functions by name, the networ
 the sampler by `sample.solver` / `sample.grid`. Sampling goes through the σ-frame denoiser adapter, so
 every solver in `diffjax.solvers` works with every trained model.
 
+IDDPM (Nichol & Dhariwal 2021) adds three things, all on the discrete chain of N transitions whose
+nodes sit at t_i = i/N, i = 0..N (`core.likelihood`; a `DiscreteChain` schedule of T steps is that
+chain with N = T - 1): a learned variance (the model's `learn_sigma` doubles the output channels;
+every σ-frame denoiser sees only the first C, the mean), the hybrid objective, and the respaced
+ancestral sampler `sample.solver="iddpm_ancestral"`. `bpd` is the chain's VLB in bits/dim.
+
 Config sections read here:
   schedule: dict(kind=..., **schedule kwargs)                        -> core.schedules.make
   method:   dict(kind="gaussian", param=..., param_kwargs={}, weighting=..., weighting_kwargs={},
-                 t_sampling=..., t_sampling_kwargs={}, conditional=False)
+                 t_sampling=..., t_sampling_kwargs={}, conditional=False,
+                 objective="weighted" | "iddpm_hybrid",
+                 objective_kwargs={} | dict(num_steps=N, lambda_vlb=0.001, num_bins=256))
   sample:   dict(solver=..., solver_kwargs={}, grid=..., num_steps=..., grid_kwargs={},
                  guidance_scale=1.0, batch_size=..., num_samples=..., seed=...)
-  eval:     dict(num_samples=..., num_plot=..., seed=..., num_projections=...)
+            solver="iddpm_ancestral": num_steps = K respaced steps, grid unused, solver_kwargs
+                 dict(var_type=..., clip_x0=False, chain_steps=N)
+  eval:     dict(num_samples=..., num_plot=..., seed=..., num_projections=...,
+                 bpd_kwargs=dict(num_steps=N, var_type=..., num_strata=16, decoder="discretized",
+                                 clip_x0=False, num_bins=256))
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 
 import jax
 import jax.numpy as jnp
@@ -25,11 +38,114 @@ import numpy as np
 from diffjax import models
 from diffjax import solvers
 from diffjax.methods import base
+from diffjax.core import likelihood
 from diffjax.core import losses
 from diffjax.core import parameterization
 from diffjax.core import schedules
 from diffjax.core import weighting
 from diffjax.metrics import wasserstein
+
+
+OBJECTIVES = ("weighted", "iddpm_hybrid")
+HYBRID_KWARGS = ("num_steps", "lambda_vlb", "num_bins")
+ANCESTRAL_KWARGS = ("var_type", "clip_x0", "chain_steps")
+BPD_KWARGS = ("num_steps", "var_type", "num_strata", "decoder", "clip_x0", "num_bins")
+
+
+def _check_keys(where: str, given: dict, allowed: tuple[str, ...]) -> None:
+  unknown = sorted(set(given) - set(allowed))
+  if unknown:
+    raise ValueError(f"{where}: unknown keys {unknown}; expected some of {list(allowed)}")
+
+
+def space_timesteps(num_nodes: int, num_steps: int) -> np.ndarray:
+  """IDDPM's "K evenly strided steps" of a chain of `num_nodes` nodes (guided-diffusion
+  `respace.space_timesteps(T, "K")`): node round(k (T - 1)/(K - 1)), k = 0..K-1, Python's
+  round-half-to-even on the accumulated stride. Increasing int64 [K], first 0, last T - 1."""
+  if not 2 <= num_steps <= num_nodes:
+    raise ValueError(f"sample.num_steps={num_steps}: the respaced chain takes 2..{num_nodes} of "
+                     f"the chain's {num_nodes} nodes")
+  stride, cur, steps = (num_nodes - 1) / (num_steps - 1), 0.0, []
+  for _ in range(num_steps):
+    steps.append(round(cur))
+    cur += stride
+  return np.asarray(steps, np.int64)
+
+
+def respaced_chain(alphas_cumprod: np.ndarray) -> dict[str, np.ndarray]:
+  """The chain through the kept nodes (Nichol & Dhariwal 2021, §4; guided-diffusion `respace.py`).
+
+  Args:
+    alphas_cumprod: ᾱ at the K kept nodes, increasing noise, float64 [K].
+
+  Returns:
+    float64 [K] arrays: "alphas_cumprod"; "log_beta" = log β_k, β_k = 1 - ᾱ_k/ᾱ_{k-1} (ᾱ_{-1} = 1);
+    "log_beta_tilde" = log β̃_k, β̃_k = β_k (1 - ᾱ_{k-1})/(1 - ᾱ_k), clipped to β̃_1 at k = 0
+    (guided-diffusion's `posterior_log_variance_clipped`); "coef_x0", "coef_z": the posterior
+    mean μ̃_k = coef_x0 x̂₀ + coef_z z_k (Ho et al. 2020, eq. 7).
+  """
+  abar = np.asarray(alphas_cumprod, np.float64)
+  prev = np.concatenate([[1.0], abar[:-1]])
+  beta = 1.0 - abar / prev
+  beta_tilde = beta * (1.0 - prev) / (1.0 - abar)
+  return {
+      "alphas_cumprod": abar,
+      "log_beta": np.log(beta),
+      "log_beta_tilde": np.log(np.concatenate([beta_tilde[1:2], beta_tilde[1:]])),
+      "coef_x0": beta * np.sqrt(prev) / (1.0 - abar),
+      "coef_z": np.sqrt(1.0 - beta) * (1.0 - prev) / (1.0 - abar),
+  }
+
+
+def iddpm_ancestral(raw_fn, z: jax.Array, key: jax.Array, *, t: jax.Array, chain: dict,
+                    param, var_type: str = "learned_range", clip_x0: bool = False) -> jax.Array:
+  r"""Ancestral sampling down a (respaced) discrete chain with IDDPM's variances (Ho et al. 2020,
+  Alg. 2, with Nichol & Dhariwal 2021, eq. 15), as guided-diffusion's `p_sample_loop`.
+
+  At kept node k = K-1..0: x̂₀ from the network at (z, t_k), z ← μ̃_k + √v_k ξ_k with
+  v_k = exp(f log β_k + (1 - f) log β̃_k), f = (v + 1)/2 from the extra output channels
+  ("learned_range"), β̃_k ("small", = f ≡ 0) or β_k ("large", = f ≡ 1; guided-diffusion's β̃_1
+  at k = 0 is never used, no noise being added there). The last step (k = 0: coef_x0 = 1,
+  coef_z = 0) returns x̂₀. ξ of scan step j (j = 0 at the noisiest node) is `normal(fold_in(key, j))`, as in `solvers.ddpm`.
+
+  Args:
+    raw_fn: raw_fn(z_in [B, ...], noise_cond [B]) -> [B, ..., C] or [B, ..., 2C] (mean, then v).
+    z: [B, ..., C] start, N(0, I) in guided-diffusion.
+    key: PRNG key for the noise.
+    t: [K] float, t of the kept nodes (increasing).
+    chain: `respaced_chain` of the kept nodes' ᾱ ([K] arrays).
+    param: the model's parameterisation.
+    var_type: "learned_range", "small" or "large".
+    clip_x0: clip x̂₀ to [-1, 1] (guided-diffusion's clip_denoised, for image data).
+
+  Returns:
+    [B, ..., C] samples in data space.
+  """
+  if var_type not in likelihood.VAR_TYPES:
+    raise ValueError(f"var_type must be one of {likelihood.VAR_TYPES}; got {var_type!r}")
+  channels, batch, num = z.shape[-1], z.shape[0], t.shape[0]
+  f32 = lambda a: jnp.asarray(a, jnp.float32)[::-1]  # pylint: disable=unnecessary-lambda-assignment
+  xs = (jnp.arange(num), f32(t), f32(chain["alphas_cumprod"]), f32(chain["log_beta"]),
+        f32(chain["log_beta_tilde"]), f32(chain["coef_x0"]), f32(chain["coef_z"]))
+
+  def step(z, inputs):
+    j, t_k, abar, log_beta, log_beta_tilde, coef_x0, coef_z = inputs
+    ones = jnp.ones((batch,), jnp.float32)
+    alpha, sigma = jnp.sqrt(abar) * ones, jnp.sqrt(1.0 - abar) * ones
+    out = raw_fn(*param.net_inputs(z, t_k * ones, alpha, sigma))
+    x0, _ = param.x0_eps(out[..., :channels], z, alpha, sigma)
+    if clip_x0:
+      x0 = jnp.clip(x0, -1.0, 1.0)
+    if var_type == "learned_range":
+      frac = (out[..., channels:] + 1.0) / 2.0
+      log_var = frac * log_beta + (1.0 - frac) * log_beta_tilde
+    else:
+      log_var = log_beta_tilde if var_type == "small" else log_beta
+    noise = jax.random.normal(jax.random.fold_in(key, j), z.shape, z.dtype)
+    scale = jnp.where(j == num - 1, 0.0, jnp.exp(0.5 * log_var))
+    return (coef_x0 * x0 + coef_z * z + scale * noise).astype(z.dtype), None
+
+  return jax.lax.scan(step, z, xs)[0]
 
 
 class GaussianDiffusion:
@@ -55,7 +171,64 @@ class GaussianDiffusion:
     if self.conditional:
       model_cfg["num_classes"] = self.num_classes
     self.model = models.make(model_cfg)
+    # IDDPM's learned variance: the network outputs the mean's C channels, then C for v ∈ [-1, 1].
+    self.learn_sigma = bool(getattr(self.model, "learn_sigma", False))
+    self.objective = mcfg.get("objective", "weighted")
+    self.objective_kwargs = dict(mcfg.get("objective_kwargs", {}))
+    if self.objective not in OBJECTIVES:
+      raise ValueError(f"method.objective={self.objective!r}: expected one of {OBJECTIVES}")
+    if self.objective == "iddpm_hybrid":
+      _check_keys("method.objective_kwargs", self.objective_kwargs, HYBRID_KWARGS)
+      if not self.learn_sigma:
+        raise ValueError("method.objective='iddpm_hybrid' trains a learned variance: it needs "
+                         "model.learn_sigma=True")
+      self.require_vp("method.objective='iddpm_hybrid'")
+      self.chain_steps(self.objective_kwargs.get("num_steps"))  # checks it against the schedule
     self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver", "solver_kwargs"))
+    self._ancestral_jit = jax.jit(self._ancestral, static_argnames=("num", "var_type", "clip_x0"))
+
+  # -- the discrete chain --------------------------------------------------------------------------
+
+  def require_vp(self, what: str) -> None:
+    """Raises ValueError naming the schedule kind unless α² + σ² = 1 (the discrete chain's ᾱ)."""
+    kind = self.config.schedule.get("kind")
+    ok = getattr(self.schedule, "family", None) == "vp"
+    if ok:
+      with jax.ensure_compile_time_eval():
+        a, s = self.schedule.alpha_sigma(jnp.linspace(0.0, 1.0, 17))
+        ok = bool(np.allclose(np.square(a) + np.square(s), 1.0, atol=1e-5))
+    if not ok:
+      raise ValueError(f"{what} needs a variance-preserving schedule (α² + σ² = 1); "
+                       f"schedule.kind={kind!r} is not")
+
+  def chain_steps(self, num_steps: int | None = None) -> int:
+    """N, the transitions of the discrete chain (nodes t_i = i/N, i = 0..N).
+
+    A `DiscreteChain` schedule of T steps fixes N = T - 1 (its nodes are the paper's x_1..x_T);
+    otherwise `num_steps`, else `method.objective_kwargs.num_steps`, else 1000.
+    """
+    if isinstance(self.schedule, schedules.DiscreteChain):
+      n = int(self.schedule.num_timesteps) - 1
+      if num_steps is not None and int(num_steps) != n:
+        raise ValueError(f"num_steps={num_steps}: the {self.config.schedule.kind!r} schedule has "
+                         f"num_timesteps={n + 1}, i.e. N = {n} transitions; leave num_steps unset")
+      return n
+    n = num_steps if num_steps is not None else self.objective_kwargs.get("num_steps", 1000)
+    if int(n) < 1:
+      raise ValueError(f"num_steps must be >= 1; got {n}")
+    return int(n)
+
+  def chain_alphas_cumprod(self, num_steps: int) -> np.ndarray:
+    """ᾱ_i = α(t_i)² at the N + 1 nodes t_i = i/N, float64 [N + 1] (the `DiscreteChain`'s own)."""
+    if isinstance(self.schedule, schedules.DiscreteChain):
+      return self.schedule.alphas_cumprod()
+    with jax.ensure_compile_time_eval():
+      lam = np.asarray(self.schedule.logsnr(jnp.arange(num_steps + 1) / num_steps), np.float64)
+    abar = 1.0 / (1.0 + np.exp(-lam))
+    if not np.all((abar > 0) & (abar < 1)):
+      raise ValueError(f"schedule.kind={self.config.schedule.kind!r} has an infinite log-SNR at a "
+                       "node of the discrete chain; use a schedule with finite λ(0), λ(1)")
+    return abar
 
   # -- network -------------------------------------------------------------------------------------
 
@@ -67,6 +240,14 @@ class GaussianDiffusion:
       return self.model.apply({"params": params}, z_in, noise_cond, label, train=train, rngs=rngs)
 
     return fn
+
+  def mean_raw_fn(self, params, label=None, *, train=False, rng=None):
+    """`raw_fn` restricted to the mean's channels (all of them unless learn_sigma)."""
+    fn = self.raw_fn(params, label, train=train, rng=rng)
+    if not self.learn_sigma:
+      return fn
+    channels = self.element_shape[-1]
+    return lambda z_in, noise_cond: fn(z_in, noise_cond)[..., :channels]
 
   def _labels(self, batch):
     if not self.conditional:
@@ -86,17 +267,41 @@ class GaussianDiffusion:
   # -- training ------------------------------------------------------------------------------------
 
   def loss(self, params, batch: dict, rng: jax.Array):
-    """Mean over the batch of ½ w(λ)/p(λ) ‖ε − ε̂‖² (Kingma & Gao 2023, eq. 1 with importance weights)."""
+    """Mean over the batch of the configured objective, and scalar metrics.
+
+    "weighted": ½ w(λ)/p(λ) ‖ε − ε̂‖² (Kingma & Gao 2023, eq. 1 with importance weights), with
+    ε = batch["eps"] when the batch carries a coupled noise (reflow, minibatch OT), else fresh.
+    With learn_sigma the variance channels get no gradient from it.
+    "iddpm_hybrid": L_simple + λ L_vlb (Nichol & Dhariwal 2021, eq. 16), as
+    `likelihood.iddpm_hybrid_loss`.
+    """
     rng_loss, rng_drop = jax.random.split(rng)
-    raw_fn = self.raw_fn(params, self._labels(batch), train=True, rng=rng_drop)
+    label = self._labels(batch)
+    if self.objective == "iddpm_hybrid":
+      if "eps" in batch:
+        raise ValueError("batch['eps'] (a coupled noise) is used by method.objective='weighted' "
+                         "only; 'iddpm_hybrid' draws its own")
+      kw = self.objective_kwargs
+      per_example, aux = likelihood.iddpm_hybrid_loss(
+          self.raw_fn(params, label, train=True, rng=rng_drop),
+          batch["x"],
+          rng_loss,
+          schedule=self.schedule,
+          param=self.param,
+          num_steps=self.chain_steps(kw.get("num_steps")),
+          lambda_vlb=float(kw.get("lambda_vlb", 0.001)),
+          num_bins=int(kw.get("num_bins", 256)),
+      )
+      return jnp.mean(per_example), {"mse": jnp.mean(aux["mse"]), "vb": jnp.mean(aux["vb"])}
     per_example, aux = losses.weighted_loss(
-        raw_fn,
+        self.mean_raw_fn(params, label, train=True, rng=rng_drop),
         batch["x"],
         rng_loss,
         schedule=self.schedule,
         param=self.param,
         weight_fn=self.weight_fn,
         t_sampler=self.t_sampler,
+        eps=batch.get("eps"),
     )
     metrics = {"eps_mse": jnp.mean(aux["eps_mse"])} if "eps_mse" in aux else {}
     return jnp.mean(per_example), metrics
@@ -105,11 +310,11 @@ class GaussianDiffusion:
 
   def denoiser(self, params, label=None, guidance_scale: float = 1.0):
     """σ-frame denoiser D(x, σ) of the trained network; classifier-free guided when scale ≠ 1."""
-    cond = solvers.adapters.from_raw(self.raw_fn(params, label), self.schedule, self.param)
+    cond = solvers.adapters.from_raw(self.mean_raw_fn(params, label), self.schedule, self.param)
     if label is None or guidance_scale == 1.0:
       return cond
     null = jnp.full_like(label, self.num_classes)  # the null label of classifier-free guidance
-    uncond = solvers.adapters.from_raw(self.raw_fn(params, null), self.schedule, self.param)
+    uncond = solvers.adapters.from_raw(self.mean_raw_fn(params, null), self.schedule, self.param)
     return solvers.guidance.cfg(cond, uncond, guidance_scale)
 
   def sigmas(self, num_steps: int, grid: str, grid_kwargs: dict | None = None):
@@ -148,11 +353,102 @@ class GaussianDiffusion:
     if "grid" in overrides:
       kwargs["grid_kwargs"] = {}
     kwargs.update(overrides)
+    if kwargs["solver"] == "iddpm_ancestral":
+      return self._sample_ancestral(params, rng, num, int(kwargs["num_steps"]),
+                                    dict(kwargs["solver_kwargs"]), label)
     # The grid is built on the host (NumPy, float64 where enabled), then passed in as data.
     sigmas = jnp.asarray(self.sigmas(int(kwargs["num_steps"]), kwargs["grid"], kwargs["grid_kwargs"]))
     solver_kwargs = tuple(sorted(dict(kwargs["solver_kwargs"]).items()))  # hashable: a static arg
     return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"],
                             solver_kwargs=solver_kwargs, label=label)
+
+  def _sample_ancestral(self, params, rng, num, num_steps, options, label):
+    """`sample` with solver "iddpm_ancestral": K = num_steps kept nodes of the N-step chain."""
+    _check_keys("sample.solver_kwargs of 'iddpm_ancestral'", options, ANCESTRAL_KWARGS)
+    var_type = options.get("var_type", "learned_range" if self.learn_sigma else "small")
+    if var_type == "learned_range" and not self.learn_sigma:
+      raise ValueError("var_type='learned_range' needs model.learn_sigma=True; use 'small' or "
+                       "'large'")
+    self.require_vp("solver 'iddpm_ancestral'")
+    n = self.chain_steps(options.get("chain_steps"))
+    kept = space_timesteps(n + 1, num_steps)
+    chain = respaced_chain(self.chain_alphas_cumprod(n)[kept])
+    return self._ancestral_jit(params, rng, jnp.asarray(kept / n, jnp.float32),
+                               {k: jnp.asarray(v, jnp.float32) for k, v in chain.items()},
+                               num=num, var_type=var_type,
+                               clip_x0=bool(options.get("clip_x0", False)), label=label)
+
+  def _ancestral(self, params, rng, t, chain, *, num, var_type, clip_x0, label=None):
+    rng_init, rng_solve = jax.random.split(rng)
+    z = jax.random.normal(rng_init, (num,) + self.element_shape)
+    raw_fn = self.raw_fn(params, label)
+    scale = float(self.config.sample.get("guidance_scale", 1.0))
+    if label is not None and scale != 1.0:
+      cond, uncond = raw_fn, self.raw_fn(params, jnp.full_like(label, self.num_classes))
+      c = self.element_shape[-1]
+
+      def raw_fn(z_in, noise_cond):  # guidance on the mean channels, variance of the conditional
+        out_c, out_u = cond(z_in, noise_cond), uncond(z_in, noise_cond)
+        mean = out_u[..., :c] + scale * (out_c[..., :c] - out_u[..., :c])
+        return jnp.concatenate([mean, out_c[..., c:]], axis=-1)
+
+    return iddpm_ancestral(raw_fn, z, rng_solve, t=t, chain=chain, param=self.param,
+                           var_type=var_type, clip_x0=clip_x0)
+
+  # -- likelihood ----------------------------------------------------------------------------------
+
+  def bpd(self, params, rng: jax.Array, x: jax.Array) -> dict:
+    """Bits/dim of the discrete chain's VLB (Ho et al. 2020, eq. 5; Nichol & Dhariwal 2021, eq. 4).
+
+    N transitions (nodes t_i = i/N), decoder by `eval.bpd_kwargs`: num_steps (N; the chain's
+    own for a `DiscreteChain`), var_type ("learned_range" with learn_sigma, else "small"),
+    num_strata (M = 16: `likelihood.discrete_vlb_stratified`, 2M + 2 network calls per image;
+    0: every term, `discrete_vlb_full`, N + 1 calls), decoder ("discretized": 8-bit data in
+    [-1, 1]; "gaussian": continuous data), clip_x0, num_bins. Conditional models are evaluated
+    with the null label (the unconditional likelihood). Jittable.
+
+    Args:
+      params: network parameters.
+      rng: key for the nodes and ε.
+      x: [B, ...] test data (in [-1, 1] on the 8-bit grid for the discretised decoder).
+
+    Returns:
+      [B] arrays, bits/dim: "bpd" = "prior" + "decoder" + "kl"; with num_strata > 0 also
+      "bpd_mc_var", the estimated variance of "bpd" over the estimator's own randomness (the
+      Monte-Carlo standard error of a mean over n images is √(mean(bpd_mc_var)/n)).
+
+    Raises:
+      ValueError: for a schedule that is not variance preserving (naming its kind), or bad
+        eval.bpd_kwargs.
+    """
+    kw = dict(self.config.get("eval", {}).get("bpd_kwargs", {}))
+    _check_keys("eval.bpd_kwargs", kw, BPD_KWARGS)
+    self.require_vp("bpd")
+    var_type = kw.get("var_type", "learned_range" if self.learn_sigma else "small")
+    if var_type == "learned_range" and not self.learn_sigma:
+      raise ValueError("eval.bpd_kwargs.var_type='learned_range' needs model.learn_sigma=True")
+    label = None
+    if self.conditional:
+      label = jnp.full(x.shape[:1], self.num_classes, jnp.int32)
+    if var_type == "learned_range":
+      raw_fn = self.raw_fn(params, label)
+    else:
+      raw_fn = self.mean_raw_fn(params, label)
+    num_strata = int(kw.get("num_strata", 16))
+    common = dict(schedule=self.schedule, param=self.param,
+                  num_steps=self.chain_steps(kw.get("num_steps")), var_type=var_type,
+                  decoder=kw.get("decoder", "discretized"), clip_x0=bool(kw.get("clip_x0", False)),
+                  num_bins=int(kw.get("num_bins", 256)))
+    if num_strata > 0:
+      _, aux = likelihood.discrete_vlb_stratified(raw_fn, x, rng, num_strata=num_strata, **common)
+    else:
+      _, aux = likelihood.discrete_vlb_full(raw_fn, x, rng, **common)
+    per_dim = 1.0 / (math.prod(x.shape[1:]) * math.log(2.0))
+    out = {"bpd": aux["nats"] * per_dim, "prior": aux["prior"] * per_dim,
+           "decoder": aux["decoder"] * per_dim, "kl": aux["kl"] * per_dim}
+    if "nats_mc_var" in aux:
+      out["bpd_mc_var"] = aux["nats_mc_var"] * per_dim**2
+    return out
 
   # -- evaluation ----------------------------------------------------------------------------------
 
