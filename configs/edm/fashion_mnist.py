@@ -35,7 +35,8 @@ def get_config(arg=None):
       "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0),
       batch_size=500, num_samples=10_000,
   )
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
+                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -25,7 +25,8 @@ def get_config(arg=None):
   # Flow σ̃ = t/(1 − t) is infinite at t = 1: start at t = 0.999 (z ≈ 0.999·ε + 0.001·x).
   config.sample = config_lib.sampler("euler", 100, "uniform_t", grid_kwargs=dict(t_max=0.999),
                                      batch_size=500, num_samples=10_000)
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
+                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
   return config

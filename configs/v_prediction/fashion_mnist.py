@@ -24,7 +24,8 @@ def get_config(arg=None):
   config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
                                   sample_every_steps=2000)
   config.sample = config_lib.sampler("euler", 100, "uniform_t", batch_size=500, num_samples=10_000)
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
+                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
   return config

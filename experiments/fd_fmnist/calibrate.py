@@ -8,15 +8,13 @@ sigma added (then clipped to [-1, 1]), and 10,000 train images from classes 0-4 
 dropping). Prints one markdown table row per candidate.
 """
 
-import os
-
 from absl import app
 from absl import flags
 import numpy as np
 
 from diffjax import data
 from diffjax.metrics import classifier
-from diffjax.metrics import frechet
+from diffjax.metrics import fd_fmnist
 
 _DIR = flags.DEFINE_string("classifier_dir", None, "train_classifier.py --out_dir", required=True)
 _DATA_PATH = flags.DEFINE_string("data_path", "/usr/share/datasets/fashion-mnist/", "IDX folder")
@@ -24,9 +22,8 @@ _DATA_PATH = flags.DEFINE_string("data_path", "/usr/share/datasets/fashion-mnist
 
 def main(argv):
   del argv
-  config, params = classifier.load(_DIR.value)
-  feats = classifier.features_fn(params, config)
-  test_stats = frechet.load_stats(os.path.join(_DIR.value, "test_stats.npz"))
+  config, _ = classifier.load(_DIR.value)
+  evaluator = fd_fmnist.Evaluator.load(_DIR.value)  # the runner's FD: float32-precision features
   ds = data.make(dict(name="fashion_mnist", batch_size=1000, path=_DATA_PATH.value,
                       pad_to_32=config.image_shape[0] == 32), seed=0, split="train")
   train = [ds.batch(i) for i in range(30)]
@@ -41,7 +38,7 @@ def main(argv):
   rows.append(("train 10k, classes 0-4 only", all_x[all_y < 5][:10_000]))
   print("| candidate vs 10k test | FD-FMNIST |\n|---|---|")
   for name, images in rows:
-    fd = frechet.frechet_distance(feats, images, test_stats, batch_size=1000)
+    fd = evaluator.distance(images, batch_size=1000)
     print(f"| {name} | {fd:.4f} |", flush=True)
 
 

@@ -1,0 +1,51 @@
+r"""Kingma & Gao 2023 (arXiv:2303.00848) weighting study on Fashion-MNIST (padded to 32×32).
+
+  python -m diffjax.main --config=configs/kingma_gao/fashion_mnist.py:weighting=sigmoid \
+      --workdir=workdirs/kg_sigmoid_fmnist
+
+One setup, four weightings w(λ) of the same ε-MSE integrand (Kingma & Gao, eq. 1 and Table 1):
+  elbo      w = 1                                (VDM's continuous ELBO, up to constants)
+  eps_mse   w = p(λ) of uniform t on the cosine schedule (DDPM's L_simple)
+  edm       w = p_EDM(λ)·(e^{-λ} + σ_d²)/σ_d²     (EDM's lognormal × loss weight, P_mean -1.2, P_std 1.2)
+  sigmoid   w = sigmoid(b − λ)                   (Kingma & Gao §5; b = `bias`, default 2)
+Everything else is shared: ε-prediction, cosine schedule (λ ∈ [-15, 15]), the same U-Net, optimiser
+and budget as the other Fashion-MNIST twins, and λ drawn uniformly on [-15, 15] for every weighting
+(the loss is the importance-weighted ½ w(λ)/p(λ)‖ε − ε̂‖², so the weightings differ only in w). The
+paper's *adaptive* noise schedule (a learned p(λ) ∝ the loss magnitude, `weighting.Adaptive`) needs
+sampler state carried between steps, which the runner does not yet carry: left out, said in the
+issue note. The default bias b = 2 is our choice (the paper's per-resolution values were not
+verified here); `bias=` sets it.
+Sampler: DDIM η = 0 (= `euler` in the σ-frame), 100 steps uniform in t, the same for all four rows.
+"""
+
+from diffjax import config_lib
+
+WEIGHTINGS = {
+    "elbo": ("elbo", {}),
+    "eps_mse": ("eps_mse", {}),
+    "edm": ("edm", dict(sigma_data=0.5, p_mean=-1.2, p_std=1.2)),
+    "sigmoid": ("sigmoid", {}),
+}
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, size="default", weighting="sigmoid", bias=2.0, smoke=False)
+  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
+  kind, kwargs = config_lib.pick(arg.weighting, WEIGHTINGS, key="weighting")
+  if kind == "sigmoid":
+    kwargs = dict(bias=arg.bias)
+  config = config_lib.base()
+  config.data = config_lib.fashion_mnist(batch_size=256)
+  config.schedule = dict(kind="cosine")
+  config.method = config_lib.gaussian("eps", kind, "uniform_logsnr", weighting_kwargs=kwargs)
+  config.model = config_lib.small_unet()
+  config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
+                                 ema=config_lib.ema_constant(0.9995))
+  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
+                                  sample_every_steps=2000)
+  config.sample = config_lib.sampler("euler", 100, "uniform_t", batch_size=500, num_samples=10_000)
+  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
+                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+  if arg.smoke:
+    config_lib.shrink(config)
+  return config
