@@ -1,11 +1,12 @@
 """Method families the training loop drives; `methods.make(config, dataset)` picks one by `method.kind`."""
 
 from diffjax.methods import gaussian
+from diffjax.methods import vdm
 from diffjax.methods.base import sample_in_batches
 
 __all__ = ["METHODS", "make", "sample_in_batches"]
 
-METHODS = {"gaussian": gaussian.GaussianDiffusion}
+METHODS = {"gaussian": gaussian.GaussianDiffusion, "vdm": vdm.VDM}
 
 
 def make(config, dataset):
