@@ -7,6 +7,8 @@ learnable end points, as a Flax module that exposes the schedule protocol when b
 
 VDM writes γ(t) = -λ(t); its defaults γ_min = -13.3, γ_max = 5 are λ_max = 13.3, λ_min = -5 here.
 The normalisation makes λ(0) = λ_max and λ(1) = λ_min exactly, both free parameters.
+With `nonlinear=False`, g = l1 and λ is linear in t between the learned end points: VDM's
+`learnable_scalar` schedule (γ = b + |w| t), the one its released CIFAR-10 config trains.
 
 How a Method uses it: keep its params in the one parameter tree, e.g.
   sched_params = LearnedLogSNR().init(rng, jnp.zeros((1,)))["params"]
@@ -50,17 +52,21 @@ class LearnedLogSNR(nn.Module):
   num_features: int = 1024
   init_logsnr_max: float = 13.3
   init_logsnr_min: float = -5.0
+  nonlinear: bool = True
   family = "vp"
 
   def setup(self):
     self.lam_max = self.param("logsnr_max", lambda _: jnp.asarray(self.init_logsnr_max))
     self.lam_min = self.param("logsnr_min", lambda _: jnp.asarray(self.init_logsnr_min))
     self.l1 = _DenseMonotone(1, kernel_init=nn.initializers.ones)
-    self.l2 = _DenseMonotone(self.num_features)
-    self.l3 = _DenseMonotone(1, use_bias=False)
+    if self.nonlinear:
+      self.l2 = _DenseMonotone(self.num_features)
+      self.l3 = _DenseMonotone(1, use_bias=False)
 
   def _g(self, t):
     h = t[:, None]
+    if not self.nonlinear:
+      return self.l1(h)[:, 0]
     hidden = 2.0 * (jax.nn.sigmoid(self.l2(2.0 * (h - 0.5))) - 0.5)
     return (self.l1(h) + self.l3(hidden) / self.num_features)[:, 0]
 
