@@ -59,6 +59,11 @@ LABEL_DIM = 9  # width of the labels with edm_augment's defaults (EDM's CIFAR-10
 _LABEL_WIDTHS = dict(xflip=1, yflip=1, rotate_int=2, translate_int=2, scale=1, rotate_frac=2,
                      aniso=2, translate_frac=2, brightness=1, contrast=1, lumaflip=1, hue=2,
                      saturation=1)
+# Columns of the two random draws per transform: uniform = (gate, values...), normal = values.
+_UNIFORM_COLUMNS = dict(xflip=2, yflip=2, rotate_int=2, translate_int=3, scale=1, rotate_frac=2,
+                        aniso=3, translate_frac=1, brightness=1, contrast=1, lumaflip=2, hue=2,
+                        saturation=1)
+_NORMAL_COLUMNS = dict(scale=1, aniso=1, translate_frac=2, brightness=1, contrast=1, saturation=1)
 _GEOMETRIC = ("scale", "rotate_frac", "aniso", "translate_frac")
 _COLOR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
 
@@ -117,25 +122,31 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   dtype = x.dtype
   x = x.astype(jnp.float32)
   p = jnp.asarray(p, jnp.float32)
-  keys = dict(zip(_LABEL_WIDTHS, jax.random.split(rng, len(_LABEL_WIDTHS))))
+  # All randomness in two draws (one threefry each: compiles in a fraction of the time of one
+  # draw per parameter); every transform owns fixed columns, so enabling one transform does not
+  # change the parameters of another.
+  rng_uniform, rng_normal = jax.random.split(rng)
+  uniform = _split_columns(jax.random.uniform(rng_uniform, (b, sum(_UNIFORM_COLUMNS.values()))),
+                           _UNIFORM_COLUMNS)  # name -> [B, k] ~ U[0, 1)
+  normal = _split_columns(jax.random.normal(rng_normal, (b, sum(_NORMAL_COLUMNS.values()))),
+                          _NORMAL_COLUMNS)  # name -> [B, k] ~ N(0, 1)
   labels = []
 
-  def gate(key, prob, value):
-    """value where U < prob (per example, broadcast over value's trailing axes), else 0."""
-    keep = jax.random.uniform(key, (b,)) < prob
+  def gate(name, prob, value):
+    """value where the transform's gate U[0, 1) draw is < prob (per example), else 0."""
+    keep = uniform[name][:, 0] < prob
     return jnp.where(keep.reshape((b,) + (1,) * (value.ndim - 1)), value, jnp.zeros_like(value))
 
   # ---- Pixel blitting (exact permutations of pixels). ----
   for name, axis in (("xflip", 2), ("yflip", 1)):
     if knobs[name] > 0:
-      k_val, k_gate = jax.random.split(keys[name])
-      flip = gate(k_gate, knobs[name] * p, jax.random.randint(k_val, (b,), 0, 2))
+      flip = gate(name, knobs[name] * p, (uniform[name][:, 1] < 0.5).astype(jnp.int32))
       x = jnp.where(flip[:, None, None, None] == 1, jnp.flip(x, axis), x)
       labels.append(flip[:, None])
 
   if rotate_int > 0:
-    k_val, k_gate = jax.random.split(keys["rotate_int"])
-    k = gate(k_gate, rotate_int * p, jax.random.randint(k_val, (b,), 0, 4))  # k·90°
+    quarter_turns = jnp.minimum(jnp.floor(4 * uniform["rotate_int"][:, 1]), 3).astype(jnp.int32)
+    k = gate("rotate_int", rotate_int * p, quarter_turns)  # k·90°, k uniform on {0, 1, 2, 3}
     flip_w, flip_h = (k == 1) | (k == 2), (k == 2) | (k == 3)
     x = jnp.where(flip_w[:, None, None, None], jnp.flip(x, 2), x)
     x = jnp.where(flip_h[:, None, None, None], jnp.flip(x, 1), x)
@@ -143,8 +154,7 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
     labels += [flip_w[:, None], flip_h[:, None]]  # = np.rot90(x, k, axes=(1, 2))
 
   if translate_int > 0:
-    k_val, k_gate = jax.random.split(keys["translate_int"])
-    u = gate(k_gate, translate_int * p, jax.random.uniform(k_val, (b, 2), minval=-1.0))
+    u = gate("translate_int", translate_int * p, 2 * uniform["translate_int"][:, 1:] - 1)
     tx = jnp.round(u[:, 0] * (w * translate_int_max)).astype(jnp.int32)
     ty = jnp.round(u[:, 1] * (h * translate_int_max)).astype(jnp.int32)
     # out[y, x] = in[y + ty, x − tx] (mirror-reflected): EDM shifts right by tx and UP by ty.
@@ -156,24 +166,21 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   # ---- Geometric transformations: one affine map G⁻¹ per example. ----
   g_inv = jnp.broadcast_to(jnp.eye(3), (b, 3, 3))
   if scale > 0:
-    k_val, k_gate = jax.random.split(keys["scale"])
-    v = gate(k_gate, scale * p, jax.random.normal(k_val, (b,)))
+    v = gate("scale", scale * p, normal["scale"][:, 0])
     s = jnp.exp2(v * scale_std)
     g_inv = g_inv @ _scale2d(1 / s, 1 / s)
     labels.append(v[:, None])
 
   if rotate_frac > 0:
-    k_val, k_gate = jax.random.split(keys["rotate_frac"])
-    theta = gate(k_gate, rotate_frac * p,
-                 jax.random.uniform(k_val, (b,), minval=-1.0) * (math.pi * rotate_frac_max))
+    theta = gate("rotate_frac", rotate_frac * p,
+                 (2 * uniform["rotate_frac"][:, 1] - 1) * (math.pi * rotate_frac_max))
     g_inv = g_inv @ _rotate2d(theta)
     labels += [(jnp.cos(theta) - 1)[:, None], jnp.sin(theta)[:, None]]
 
   if aniso > 0:
-    k_val, k_gate, k_r, k_r_gate = jax.random.split(keys["aniso"], 4)
-    v = gate(k_gate, aniso * p, jax.random.normal(k_val, (b,)))
-    r = jax.random.uniform(k_r, (b,), minval=-1.0) * math.pi
-    r = jnp.where(jax.random.uniform(k_r_gate, (b,)) < aniso_rotate_prob, r, jnp.zeros_like(r))
+    v = gate("aniso", aniso * p, normal["aniso"][:, 0])
+    r = (2 * uniform["aniso"][:, 1] - 1) * math.pi
+    r = jnp.where(uniform["aniso"][:, 2] < aniso_rotate_prob, r, jnp.zeros_like(r))
     a = jnp.exp2(v * aniso_std)
     # Skipped stretches (v = 0) give exactly I, not R(−r)R(r) up to rounding, so the example
     # can still take the identity path below.
@@ -182,8 +189,7 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
     labels += [(v * jnp.cos(r))[:, None], (v * jnp.sin(r))[:, None]]
 
   if translate_frac > 0:
-    k_val, k_gate = jax.random.split(keys["translate_frac"])
-    t = gate(k_gate, translate_frac * p, jax.random.normal(k_val, (b, 2)))
+    t = gate("translate_frac", translate_frac * p, normal["translate_frac"])
     g_inv = g_inv @ _translate2d(-t[:, 0] * (w * translate_frac_std),
                                  -t[:, 1] * (h * translate_frac_std))
     labels += [t[:, :1], t[:, 1:]]
@@ -197,33 +203,27 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   luma = np.array([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)
   luma_proj = np.outer(luma, luma).astype(np.float32)  # projection onto the grey axis
   if brightness > 0:
-    k_val, k_gate = jax.random.split(keys["brightness"])
-    v = gate(k_gate, brightness * p, jax.random.normal(k_val, (b,)))
+    v = gate("brightness", brightness * p, normal["brightness"][:, 0])
     m = _translate3d(v * brightness_std) @ m  # x + b
     labels.append(v[:, None])
 
   if contrast > 0:
-    k_val, k_gate = jax.random.split(keys["contrast"])
-    v = gate(k_gate, contrast * p, jax.random.normal(k_val, (b,)))
+    v = gate("contrast", contrast * p, normal["contrast"][:, 0])
     m = _scale3d(jnp.exp2(v * contrast_std)) @ m  # c·x
     labels.append(v[:, None])
 
   if lumaflip > 0:
-    k_val, k_gate = jax.random.split(keys["lumaflip"])
-    v = gate(k_gate, lumaflip * p, jax.random.randint(k_val, (b,), 0, 2))
+    v = gate("lumaflip", lumaflip * p, (uniform["lumaflip"][:, 1] < 0.5).astype(jnp.int32))
     m = (jnp.eye(4) - 2 * luma_proj * v[:, None, None]) @ m  # reflect through the grey plane
     labels.append(v[:, None])
 
   if hue > 0:
-    k_val, k_gate = jax.random.split(keys["hue"])
-    theta = gate(k_gate, hue * p,
-                 jax.random.uniform(k_val, (b,), minval=-1.0) * (math.pi * hue_max))
+    theta = gate("hue", hue * p, (2 * uniform["hue"][:, 1] - 1) * (math.pi * hue_max))
     m = _rotate_about(luma, theta) @ m
     labels += [(jnp.cos(theta) - 1)[:, None], jnp.sin(theta)[:, None]]
 
   if saturation > 0:
-    k_val, k_gate = jax.random.split(keys["saturation"])
-    v = gate(k_gate, saturation * p, jax.random.normal(k_val, (b,)))
+    v = gate("saturation", saturation * p, normal["saturation"][:, 0])
     # P + 2^(std·v)·(I − P), written as I + (2^(std·v) − 1)(I − P) so v = 0 is exactly I.
     m = (jnp.eye(4) + (jnp.exp2(v * saturation_std) - 1)[:, None, None]
          * (jnp.eye(4) - luma_proj)) @ m
@@ -305,6 +305,14 @@ def _spline_taps(src, n):
   d = jnp.abs(src[..., None] - idx)
   weights = jnp.where(d < 1, 2 / 3 - d**2 + d**3 / 2, jnp.maximum(2 - d, 0) ** 3 / 6)
   return _reflect_index(idx.astype(jnp.int32), n), weights
+
+
+def _split_columns(draws, columns):
+  """[B, Σk] -> {name: [B, k]} in the order of `columns`."""
+  out, start = {}, 0
+  for name, k in columns.items():
+    out[name], start = draws[:, start:start + k], start + k
+  return out
 
 
 def _reflect_index(i, n):

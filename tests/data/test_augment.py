@@ -7,6 +7,7 @@ Rotation for the hue matrix.
 """
 
 import functools
+import inspect
 import math
 
 from absl.testing import absltest
@@ -23,6 +24,10 @@ from diffjax.data import augment
 
 GEOMETRIC_OFF = dict(scale=0.0, rotate_frac=0.0, aniso=0.0, translate_frac=0.0)
 ALL_OFF = dict(xflip=0.0, yflip=0.0, **GEOMETRIC_OFF)
+KNOBS = tuple(inspect.signature(augment.edm_augment).parameters)[3:]  # all but rng, x, p
+# Jitted once per (shape, knobs): far cheaper on CPU than eager op-by-op dispatch and compiles.
+_augment = jax.jit(augment.edm_augment, static_argnames=KNOBS)
+_warp = jax.jit(augment.warp)
 ALL_ON = dict(rotate_int=1.0, translate_int=1.0, brightness=1.0, contrast=1.0, lumaflip=1.0,
               hue=1.0, saturation=1.0)  # with the defaults: every EDM transform
 
@@ -111,7 +116,7 @@ class ShapesAndIdentityTest(chex.TestCase):
                             ((4, 8, 8, 3), jnp.bfloat16))
   def test_shapes_and_dtypes(self, shape, dtype):
     x = _noise_images(0, shape).astype(dtype)
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(1), x, p=1.0)
+    x_aug, labels = _augment(jax.random.PRNGKey(1), x, p=1.0)
     chex.assert_shape(x_aug, shape)
     chex.assert_type(x_aug, dtype)
     chex.assert_shape(labels, (shape[0], augment.LABEL_DIM))
@@ -122,7 +127,7 @@ class ShapesAndIdentityTest(chex.TestCase):
   @parameterized.named_parameters(("edm_defaults", {}), ("every_transform", ALL_ON))
   def test_p_zero_is_exact_identity_with_zero_labels(self, knobs):
     x = _noise_images(0, (5, 8, 8, 3))
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(2), x, p=0.0, **knobs)
+    x_aug, labels = _augment(jax.random.PRNGKey(2), x, p=0.0, **knobs)
     np.testing.assert_array_equal(x_aug, x)
     np.testing.assert_array_equal(labels, np.zeros((5, augment.label_dim(**knobs))))
 
@@ -132,9 +137,10 @@ class ShapesAndIdentityTest(chex.TestCase):
     self.assertEqual(augment.label_dim(**ALL_ON), 9 + 2 + 2 + 1 + 1 + 1 + 2 + 1)
     self.assertEqual(augment.label_dim(**ALL_OFF), 0)
     self.assertEqual(augment.label_dim(aniso=0.0), 7)
-    x = _noise_images(0, (2, 4, 4, 3))
+    x = jax.ShapeDtypeStruct((2, 4, 4, 3), jnp.float32)
     for knobs in ({}, ALL_ON, ALL_OFF, dict(aniso=0.0, hue=2.0)):
-      _, labels = augment.edm_augment(jax.random.PRNGKey(0), x, **knobs)
+      fn = functools.partial(augment.edm_augment, **knobs)
+      _, labels = jax.eval_shape(fn, jax.random.PRNGKey(0), x)
       chex.assert_shape(labels, (2, augment.label_dim(**knobs)))
     with self.assertRaisesRegex(ValueError, "colour"):
       augment.label_dim(colour=1.0)
@@ -145,14 +151,16 @@ class ShapesAndIdentityTest(chex.TestCase):
     x = _noise_images(3, (6, 8, 8, 3))
     fn = functools.partial(augment.edm_augment, p=0.7, **knobs)
     got = self.variant(fn)(jax.random.PRNGKey(4), x)
-    want = fn(jax.random.PRNGKey(4), x)
+    want = _augment(jax.random.PRNGKey(4), x, 0.7, **knobs)  # jitted, p traced
     chex.assert_trees_all_close(got, want, atol=1e-5)
+    self.assertFalse(bool(jnp.all(got[0] == x)))
 
   def test_p_may_be_traced(self):
     x = _noise_images(3, (6, 8, 8, 3))
-    fn = jax.jit(lambda rng, x, p: augment.edm_augment(rng, x, p))
-    chex.assert_trees_all_close(fn(jax.random.PRNGKey(5), x, 0.5),
-                                augment.edm_augment(jax.random.PRNGKey(5), x, 0.5), atol=1e-5)
+    traced = jax.jit(lambda rng, x, p: augment.edm_augment(rng, x, p))
+    constant = jax.jit(lambda rng, x: augment.edm_augment(rng, x, 0.5))
+    chex.assert_trees_all_close(traced(jax.random.PRNGKey(5), x, 0.5),
+                                constant(jax.random.PRNGKey(5), x), atol=1e-6)
 
   def test_bad_arguments_raise(self):
     x = _noise_images(0, (2, 8, 8, 3))
@@ -176,7 +184,7 @@ class PixelBlittingTest(chex.TestCase):
 
   def test_flips_match_numpy_and_set_their_labels(self):
     x = np.asarray(_noise_images(0, (64, 5, 6, 3)))
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(0), x, p=1.0, yflip=1.0, xflip=1.0,
+    x_aug, labels = _augment(jax.random.PRNGKey(0), x, p=1.0, yflip=1.0, xflip=1.0,
                                         **GEOMETRIC_OFF)
     chex.assert_shape(labels, (64, 2))
     self.assertTrue(set(np.unique(labels)) <= {0.0, 1.0})
@@ -190,7 +198,7 @@ class PixelBlittingTest(chex.TestCase):
 
   def test_rotate_int_matches_rot90(self):
     x = np.asarray(_noise_images(1, (48, 5, 5, 2)))
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(1), x, p=1.0, rotate_int=1.0,
+    x_aug, labels = _augment(jax.random.PRNGKey(1), x, p=1.0, rotate_int=1.0,
                                         **ALL_OFF)
     # EDM's two labels (k ∈ {1, 2}, k ∈ {2, 3}) for a rotation by k·90° counter-clockwise.
     k_of = {(0, 0): 0, (1, 0): 1, (1, 1): 2, (0, 1): 3}
@@ -202,7 +210,7 @@ class PixelBlittingTest(chex.TestCase):
   def test_translate_int_matches_reflect_padded_crop(self):
     b, h, w, tmax = 64, 6, 9, 0.5
     x = np.asarray(_noise_images(2, (b, h, w, 3)))
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(2), x, p=1.0, translate_int=1.0,
+    x_aug, labels = _augment(jax.random.PRNGKey(2), x, p=1.0, translate_int=1.0,
                                         translate_int_max=tmax, **ALL_OFF)
     tx = np.asarray(labels[:, 0]) * w * tmax
     ty = np.asarray(labels[:, 1]) * h * tmax
@@ -220,11 +228,11 @@ class PixelBlittingTest(chex.TestCase):
   def test_warp_reproduces_integer_shifts_and_quarter_turns(self):
     x = np.asarray(_noise_images(3, (1, 7, 7, 2)))
     shift = np.array([[[1, 0, 3.0], [0, 1, -2.0], [0, 0, 1]]])  # out(q) = x(q + (3, −2))
-    got = augment.warp(jnp.asarray(x), jnp.asarray(shift, jnp.float32))
+    got = _warp(jnp.asarray(x), jnp.asarray(shift, jnp.float32))
     padded = np.pad(x[0], ((6, 6), (6, 6), (0, 0)), mode="reflect")
     np.testing.assert_allclose(got[0], padded[6 - 2:6 - 2 + 7, 6 + 3:6 + 3 + 7], atol=1e-5)
     quarter = np.array([[[0, -1, 0.0], [1, 0, 0], [0, 0, 1]]])  # R(π/2): counter-clockwise
-    got = augment.warp(jnp.asarray(x), jnp.asarray(quarter, jnp.float32))
+    got = _warp(jnp.asarray(x), jnp.asarray(quarter, jnp.float32))
     np.testing.assert_allclose(got[0], np.rot90(x[0], 1, axes=(0, 1)), atol=1e-5)
 
 
@@ -236,7 +244,7 @@ class LabelStatisticsTest(chex.TestCase):
 
   def _labels(self, seed, **knobs):
     x = jnp.zeros((self.N, 2, 2, 3))
-    return np.asarray(augment.edm_augment(jax.random.PRNGKey(seed), x, **knobs)[1], np.float64)
+    return np.asarray(_augment(jax.random.PRNGKey(seed), x, **knobs)[1], np.float64)
 
   def assert_law(self, samples, cdf, *args):
     pvalue = stats.kstest(samples, cdf, args=args).pvalue
@@ -303,9 +311,9 @@ class GeometryTest(chex.TestCase):
 
   N = 24  # image size
 
-  def _augment(self, waves, seed, **knobs):
+  def _run(self, waves, seed, **knobs):
     x = waves.images(self.N)
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(seed), jnp.asarray(x, jnp.float32),
+    x_aug, labels = _augment(jax.random.PRNGKey(seed), jnp.asarray(x, jnp.float32),
                                         p=1.0, xflip=0.0, yflip=0.0, **knobs)
     return x, np.asarray(x_aug, np.float64), np.asarray(labels, np.float64)
 
@@ -320,7 +328,7 @@ class GeometryTest(chex.TestCase):
 
   def test_rotation_matches_scipy_rotate(self):
     waves = _PlaneWaves(8, 1, seed=0)
-    x, x_aug, labels = self._augment(waves, 0, **dict(GEOMETRIC_OFF, rotate_frac=1.0))
+    x, x_aug, labels = self._run(waves, 0, **dict(GEOMETRIC_OFF, rotate_frac=1.0))
     theta = np.arctan2(labels[:, 1], labels[:, 0] + 1)
     for i in range(len(x)):
       # Counter-clockwise as displayed, like scipy's positive angles; scipy's `mirror` is EDM's
@@ -338,14 +346,14 @@ class GeometryTest(chex.TestCase):
   def test_full_warp_matches_scipy_affine_transform(self):
     """EDM's scale → rotate → aniso → translate at p = 1, r = 0 (labels determine the warp)."""
     waves = _PlaneWaves(16, 2, seed=1)
-    x, x_aug, labels = self._augment(waves, 1, aniso_rotate_prob=0.0)
+    x, x_aug, labels = self._run(waves, 1, aniso_rotate_prob=0.0)
     want, src = _scipy_warp(x, _g_inv_from_labels(labels, self.N, self.N))
     np.testing.assert_allclose(x_aug, want, atol=1e-4)
     self.assert_close_to_exact_image(waves, x_aug, src, tol=3e-3)
 
   def test_rotated_aniso_is_one_of_the_two_label_preimages(self):
     waves = _PlaneWaves(16, 1, seed=2)
-    x, x_aug, labels = self._augment(waves, 2, **dict(GEOMETRIC_OFF, aniso=1.0))
+    x, x_aug, labels = self._run(waves, 2, **dict(GEOMETRIC_OFF, aniso=1.0))
     errors = np.stack([
         np.abs(x_aug - _scipy_warp(x, _g_inv_from_labels(
             np.pad(labels, ((0, 0), (3, 2))), self.N, self.N, aniso_sign=sign))[0]).max((1, 2, 3))
@@ -357,9 +365,9 @@ class GeometryTest(chex.TestCase):
 
   def test_warp_then_inverse_returns_the_image(self):
     waves = _PlaneWaves(16, 3, seed=3)
-    x, x_aug, labels = self._augment(waves, 3, aniso_rotate_prob=0.0)
+    x, x_aug, labels = self._run(waves, 3, aniso_rotate_prob=0.0)
     g_inv = _g_inv_from_labels(labels, self.N, self.N)
-    back = np.asarray(augment.warp(jnp.asarray(x_aug, jnp.float32),
+    back = np.asarray(_warp(jnp.asarray(x_aug, jnp.float32),
                                    jnp.asarray(np.linalg.inv(g_inv), jnp.float32)))
     # Round trip q → G q (a pixel position in x_aug) → q (in x): keep the q whose 4x4 spline
     # neighbourhood around G q was itself computed from sources well inside x.
@@ -370,9 +378,9 @@ class GeometryTest(chex.TestCase):
     for i in range(len(x)):
       r = np.clip(np.round(src_back[i]).astype(int), 0, self.N - 1)
       ok[i] &= fwd_inside[i][r[..., 0], r[..., 1]]
-    self.assertGreater(ok.mean(), 0.2)
+    self.assertGreater(ok.sum(), 1000)  # of 16 x 24 x 24 pixels
     err = np.abs(back - x).max(axis=-1)[ok].max()
-    self.assertLess(err, 6e-3, msg=f"round-trip interior error {err}")
+    self.assertLess(err, 3e-3, msg=f"round-trip interior error {err}")
     self.assertGreater(np.abs(x_aug - x).max(), 0.3)  # the warp did move pixels
 
 
@@ -382,7 +390,7 @@ class ColourTest(chex.TestCase):
   @parameterized.parameters(3, 1)
   def test_brightness_then_contrast(self, c):
     x = np.asarray(_noise_images(0, (32, 4, 4, c)), np.float64)
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32),
+    x_aug, labels = _augment(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32),
                                         p=1.0, brightness=1.0, contrast=1.0, **ALL_OFF)
     labels = np.asarray(labels, np.float64)
     b = 0.2 * labels[:, 0]
@@ -393,7 +401,7 @@ class ColourTest(chex.TestCase):
   def test_every_colour_transform_rgb(self):
     x = np.asarray(_noise_images(1, (32, 3, 3, 3)), np.float64)
     knobs = dict(brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0, saturation=1.0)
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32),
+    x_aug, labels = _augment(jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32),
                                         p=0.6, **knobs, **ALL_OFF)
     labels = np.asarray(labels, np.float64)
     grey = np.full(3, 1 / math.sqrt(3))
@@ -410,7 +418,7 @@ class ColourTest(chex.TestCase):
   def test_grey_images_follow_edm_channel_average(self):
     """C = 1: gain = mean row sum of the RGB block (lumaflip negates, hue/saturation are no-ops)."""
     x = np.asarray(_noise_images(2, (32, 3, 3, 1)), np.float64)
-    x_aug, labels = augment.edm_augment(jax.random.PRNGKey(2), jnp.asarray(x, jnp.float32),
+    x_aug, labels = _augment(jax.random.PRNGKey(2), jnp.asarray(x, jnp.float32),
                                         p=0.6, lumaflip=1.0, hue=1.0, saturation=1.0, **ALL_OFF)
     flip = np.asarray(labels[:, 0], np.float64)
     np.testing.assert_allclose(x_aug, (1 - 2 * flip)[:, None, None, None] * x, atol=1e-5)
