@@ -97,13 +97,16 @@ def discretized_gaussian_nll(x: Array, mean: Array, log_var: Array, num_bins: in
   half = 1.0 / (num_bins - 1)
   upper = inv_std * (x - mean + half)
   lower = inv_std * (x - mean - half)
-  log_cdf_upper = special.log_ndtr(upper)
-  log_sf_lower = special.log_ndtr(-lower)
-  # log(Φ(upper) - Φ(lower)) computed on the side of the tail with the most precision.
-  mid = jnp.where(lower > 0, log_sf_lower + jnp.log1p(-jnp.exp(special.log_ndtr(-upper)
-                                                              - log_sf_lower)),
-                  log_cdf_upper + jnp.log1p(-jnp.exp(special.log_ndtr(lower) - log_cdf_upper)))
-  logp = jnp.where(x < -0.999, log_cdf_upper, jnp.where(x > 0.999, log_sf_lower, mid))
+  # Φ(upper) - Φ(lower) = Φ(b) - Φ(a) with b ≤ 0 where that side has the precision (for lower > 0
+  # by symmetry Φ(-lower) - Φ(-upper)); one formula, no jnp.where between two computed branches
+  # whose unselected one can be -inf with an infinite derivative (0·∞ = NaN in the gradient).
+  pos = lower > 0
+  a = jnp.where(pos, -upper, lower)
+  b = jnp.where(pos, -lower, upper)
+  log_b = special.log_ndtr(b)
+  mid = log_b + jnp.log(-jnp.expm1(special.log_ndtr(a) - log_b))
+  logp = jnp.where(x < -0.999, special.log_ndtr(upper),
+                   jnp.where(x > 0.999, special.log_ndtr(-lower), mid))
   return -_sum(logp)
 
 
@@ -243,13 +246,19 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
     log_var = f * param_lib.bcast(log_large, x) + (1.0 - f) * param_lib.bcast(log_small, x)
 
   diff = param_lib.bcast(c_x, x) * (x - x0_hat)  # μ_q - μ_p
-  log_vq = param_lib.bcast(jnp.log(v_q), x)
+  # v_q = 0 at node 0, whose row takes the decoder below: keep its unused KL finite.
+  log_vq = param_lib.bcast(jnp.log(jnp.where(is_dec, v_q1, v_q)), x)
   kl = 0.5 * _sum(log_var - log_vq + jnp.exp(log_vq - log_var) - 1.0
                   + jnp.square(diff) * jnp.exp(-log_var))
+  # The decoder is only used at node 0; elsewhere it sees a benign input (exact mean, β̃_1), so
+  # its unused value cannot put NaN into the gradient.
+  dec_mask = param_lib.bcast(is_dec, x)
+  dec_mean = jnp.where(dec_mask, x0_hat, x)
+  dec_log_var = jnp.where(dec_mask, log_var, param_lib.bcast(jnp.log(v_q1), x))
   if decoder == "discretized":
-    dec = discretized_gaussian_nll(x, x0_hat, log_var, num_bins)
+    dec = discretized_gaussian_nll(x, dec_mean, dec_log_var, num_bins)
   else:
-    dec = gaussian_decoder_nll(x, x0_hat, jnp.exp(log_var))
+    dec = gaussian_decoder_nll(x, dec_mean, jnp.exp(dec_log_var))
   del c_z
   return jnp.where(is_dec, dec, kl)
 
