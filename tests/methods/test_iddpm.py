@@ -98,7 +98,9 @@ def _exact_raw_fn(schedule, mean, var, t_grid):
     beta_tilde_1 = -jnp.expm1(log_sig(lam_1) - log_sig(lam_0)) * jnp.exp(
         log_sig(-lam_0) - log_sig(-lam_1))
     a2, s2 = jax.nn.sigmoid(lam_t), jax.nn.sigmoid(-lam_t)
-    bc = lambda a: a.reshape((-1,) + (1,) * (z.ndim - 1))  # pylint: disable=unnecessary-lambda-assignment
+    def bc(a):  # [B] -> broadcastable against z
+      return a.reshape((-1,) + (1,) * (z.ndim - 1))
+
     post_var = var * bc(s2) / (bc(a2) * var + bc(s2))  # Var[x | z_t]
     is_dec = bc(k == 0)
     # Node 0 (decoder, x-space): Var[x | z_0] between β̃_1 and β = σ₀²; else v_q + c_x² Var[x | z].
@@ -137,8 +139,8 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
         _test_net(v), z0, key, t=jnp.asarray(kept / (num_nodes - 1), jnp.float32),
         chain=gaussian.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
     noises = [jax.random.normal(jax.random.fold_in(key, j), shape) for j in range(k)]
-    raw_np = lambda z, t: np.tanh(0.7 * z + 0.0004 * 1000 * t)  # pylint: disable=unnecessary-lambda-assignment
-    want = _numpy_chain(raw_np, z0, noises, abar_nodes, kept, num_nodes - 1, frac)
+    want = _numpy_chain(lambda z, t: np.tanh(0.7 * z + 0.0004 * 1000 * t), z0, noises,
+                        abar_nodes, kept, num_nodes - 1, frac)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
   def test_full_chain_small_variance_is_the_ddpm_solver(self):
@@ -168,10 +170,13 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
     t_kept = kept / (num_nodes - 1)
     raw_fn = _exact_raw_fn(sched, jnp.asarray([mu]), jnp.asarray([s2]), t_kept)
     z0 = jax.random.normal(jax.random.key(4), (n, 1))
-    run = lambda var_type: np.asarray(gaussian.iddpm_ancestral(  # pylint: disable=unnecessary-lambda-assignment
-        raw_fn, z0, jax.random.key(5), t=jnp.asarray(t_kept, jnp.float32),
-        chain=gaussian.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type),
-        np.float64)[:, 0]
+
+    def run(var_type):
+      x = gaussian.iddpm_ancestral(
+          raw_fn, z0, jax.random.key(5), t=jnp.asarray(t_kept, jnp.float32),
+          chain=gaussian.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
+      return np.asarray(x, np.float64)[:, 0]
+
     a0 = abar_nodes[0]
     want_var = s2 - s2 * (1 - a0) / (a0 * s2 + 1 - a0)
     tol_mean, tol_var = 4 * math.sqrt(want_var / n), 4 * want_var * math.sqrt(2 / n)
@@ -188,9 +193,12 @@ class StratifiedVLBTest(chex.TestCase):
   X = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 2, 2, 1)) / 127.5 - 1, jnp.float32)
 
   def _deterministic(self):
-    """An x₀-model whose output ignores z: every VLB term is a deterministic function of the node."""
+    """An x₀-model whose output ignores z: every VLB term is a deterministic function of i."""
     param = parameterization.make("x0")
-    raw_fn = lambda z, c: jnp.tanh(0.3 + 0.002 * c).reshape(-1, 1, 1, 1) * jnp.ones_like(z)  # pylint: disable=unnecessary-lambda-assignment
+
+    def raw_fn(z, c):
+      return jnp.tanh(0.3 + 0.002 * c).reshape(-1, 1, 1, 1) * jnp.ones_like(z)
+
     kw = dict(schedule=schedules.make("iddpm_cosine", num_timesteps=17), param=param,
               num_steps=16)
     return raw_fn, kw
@@ -227,7 +235,10 @@ class StratifiedVLBTest(chex.TestCase):
     model = models.make(dict(kind="mlp", width=32, depth=1, learn_sigma=True))
     x = jnp.tile(self.X[:1], (2048, 1, 1, 1))
     params = model.init(jax.random.key(0), x[:1], jnp.ones((1,)), None, train=False)
-    raw_fn = lambda z, c: model.apply(params, z, c, None, train=False)  # pylint: disable=unnecessary-lambda-assignment
+
+    def raw_fn(z, c):
+      return model.apply(params, z, c, None, train=False)
+
     kw = dict(schedule=schedules.make("iddpm_cosine", num_timesteps=17), param=EPS_PARAM,
               num_steps=16, var_type="learned_range")
     _, full = jax.jit(lambda x: likelihood.discrete_vlb_full(raw_fn, x, jax.random.key(1), **kw))(x)
@@ -248,7 +259,10 @@ class StratifiedVLBTest(chex.TestCase):
     eps = jax.random.normal(jax.random.key(0), x.shape)
 
     def term(p, i):
-      net = lambda z, c: jnp.concatenate([p[0] * jnp.tanh(z) + 0.5, p[1] * jnp.ones_like(z)], -1)  # pylint: disable=unnecessary-lambda-assignment
+      def net(z, c):
+        del c
+        return jnp.concatenate([p[0] * jnp.tanh(z) + 0.5, p[1] * jnp.ones_like(z)], -1)
+
       return jnp.sum(likelihood.vlb_term(net, x, eps, jnp.full((4,), i), schedule=sched,
                                          param=EPS_PARAM, num_steps=999,
                                          var_type="learned_range"))
@@ -258,12 +272,13 @@ class StratifiedVLBTest(chex.TestCase):
     chex.assert_tree_all_finite(grads)
 
   def test_exact_model_bound_is_the_nll(self):
-    """Gaussian data, exact mean and exact reverse variance: the chain's VLB is -log q(x) at any N
-    (closed form ½ Σ log 2πe v); the fixed-β̃ bound is looser."""
+    """Gaussian data, exact mean and exact reverse variance: the chain's VLB is -log q(x) at any N,
+    per example (closed form ½ Σ log 2πv + (x - μ)²/v); the fixed-β̃ bound is looser."""
     mean, var = jnp.asarray([0.4, -0.3]), jnp.asarray([0.5, 2.0])
     x = mean + jnp.sqrt(var) * jax.random.normal(jax.random.key(3), (8192, 2))
+    nll = np.asarray(0.5 * jnp.sum(jnp.log(2 * math.pi * var) + (x - mean) ** 2 / var, -1),
+                     np.float64)
     sched = schedules.make("linear_logsnr", logsnr_lo=-10.0, logsnr_hi=10.0)
-    nll = float(gr.nll(mean, var))
     for num_steps, num_strata in ((8, 0), (64, 8)):
       exact = _exact_raw_fn(sched, mean, var, np.arange(num_steps + 1) / num_steps)
       kw = dict(schedule=sched, param=EPS_PARAM, num_steps=num_steps, decoder="gaussian")
@@ -275,11 +290,14 @@ class StratifiedVLBTest(chex.TestCase):
                                                     num_strata=strata, var_type=var_type, **kw)
         return likelihood.discrete_vlb_full(raw_fn, x, jax.random.key(4), var_type=var_type, **kw)
 
-      nats = np.asarray(bound("learned_range")[1]["nats"], np.float64)
-      se = nats.std() / math.sqrt(nats.size)
-      self.assertLess(abs(nats.mean() - nll), 4 * se, msg=f"N={num_steps}: {nats.mean()} {nll}")
-      small = np.asarray(bound("small")[1]["nats"], np.float64)
-      self.assertGreater(small.mean() - nll, 10 * se, msg=f"N={num_steps}")
+      aux = bound("learned_range")[1]
+      gap = np.asarray(aux["nats"], np.float64) - nll  # only the estimator's ε / node noise
+      se = gap.std() / math.sqrt(gap.size)
+      self.assertLess(abs(gap.mean()), 4 * se, msg=f"N={num_steps}: {gap.mean()} ± {se}")
+      if num_strata:  # the variance estimate matches the spread (measured 8.89 vs 8.57)
+        self.assertBetween(float(np.mean(aux["nats_mc_var"])) / gap.var(), 0.85, 1.2)
+      small = np.asarray(bound("small")[1]["nats"], np.float64) - nll
+      self.assertGreater(small.mean(), 10 * se, msg=f"N={num_steps}")
 
 
 def _toy_config(**method):
@@ -332,14 +350,15 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     moved["out_dense"] = {"kernel": params["out_dense"]["kernel"].at[:, 2:].add(3.0),
                           "bias": params["out_dense"]["bias"].at[2:].add(3.0)}
     x, sigma = X_TOY, jnp.full((8,), 0.7)
-    raw = lambda p: m.raw_fn(p)(x, jnp.full((8,), 300.0))  # pylint: disable=unnecessary-lambda-assignment
-    self.assertGreater(float(jnp.abs(raw(moved) - raw(params)).max()), 1.0)
+    raw = [m.raw_fn(p)(x, jnp.full((8,), 300.0)) for p in (moved, params)]
+    self.assertGreater(float(jnp.abs(raw[0] - raw[1]).max()), 1.0)
     np.testing.assert_array_equal(m.denoiser(moved)(x, sigma), m.denoiser(params)(x, sigma))
-    heun = lambda p: m.sample(p, jax.random.key(3), 8, solver="heun", num_steps=4,  # pylint: disable=unnecessary-lambda-assignment
-                              grid="karras")
-    np.testing.assert_array_equal(heun(moved), heun(params))
-    ancestral = lambda p: m.sample(p, jax.random.key(3), 8, solver="iddpm_ancestral")  # pylint: disable=unnecessary-lambda-assignment
-    self.assertGreater(float(jnp.abs(ancestral(moved) - ancestral(params)).max()), 1e-3)
+    heun = [m.sample(p, jax.random.key(3), 8, solver="heun", num_steps=4, grid="karras")
+            for p in (moved, params)]
+    np.testing.assert_array_equal(heun[0], heun[1])
+    ancestral = [m.sample(p, jax.random.key(3), 8, solver="iddpm_ancestral")
+                 for p in (moved, params)]
+    self.assertGreater(float(jnp.abs(ancestral[0] - ancestral[1]).max()), 1e-3)
 
   def test_coupled_eps_is_used(self):
     sched = schedules.make("iddpm_cosine", num_timesteps=20)
@@ -434,7 +453,8 @@ class ConfigTest(chex.TestCase):
       self.assertEqual(config.method.objective_kwargs.lambda_vlb, 0.001)
       self.assertTrue(config.model.learn_sigma)
       self.assertEqual(config.sample.solver, "iddpm_ancestral")
-    self.assertEqual((fm.train.num_steps, fm.data.batch_size, fm.sample.num_steps), (6000, 256, 100))
+    self.assertEqual((fm.train.num_steps, fm.data.batch_size, fm.sample.num_steps),
+                     (6000, 256, 100))
     self.assertEqual((c10.model.ch, c10.model.ch_mult, c10.model.num_res_blocks,
                       c10.model.attn_resolutions, c10.model.dropout),
                      (128, (1, 2, 2, 2), 3, (16, 8), 0.3))
