@@ -31,7 +31,9 @@ values, transform order and matrix conventions are the same):
     at the original resolution with interpolating cubic B-splines (Unser 1999: a mirror-boundary
     prefilter, then the 4x4-tap cubic B-spline kernel), the same interpolant as
     scipy.ndimage.affine_transform(order=3, mode="mirror"). It is jittable with static shapes
-    (EDM's padding width depends on the batch) and accurate to about 1e-3 on smooth images.
+    (EDM's padding width depends on the batch) and closer to the exact warp: on smooth test
+    images (≤ 0.085 cycles/pixel) it is within 2e-3 of the exact image, EDM's within 2e-2, and
+    the two agree within 2e-2 given EDM's labels (tests/data/test_augment.py).
     Neither pipeline pre-filters when shrinking (EDM's 2x supersampling aliases a little less).
   * Out-of-image samples: whole-sample mirror reflection (torch/NumPy `reflect`, scipy `mirror`)
     repeated indefinitely; EDM reflect-pads at most W − 1 pixels and reads zeros beyond that,
@@ -84,7 +86,7 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   warp composed of scale, rotate_frac, aniso and translate_frac, then the colour matrix
   (brightness, contrast, lumaflip, hue, saturation). In centred pixel coordinates (x right,
   y down, origin at the image centre) the warp is out(q) = in(G⁻¹ q) with
-      G⁻¹ = S(1/s) · R(θ) · R(−r) S(1/a, a) R(r) · T(−t),   R(φ) = [[cos φ, −sin φ], [sin φ, cos φ]],
+      G⁻¹ = S(1/s) · R(θ) · R(−r) S(1/a, a) R(r) · T(−t),  R(φ) = [[cos φ, −sin φ], [sin φ, cos φ]],
   so the content is magnified by s, rotated by θ (counter-clockwise as displayed), stretched by
   a = 2^(aniso_std·w) along the axis at angle r, then shifted by t.
 
