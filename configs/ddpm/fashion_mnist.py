@@ -17,7 +17,7 @@ def get_config(arg=None):
   config.data = config_lib.fashion_mnist(batch_size=256)
   config.schedule = dict(kind="linear_beta", beta_min=0.1, beta_max=20.0)
   config.method = config_lib.gaussian("eps", "eps_mse", "uniform")
-  config.model = config_lib.small_unet(dropout=0.1)
+  config.model = config_lib.small_unet(dropout=0.1, dtype="bfloat16")
   config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
                                  ema=config_lib.ema_constant(0.9995))
   config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,

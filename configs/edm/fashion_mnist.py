@@ -25,7 +25,7 @@ def get_config(arg=None):
       weighting_kwargs=dict(sigma_data=0.5),
       t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2),
   )
-  config.model = config_lib.small_unet()
+  config.model = config_lib.small_unet(dtype="bfloat16")
   config.optim = config_lib.adam(
       1e-3, warmup_steps=500, nan_to_num=True, ema=config_lib.ema_halflife(50_000, 0.05)
   )

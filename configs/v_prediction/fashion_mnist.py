@@ -18,7 +18,7 @@ def get_config(arg=None):
   config.data = config_lib.fashion_mnist(batch_size=256)
   config.schedule = dict(kind="cosine")
   config.method = config_lib.gaussian("v", "v_mse", "uniform")
-  config.model = config_lib.small_unet()
+  config.model = config_lib.small_unet(dtype="bfloat16")
   config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
                                  ema=config_lib.ema_constant(0.9995))
   config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,

@@ -172,11 +172,13 @@ class UNet(nn.Module):
 
     h = nn.swish(layers.group_norm(h.shape[-1], eps=_EPS, dtype=self.dtype, name="norm_out")(h))
     out_ch = c_in * (2 if self.learn_sigma else 1)
+    # The output conv runs in float32 whatever `dtype` is: the raw output is what the loss
+    # regresses and what samplers integrate, so it keeps float32 resolution (one cheap layer).
     return nn.Conv(
         out_ch,
         (3, 3),
-        dtype=self.dtype,
+        dtype=jnp.float32,
         param_dtype=jnp.float32,
         name="conv_out",
         kernel_init=_ZERO_INIT,
-    )(h)
+    )(h.astype(jnp.float32))
