@@ -79,7 +79,9 @@ def respaced_chain(alphas_cumprod: np.ndarray) -> dict[str, np.ndarray]:
     alphas_cumprod: ᾱ at the K kept nodes, increasing noise, float64 [K].
 
   Returns:
-    float64 [K] arrays: "alphas_cumprod"; "log_beta" = log β_k, β_k = 1 - ᾱ_k/ᾱ_{k-1} (ᾱ_{-1} = 1);
+    float64 [K] arrays: "alphas_cumprod", "alpha" = √ᾱ_k, "sigma" = √(1 - ᾱ_k) (in float64, so
+    that float32 users keep σ's precision where ᾱ → 1); "log_beta" = log β_k,
+    β_k = 1 - ᾱ_k/ᾱ_{k-1} (ᾱ_{-1} = 1);
     "log_beta_tilde" = log β̃_k, β̃_k = β_k (1 - ᾱ_{k-1})/(1 - ᾱ_k), clipped to β̃_1 at k = 0
     (guided-diffusion's `posterior_log_variance_clipped`); "coef_x0", "coef_z": the posterior
     mean μ̃_k = coef_x0 x̂₀ + coef_z z_k (Ho et al. 2020, eq. 7).
@@ -90,6 +92,8 @@ def respaced_chain(alphas_cumprod: np.ndarray) -> dict[str, np.ndarray]:
   beta_tilde = beta * (1.0 - prev) / (1.0 - abar)
   return {
       "alphas_cumprod": abar,
+      "alpha": np.sqrt(abar),
+      "sigma": np.sqrt(1.0 - abar),
       "log_beta": np.log(beta),
       "log_beta_tilde": np.log(np.concatenate([beta_tilde[1:2], beta_tilde[1:]])),
       "coef_x0": beta * np.sqrt(prev) / (1.0 - abar),
@@ -106,7 +110,8 @@ def iddpm_ancestral(raw_fn, z: jax.Array, key: jax.Array, *, t: jax.Array, chain
   v_k = exp(f log β_k + (1 - f) log β̃_k), f = (v + 1)/2 from the extra output channels
   ("learned_range"), β̃_k ("small", = f ≡ 0) or β_k ("large", = f ≡ 1; guided-diffusion's β̃_1
   at k = 0 is never used, no noise being added there). The last step (k = 0: coef_x0 = 1,
-  coef_z = 0) returns x̂₀. ξ of scan step j (j = 0 at the noisiest node) is `normal(fold_in(key, j))`, as in `solvers.ddpm`.
+  coef_z = 0) returns x̂₀. ξ of scan step j (j = 0 at the noisiest node) is
+  `normal(fold_in(key, j))`, as in `solvers.ddpm`.
 
   Args:
     raw_fn: raw_fn(z_in [B, ...], noise_cond [B]) -> [B, ..., C] or [B, ..., 2C] (mean, then v).
@@ -125,13 +130,14 @@ def iddpm_ancestral(raw_fn, z: jax.Array, key: jax.Array, *, t: jax.Array, chain
     raise ValueError(f"var_type must be one of {likelihood.VAR_TYPES}; got {var_type!r}")
   channels, batch, num = z.shape[-1], z.shape[0], t.shape[0]
   f32 = lambda a: jnp.asarray(a, jnp.float32)[::-1]  # pylint: disable=unnecessary-lambda-assignment
-  xs = (jnp.arange(num), f32(t), f32(chain["alphas_cumprod"]), f32(chain["log_beta"]),
-        f32(chain["log_beta_tilde"]), f32(chain["coef_x0"]), f32(chain["coef_z"]))
+  xs = (jnp.arange(num), f32(t), f32(chain["alpha"]), f32(chain["sigma"]),
+        f32(chain["log_beta"]), f32(chain["log_beta_tilde"]), f32(chain["coef_x0"]),
+        f32(chain["coef_z"]))
 
   def step(z, inputs):
-    j, t_k, abar, log_beta, log_beta_tilde, coef_x0, coef_z = inputs
+    j, t_k, alpha, sigma, log_beta, log_beta_tilde, coef_x0, coef_z = inputs
     ones = jnp.ones((batch,), jnp.float32)
-    alpha, sigma = jnp.sqrt(abar) * ones, jnp.sqrt(1.0 - abar) * ones
+    alpha, sigma = alpha * ones, sigma * ones
     out = raw_fn(*param.net_inputs(z, t_k * ones, alpha, sigma))
     x0, _ = param.x0_eps(out[..., :channels], z, alpha, sigma)
     if clip_x0:
@@ -335,8 +341,10 @@ class GaussianDiffusion:
     """`num` samples `[num, *element_shape]` with the config's solver (overridable per call).
 
     Overrides: solver, num_steps, grid, grid_kwargs, solver_kwargs, label ([num] int32; default:
-    uniformly drawn classes for conditional models). Overriding `solver` (`grid`) drops the
-    config's solver_kwargs (grid_kwargs) unless they are overridden too: they belong to its solver.
+    uniformly drawn classes for conditional models). solver="iddpm_ancestral" is IDDPM's respaced
+    ancestral sampler (`iddpm_ancestral`), handled here: num_steps = K kept nodes, no grid.
+    Overriding `solver` (`grid`) drops the config's solver_kwargs (grid_kwargs) unless they are
+    overridden too: they belong to its solver.
     """
     scfg = self.config.sample
     label = overrides.pop("label", None)
@@ -435,8 +443,9 @@ class GaussianDiffusion:
     else:
       raw_fn = self.mean_raw_fn(params, label)
     num_strata = int(kw.get("num_strata", 16))
-    common = dict(schedule=self.schedule, param=self.param,
-                  num_steps=self.chain_steps(kw.get("num_steps")), var_type=var_type,
+    num_steps = self.chain_steps(kw.get("num_steps"))
+    self.chain_alphas_cumprod(num_steps)  # raises if λ is infinite at a node
+    common = dict(schedule=self.schedule, param=self.param, num_steps=num_steps, var_type=var_type,
                   decoder=kw.get("decoder", "discretized"), clip_x0=bool(kw.get("clip_x0", False)),
                   num_bins=int(kw.get("num_bins", 256)))
     if num_strata > 0:
