@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -381,10 +382,10 @@ def _check_args(x, p, knobs):
   if getattr(x, "ndim", None) != 4 or not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f"x must be a float [B, H, W, C] array, got {getattr(x, 'shape', x)} "
                      f"{getattr(x, 'dtype', type(x))}")
-  if isinstance(p, (int, float)) and p < 0:
+  if isinstance(p, numbers.Real) and p < 0:
     raise ValueError(f"p must be >= 0, got {p}")
   for name, value in knobs.items():
-    if not isinstance(value, (int, float)) or value < 0:
+    if not isinstance(value, numbers.Real) or value < 0:
       raise ValueError(f"{name} must be a non-negative Python number (static), got {value!r}")
   _, h, w, c = x.shape
   if knobs["rotate_int"] > 0 and h != w:

@@ -255,7 +255,9 @@ class PixelBlittingTest(chex.TestCase):
     self.assertTrue(np.all(np.abs(tx) <= round(w * tmax)) and np.all(np.abs(ty) <= h * tmax))
     for i in range(b):
       padded = np.pad(x[i], ((h - 1, h - 1), (w - 1, w - 1), (0, 0)), mode="reflect")
-      # EDM: out[y, x] = in[y + ty, x − tx] (content moves right by tx and up by ty).
+      # EDM: out[y, x] = in[y + ty, x − tx] (content moves right by tx and up by ty); this and
+      # the rot90 / colour brute forces here reproduce NVlabs/edm's output exactly (checked
+      # offline with torch; the warp's reference data is EDM_PIXELS).
       want = padded[h - 1 + ty[i]:h - 1 + ty[i] + h, w - 1 - tx[i]:w - 1 - tx[i] + w]
       np.testing.assert_array_equal(x_aug[i], want)
     self.assertGreater(len(set(tx)), 5)
@@ -284,6 +286,12 @@ class LabelStatisticsTest(chex.TestCase):
   def assert_law(self, samples, cdf, *args):
     pvalue = stats.kstest(samples, cdf, args=args).pvalue
     self.assertGreater(pvalue, self.KS_MIN_PVALUE, msg=f"KS against {cdf}: p = {pvalue}")
+
+  @parameterized.parameters(0, 1)
+  def test_flip_labels_are_fair_coins(self, column):
+    labels = self._labels(6, p=1.0, xflip=1.0, yflip=1.0, **GEOMETRIC_OFF)
+    self.assertTrue(set(np.unique(labels[:, column])) <= {0.0, 1.0})
+    self.assertLess(abs(labels[:, column].mean() - 0.5), 5 * math.sqrt(0.25 / self.N))
 
   def test_scale_label_is_standard_normal(self):
     labels = self._labels(0, p=1.0, **dict(ALL_OFF, scale=1.0))
