@@ -28,7 +28,8 @@ t keeps the network valid while the schedule moves, and lets every σ-frame solv
 Config sections read here:
   schedule: dict(kind=..., **kwargs)            only when method.learned_schedule=False
   method:   dict(kind="vdm", learned_schedule=True, variance_minimization=True,
-                 schedule_kwargs=dict(init_logsnr_max=13.3, init_logsnr_min=-5.0, num_features=1024),
+                 schedule_kwargs=dict(init_logsnr_max=13.3, init_logsnr_min=-5.0,
+                                      num_features=1024, nonlinear=True),
                  param="eps", param_kwargs={}, num_steps=0 (0: continuous time), decoder="vdm",
                  data_grid="ddpm", num_bins=256, low_discrepancy=True, conditional=False)
   sample:   as GaussianDiffusion (solver, num_steps, grid, grid_kwargs, solver_kwargs, batch_size)
@@ -97,7 +98,7 @@ def _routed_bwd(sched_fn, diff_fn, bpd_scale, residuals, cotangent):
   sched_vjp, diff_vjp, loss, data = residuals
   g_model, g_values = diff_vjp(cotangent)
   (g_elbo,) = sched_vjp(g_values)
-  # d/dL_i of mean_j L̃_j² is 2 L̃_i bpd_scale / B = cotangent_i · 2 L̃_i (cotangent = bpd_scale / B).
+  # d/dL_i of mean_j L̃_j² = 2 L̃_i bpd_scale / B = cotangent_i · 2 L̃_i (cotangent = bpd_scale/B).
   factor = 2.0 * bpd_scale * loss
   (g_var,) = sched_vjp(jax.tree.map(lambda g: g * factor, g_values))
   g_sched = _split_endpoints(g_elbo, g_elbo, g_var)
@@ -141,7 +142,8 @@ class VDM:
       raise ValueError(f"method.decoder must be 'vdm' or 'gaussian'; got {self.decoder!r}")
     self.data_grid = str(mcfg.get("data_grid", "ddpm"))
     if self.data_grid not in likelihood.GRIDS:
-      raise ValueError(f"method.data_grid must be one of {likelihood.GRIDS}; got {self.data_grid!r}")
+      raise ValueError(f"method.data_grid must be one of {likelihood.GRIDS}; "
+                       f"got {self.data_grid!r}")
     self.num_bins = int(mcfg.get("num_bins", 256))
     self.low_discrepancy = bool(mcfg.get("low_discrepancy", True))
     model_cfg = dict(config.model)
@@ -187,7 +189,7 @@ class VDM:
       params["schedule"] = self.schedule_module.init(rng_sched, jnp.zeros((1,)))["params"]
     return params
 
-  # -- the ELBO --------------------------------------------------------------------------------------
+  # -- the ELBO ------------------------------------------------------------------------------------
 
   def _times(self, u):
     """(t, s) [B] from u ∈ [0, 1): continuous t = u (s None), or t = i/T, s = (i-1)/T."""
@@ -297,7 +299,8 @@ class VDM:
     kwargs = dict(self.config.sample.get("grid_kwargs", {}) if grid_kwargs is None else grid_kwargs)
     grid_fn = solvers.GRIDS.get(grid)  # unknown names: solvers.grid raises, naming them
     if grid_fn is not None and "schedule" in inspect.signature(grid_fn).parameters:
-      host = {} if self.schedule_module is None else {"schedule": jax.device_get(params["schedule"])}
+      host = ({} if self.schedule_module is None
+              else {"schedule": jax.device_get(params["schedule"])})
       kwargs.setdefault("schedule", self.schedule(host))
     return solvers.grid(grid, num_steps, **kwargs)
 
@@ -346,7 +349,8 @@ class VDM:
     ref = np.asarray(reference["x"], np.float32)
     n = len(ref) // 2
     rng_sample, rng_proj = jax.random.split(rng)
-    samples = base.sample_in_batches(self, params, rng_sample, n, int(self.config.sample.batch_size))
+    samples = base.sample_in_batches(self, params, rng_sample, n,
+                                     int(self.config.sample.batch_size))
     flat = lambda a: a.reshape(n, -1)  # pylint: disable=unnecessary-lambda-assignment
     num_proj = int(self.config.eval.get("num_projections", 512))
     sw = wasserstein.sliced_wasserstein(flat(samples), flat(ref[:n]), rng_proj, num_proj)

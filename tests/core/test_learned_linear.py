@@ -1,4 +1,4 @@
-"""LearnedLogSNR(nonlinear=False): VDM's `learnable_scalar` schedule, λ linear between learned ends."""
+"""LearnedLogSNR(nonlinear=False): VDM's `learnable_scalar`, λ linear between learned ends."""
 
 import chex
 import jax

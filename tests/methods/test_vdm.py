@@ -25,7 +25,8 @@ class _Data:
   element_shape, num_classes = (DIM,), 0
 
 
-def _config(learned=True, variance_minimization=True, num_steps=0, decoder="vdm", **schedule_kwargs):
+def _config(learned=True, variance_minimization=True, num_steps=0, decoder="vdm",
+            **schedule_kwargs):
   config = ml_collections.ConfigDict()
   config.schedule = dict(kind="linear_logsnr", logsnr_lo=-5.0, logsnr_hi=13.3)
   config.method = dict(kind="vdm", learned_schedule=learned,
@@ -155,7 +156,7 @@ class VDMLossTest(chex.TestCase, parameterized.TestCase):
 
 class GaussianDataTest(chex.TestCase):
   """x ~ N(μ, diag v) with the exact ε-network and a Gaussian decoder: the continuous ELBO on the
-  initial (non-linear) learned schedule is -log p(x) up to the end-point gaps (closed form below)."""
+  initial (non-linear) learned schedule is -log p(x) up to the end-point gaps (closed form)."""
 
   def test_elbo_matches_exact_nll(self):
     mean = jnp.asarray([0.3, -0.2, 0.0, 0.5])
@@ -219,8 +220,10 @@ class GaussianDataTest(chex.TestCase):
 class TrainingAndSamplingTest(chex.TestCase):
 
   def test_learned_end_points_move_in_training(self):
-    """Five Adam steps (lr 1e-2) on 8-bit toy data: λ_max and λ_min move (the ELBO gradient reaches them) and
-    so does the shape network (the variance gradient reaches it); the loss stays finite."""
+    """Five Adam steps (lr 1e-2) on 8-bit toy data: λ_max and λ_min move (the ELBO gradient
+    reaches them) and so does the shape network (the variance gradient reaches it); the loss
+    stays finite. Fails if either gradient is cut (Adam does not move a parameter with zero
+    gradient)."""
     method = methods.make(_config(), _Data())
     x = _pixels(64, seed=2)
     params = method.init(jax.random.key(0), {"x": x[:2]})
