@@ -8,6 +8,7 @@ typed defaults; an unknown key or a value of the wrong type raises ValueError na
 from __future__ import annotations
 
 import ml_collections
+import numpy as np
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -134,9 +135,30 @@ def base(seed: int = 0) -> ml_collections.ConfigDict:
   return config
 
 
+# Tiny networks for `shrink`, one per model kind: a few CPU-seconds to compile and run on 8×8 images.
+_TINY_MODELS = {
+    "unet": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
+    "ddpm": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
+    "ddpmpp": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,)),
+    "ncsnpp": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,)),
+    "adm": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,),
+                channels_per_head=8),
+    "dit": dict(hidden_size=32, depth=1, num_heads=2, patch_size=2, freq_dim=32),
+    "mlp": dict(width=32, depth=2),
+}
+SMOKE_IMAGE_SIZE = 8  # TFDS image sets are resized to this under `shrink` (STYLE.md §7: 8×8)
+
+
 def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size: int = 8) -> None:
-  """Makes a config run in seconds on a CPU (what the tests run): few steps, tiny batch, small net."""
+  """Makes a config run in seconds on a CPU (what the tests run): few steps, tiny batch, small net.
+
+  Every model kind gets `_TINY_MODELS[kind]` (the paper's other settings, e.g. embeddings, resampling
+  filters, augment_dim, class conditioning, stay); TFDS image sets are resized to 8×8; sampling takes
+  2 steps (an explicit `array` grid keeps its first, middle and final levels).
+  """
   config.data.batch_size = batch_size
+  if config.data.name == "tfds" or str(config.data.name).startswith("tfds:"):
+    config.data.image_size = SMOKE_IMAGE_SIZE
   config.train.num_steps = num_steps
   config.train.log_every_steps = 1
   config.train.ckpt_every_steps = 2
@@ -145,19 +167,22 @@ def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size:
   config.train.async_checkpoints = False
   config.optim.warmup_steps = 0
   config.eval.num_samples = 16
-  config.sample.num_steps = 2
   config.sample.batch_size = 8
   config.sample.num_samples = 16
-  model = config.model
-  if model.kind in ("unet", "ddpm"):
-    model.ch, model.ch_mult, model.num_res_blocks = 16, (1, 2), 1
-    model.attn_resolutions = (4,)
-  elif model.kind == "mlp":
-    model.width, model.depth = 32, 2
+  if config.sample.grid == "array":
+    sigmas = list(config.sample.grid_kwargs.sigmas)
+    config.sample.grid_kwargs.sigmas = [sigmas[0], sigmas[(len(sigmas) - 1) // 2], sigmas[-1]]
+  config.sample.num_steps = 2
+  kind = config.model.kind
+  if kind not in _TINY_MODELS:
+    raise ValueError(f"shrink: model.kind={kind!r} has no tiny size; known: {sorted(_TINY_MODELS)}")
+  config.model.update(_TINY_MODELS[kind])
+  if "variant" in config.model:  # DiT presets would override the explicit tiny sizes
+    del config.model["variant"]
 
 
-def load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of the config file at `path`, as `--config=path:arg` would give it."""
+def load_module(path: str):
+  """The config file at `path` as a module (its `get_config` and optional `SMOKE_ARGS`)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
 
   if not path.endswith(".py"):
@@ -167,7 +192,21 @@ def load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"config file {path!r} not found")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return module
+
+
+def smoke_args(path: str) -> tuple[str, ...]:
+  """The args the smoke test runs a config file with: its `SMOKE_ARGS`, else `("smoke",)`.
+
+  A config with variants lists one arg string per variant worth compiling, e.g.
+  `SMOKE_ARGS = ("variant=vp,smoke", "variant=ve,smoke")`.
+  """
+  return tuple(getattr(load_module(path), "SMOKE_ARGS", ("smoke",)))
+
+
+def load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config file at `path`, as `--config=path:arg` would give it."""
+  return load_module(path).get_config(arg)
 
 
 def gaussian(
@@ -255,3 +294,139 @@ def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
   """A ~6 M-parameter DDPM-style U-Net for 32×32×1 (3 levels, attention at 8×8)."""
   return dict(kind="unet", ch=ch, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,),
               dropout=dropout, **kwargs)
+
+
+# -- Paper-scale image sets and networks (CIFAR-10 / ImageNet-64 configs) ----------------------------
+
+
+def tfds_images(tfds_name: str, batch_size: int, *, image_size: int | None = None,
+                path: str | None = None) -> dict:
+  """A TFDS image set read with `tfds.data_source` (array_record; see diffjax/data/tfds_images.py).
+
+  Images in [-1, 1]; `image_size` centre-crops to a square and resizes (PIL bicubic, antialiased).
+  """
+  return dict(name="tfds", tfds_name=tfds_name, batch_size=batch_size, image_size=image_size,
+              crop="center", path=path)
+
+
+def cifar10(batch_size: int, path: str | None = None) -> dict:
+  """CIFAR-10 train split, 32×32×3, 10 labels (TFDS `cifar10`)."""
+  return tfds_images("cifar10", batch_size, path=path)
+
+
+def imagenet64(batch_size: int, path: str | None = None) -> dict:
+  """ImageNet-1k (TFDS `imagenet2012`, manual download) centre-cropped and resized to 64×64.
+
+  EDM's `dataset_tool.py --transform=center-crop --resolution=64x64` also centre-crops; it resizes
+  with PIL's Lanczos filter, here bicubic (tfds_images.py), so pixels differ slightly.
+  """
+  return tfds_images("imagenet2012", batch_size, image_size=64, path=path)
+
+
+def ddpm_unet(dropout: float = 0.1, **kwargs) -> dict:
+  """Ho et al. 2020's CIFAR-10 U-Net (ch 128, mult (1, 2, 2, 2), 2 blocks, attention at 16×16)."""
+  return {**dict(kind="ddpm", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
+                 attn_resolutions=(16,), dropout=dropout), **kwargs}
+
+
+def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
+  """DDPM++ / NCSN++ as EDM's train.py builds them for CIFAR-10 (`--arch=ddpmpp|ncsnpp`).
+
+  Width 128, channel_mult (2, 2, 2), 4 blocks per level, attention at 16×16; the kind's defaults
+  add the embedding, encoder and resampling filter of each architecture (diffjax/models/song_unet.py).
+  `kwargs` override any of these (Score SDE's own CIFAR-10 runs use channel_mult (1, 2, 2, 2)).
+  """
+  pick(arch, {"ddpmpp": 0, "ncsnpp": 0}, key="arch")
+  return {**dict(kind=arch, model_channels=128, channel_mult=(2, 2, 2), num_blocks=4,
+                 attn_resolutions=(16,), dropout=dropout), **kwargs}
+
+
+def adm(dropout: float = 0.1, **kwargs) -> dict:
+  """ADM as EDM configures it for class-conditional ImageNet-64 (width 192, mult (1, 2, 3, 4))."""
+  return {**dict(kind="adm", model_channels=192, channel_mult=(1, 2, 3, 4), num_blocks=3,
+                 attn_resolutions=(32, 16, 8), channels_per_head=64, dropout=dropout), **kwargs}
+
+
+def dit(variant: str, **kwargs) -> dict:
+  """DiT (Peebles & Xie 2023) by preset name, "S/2" ... "XL/8"."""
+  sizes = ("S", "B", "L", "XL")
+  size, _, patch = variant.partition("/")
+  if size not in sizes or patch not in ("2", "4", "8"):
+    raise ValueError(f"DiT variant={variant!r}: expected one of {sizes} / (2, 4, 8), e.g. 'B/4'")
+  return dict(kind="dit", variant=variant, **kwargs)
+
+
+def edm_augment(p: float = 0.12) -> dict:
+  """EDM's CIFAR-10 augmentation (train.py: `AugmentPipe(p, xflip=1e8, yflip=1, scale=1,
+  rotate_frac=1, aniso=1, translate_frac=1)`, 9 labels): keyword arguments of
+  `diffjax.data.augment.edm_augment`, for `config.method.augment`."""
+  return dict(p=p, xflip=1e8, yflip=1.0, scale=1.0, rotate_frac=1.0, aniso=1.0, translate_frac=1.0)
+
+
+def steps_for_images(num_images: float, batch_size: int) -> int:
+  """Optimiser steps that show `num_images` images (EDM counts training in images): ⌈n / B⌉."""
+  return -(-int(round(num_images)) // int(batch_size))
+
+
+def grad_clip_for(paper_clip: float, element_shape: tuple[int, ...], paper_loss: str) -> float:
+  """The clip threshold on diffjax's loss that equals a paper's clip on its own loss.
+
+  diffjax's per-example loss is ½·w/p·‖ε − ε̂‖² summed over the D = prod(element_shape) values
+  (core/losses.py). A paper whose loss is the per-pixel mean of ‖ε − ε̂‖² (`paper_loss="mean"`: Ho
+  et al.'s L_simple, Score SDE's `reduce_mean=True`) has gradients D/2 times smaller; one that sums
+  without the ½ (`"sum"`: Score SDE VE, `reduce_mean=False`) twice as large. Adam is invariant to
+  that scale; global-norm clipping is not, so the threshold scales by the same factor.
+  """
+  d = 1
+  for n in element_shape:
+    d *= int(n)
+  factor = pick(paper_loss, {"mean": d / 2.0, "sum": 0.5}, key="paper_loss")
+  return float(paper_clip) * factor
+
+
+DDIM_SKIPS = ("uniform", "quadratic")
+
+
+def ddim_timesteps(num_steps: int, skip: str, num_timesteps: int = 1000) -> list[int]:
+  """DDIM's sub-sequence τ of the DDPM chain (Song et al. 2021a, App. D.2), 1-based, decreasing.
+
+  "uniform": τ_i = (i − 1)·c + 1 with c = ⌊T/S⌋ (the official code's `range(0, T, c)`, which has
+  exactly S entries when S divides T); "quadratic": τ_i = ⌊(0.8 T)·((i − 1)/(S − 1))²⌋ + 1 (the
+  official `[int(s) for s in np.linspace(0, sqrt(0.8 T), S) ** 2]`). The code indexes ᾱ at
+  `seq + 1` (`compute_alpha`), hence the 1-based steps. A repeated timestep (quadratic with
+  S ≥ 50 rounds several small ones alike; S = 100 keeps 96) is kept once: a DDIM η = 0 step from a noise level to the
+  same level is the identity, so the samples are the paper's with fewer evaluations.
+  """
+  s, t = int(num_steps), int(num_timesteps)
+  if not 1 <= s <= t:
+    raise ValueError(f"DDIM steps={num_steps}: expected 1 <= steps <= num_timesteps={t}")
+  if skip == "uniform":
+    c = t // s
+    steps = [i * c for i in range(s)]
+  elif skip == "quadratic":
+    if s < 2:
+      raise ValueError("DDIM steps must be >= 2 for the quadratic sub-sequence")
+    steps = [int(v) for v in np.linspace(0.0, np.sqrt(0.8 * t), s) ** 2]
+  else:
+    raise ValueError(f"DDIM skip={skip!r}: expected one of {DDIM_SKIPS}")
+  return [i + 1 for i in sorted(set(steps), reverse=True)]
+
+
+def ddpm_sigmas(timesteps: list[int], num_timesteps: int = 1000, beta_start: float = 1e-4,
+                beta_end: float = 0.02) -> list[float]:
+  """σ̃_i = sqrt((1 − ᾱ_i)/ᾱ_i) of DDPM's linear β chain (Ho et al. 2020, ᾱ_i = ∏_{j≤i}(1 − β_j),
+  β linear from beta_start to beta_end over T steps) at the given 1-based steps, followed by 0:
+  an explicit σ grid (`grid="array"`) for sampling on a DDIM sub-sequence."""
+  t = int(num_timesteps)
+  abar, prod = [], 1.0
+  for j in range(t):
+    prod *= 1.0 - (beta_start + (beta_end - beta_start) * j / (t - 1))
+    abar.append(prod)
+  return [((1.0 - abar[i - 1]) / abar[i - 1]) ** 0.5 for i in timesteps] + [0.0]
+
+
+def ddim_sampler(num_steps: int, skip: str = "uniform", **kwargs) -> dict:
+  """`sample` section: DDIM η = 0 on its sub-sequence of the T = 1000 linear-β DDPM chain."""
+  timesteps = ddim_timesteps(num_steps, skip)
+  return sampler("ddim", len(timesteps), "array", grid_kwargs=dict(sigmas=ddpm_sigmas(timesteps)),
+                 solver_kwargs=dict(eta=0.0), **kwargs)
