@@ -335,7 +335,12 @@ class GaussianDiffusion:
     rng_init, rng_solve = jax.random.split(rng)
     x_init = sigmas[0] * jax.random.normal(rng_init, (num,) + self.element_shape)
     den = self.denoiser(params, label, float(self.config.sample.get("guidance_scale", 1.0)))
-    return solvers.solve(solver, den, x_init, sigmas, key=rng_solve, **dict(solver_kwargs))
+    solver_kwargs = dict(solver_kwargs)
+    if solver_kwargs.pop("clip_denoised", False):
+      # x̂₀ clipped to the data range [-1, 1] before each update, as DDPM's and DDIM's official
+      # samplers do (`clip_denoised=True`); a Method-level option, valid for every σ-frame solver.
+      den = _clipped(den)
+    return solvers.solve(solver, den, x_init, sigmas, key=rng_solve, **solver_kwargs)
 
   def sample(self, params, rng: jax.Array, num: int, **overrides):
     """`num` samples `[num, *element_shape]` with the config's solver (overridable per call).
@@ -476,3 +481,7 @@ class GaussianDiffusion:
     sw = wasserstein.sliced_wasserstein(flat(samples), flat(ref[:n]), rng_proj, num_proj)
     floor = wasserstein.sliced_wasserstein(flat(ref[n:2 * n]), flat(ref[:n]), rng_proj, num_proj)
     return {"sliced_w2": float(sw), "sliced_w2_data_floor": float(floor)}, samples
+
+
+def _clipped(den):
+  return lambda x, sigma: jnp.clip(den(x, sigma), -1.0, 1.0)
