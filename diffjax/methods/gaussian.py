@@ -16,7 +16,9 @@ Config sections read here:
   method:   dict(kind="gaussian", param=..., param_kwargs={}, weighting=..., weighting_kwargs={},
                  t_sampling=..., t_sampling_kwargs={}, conditional=False,
                  objective="weighted" | "iddpm_hybrid",
-                 objective_kwargs={} | dict(num_steps=N, lambda_vlb=0.001, num_bins=256))
+                 objective_kwargs={} | dict(num_steps=N, lambda_vlb=0.001, num_bins=256),
+                 augment={} | dict(p=0.12, xflip=1e8, ...))   EDM's non-leaky augmentation:
+                 `data.augment.edm_augment` kwargs; its labels go to the network's augment_dim
   sample:   dict(solver=..., solver_kwargs={}, grid=..., num_steps=..., grid_kwargs={},
                  guidance_scale=1.0, batch_size=..., num_samples=..., seed=...)
             solver="iddpm_ancestral": num_steps = K respaced steps, grid unused, solver_kwargs
@@ -43,6 +45,7 @@ from diffjax.core import losses
 from diffjax.core import parameterization
 from diffjax.core import schedules
 from diffjax.core import weighting
+from diffjax.data import augment as augment_lib
 from diffjax.metrics import wasserstein
 
 
@@ -190,6 +193,15 @@ class GaussianDiffusion:
                          "model.learn_sigma=True")
       self.require_vp("method.objective='iddpm_hybrid'")
       self.chain_steps(self.objective_kwargs.get("num_steps"))  # checks it against the schedule
+    self.augment = dict(mcfg.get("augment", {}))
+    if self.augment and float(self.augment.get("p", 0.0)) > 0.0:
+      want = augment_lib.label_dim(**{k: v for k, v in self.augment.items() if k != "p"})
+      have = int(getattr(self.model, "augment_dim", 0))
+      if have != want:
+        raise ValueError(f"method.augment gives {want} augmentation labels but model.augment_dim="
+                         f"{have}; set model.augment_dim={want} (a network that takes them)")
+    else:
+      self.augment = {}
     self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver", "solver_kwargs"))
     self._ancestral_jit = jax.jit(self._ancestral, static_argnames=("num", "var_type", "clip_x0"))
 
@@ -238,18 +250,23 @@ class GaussianDiffusion:
 
   # -- network -------------------------------------------------------------------------------------
 
-  def raw_fn(self, params, label=None, *, train=False, rng=None):
-    """`raw_fn(z_in, noise_cond) -> raw` of the network with fixed params/labels (what core uses)."""
+  def raw_fn(self, params, label=None, *, train=False, rng=None, augment_labels=None):
+    """`raw_fn(z_in, noise_cond) -> raw` of the network with fixed params/labels (what core uses).
+
+    `augment_labels` [B, augment_dim] condition a network trained with augmentation (None: the
+    network's zeros, i.e. no augmentation, as at sampling time)."""
     rngs = {"dropout": rng} if train else {}
+    extra = {} if augment_labels is None else {"augment_labels": augment_labels}
 
     def fn(z_in, noise_cond):
-      return self.model.apply({"params": params}, z_in, noise_cond, label, train=train, rngs=rngs)
+      return self.model.apply({"params": params}, z_in, noise_cond, label, train=train, rngs=rngs,
+                              **extra)
 
     return fn
 
-  def mean_raw_fn(self, params, label=None, *, train=False, rng=None):
+  def mean_raw_fn(self, params, label=None, *, train=False, rng=None, augment_labels=None):
     """`raw_fn` restricted to the mean's channels (all of them unless learn_sigma)."""
-    fn = self.raw_fn(params, label, train=train, rng=rng)
+    fn = self.raw_fn(params, label, train=train, rng=rng, augment_labels=augment_labels)
     if not self.learn_sigma:
       return fn
     channels = self.element_shape[-1]
@@ -283,14 +300,17 @@ class GaussianDiffusion:
     """
     rng_loss, rng_drop = jax.random.split(rng)
     label = self._labels(batch)
+    x, aug = batch["x"], None
+    if self.augment:  # EDM: augment x, tell the network how (Karras et al. 2022, App. F.2)
+      x, aug = augment_lib.edm_augment(jax.random.fold_in(rng, 2), x, **self.augment)
     if self.objective == "iddpm_hybrid":
       if "eps" in batch:
         raise ValueError("batch['eps'] (a coupled noise) is used by method.objective='weighted' "
                          "only; 'iddpm_hybrid' draws its own")
       kw = self.objective_kwargs
       per_example, aux = likelihood.iddpm_hybrid_loss(
-          self.raw_fn(params, label, train=True, rng=rng_drop),
-          batch["x"],
+          self.raw_fn(params, label, train=True, rng=rng_drop, augment_labels=aug),
+          x,
           rng_loss,
           schedule=self.schedule,
           param=self.param,
@@ -300,8 +320,8 @@ class GaussianDiffusion:
       )
       return jnp.mean(per_example), {"mse": jnp.mean(aux["mse"]), "vb": jnp.mean(aux["vb"])}
     per_example, aux = losses.weighted_loss(
-        self.mean_raw_fn(params, label, train=True, rng=rng_drop),
-        batch["x"],
+        self.mean_raw_fn(params, label, train=True, rng=rng_drop, augment_labels=aug),
+        x,
         rng_loss,
         schedule=self.schedule,
         param=self.param,
