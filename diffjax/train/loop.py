@@ -268,4 +268,31 @@ def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.
   return samples
 
 
-MODES = {"train": train_and_evaluate, "eval": evaluate, "sample": sample}
+def pairs(config: ml_collections.ConfigDict, workdir: str, devices=None) -> str:
+  """Reflow pairs (Liu et al. 2023, §2.3): `config.sample.num_samples` couples (ε, x) where x is the
+  config's sampler run from the initial noise ε, with the latest checkpoint's EMA parameters.
+
+  Writes `<workdir>/reflow/pairs_<step>.npz` with arrays eps and x, [N, ...] each (the `pairs` data
+  source reads it), and returns its path. Batch i draws ε from fold_in(fold_in(seed, i), 1).
+  """
+  exp, state, step = _restore_for_inference(config, workdir, devices)
+  scfg = config.sample
+  shape = tuple(exp.dataset.element_shape)
+  rng = jax.random.PRNGKey(scfg.seed)
+  eps, xs = [], []
+  for i in range(-(-int(scfg.num_samples) // int(scfg.batch_size))):
+    key = jax.random.fold_in(rng, i)
+    noise = jax.random.normal(jax.random.fold_in(key, 1), (int(scfg.batch_size),) + shape)
+    xs.append(np.asarray(jax.device_get(exp.method.sample(state.ema_params, key, int(scfg.batch_size),
+                                                          noise=noise))))
+    eps.append(np.asarray(jax.device_get(noise)))
+  n = int(scfg.num_samples)
+  path = os.path.join(workdir, "reflow", f"pairs_{step:08d}.npz")
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, eps=np.concatenate(eps)[:n], x=np.concatenate(xs)[:n])
+    print(f"wrote {path} ({n} pairs)")
+  return path
+
+
+MODES = {"train": train_and_evaluate, "eval": evaluate, "sample": sample, "pairs": pairs}
