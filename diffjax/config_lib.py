@@ -1,8 +1,8 @@
 """Shared config builders and the config-arg parser (STYLE.md §2). Configs are data: no jax here.
 
 A config file's `get_config(arg)` receives the text after `:` in `--config=path.py:arg`, e.g.
-`smoke`, `variant=paper,smoke` or `default`. `parse_arg` turns it into a ConfigDict of known keys with
-typed defaults; an unknown key or a value of the wrong type raises ValueError naming the key.
+`smoke`, `variant=paper,smoke` or `default`. `parse_arg` turns it into a ConfigDict of known keys
+with typed defaults; an unknown key or a value of the wrong type raises ValueError naming the key.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """Parses `"key=value,flag,..."` against typed defaults.
 
-  A bare word sets a boolean default to True (`smoke`), or, when a `size` key exists, selects that size
-  (`default`, `demo`, ...). Values are cast to the default's type.
+  A bare word sets a boolean default to True (`smoke`), or, when a `size` key exists, selects that
+  size (`default`, `demo`, ...). Values are cast to the default's type.
 
   Args:
     arg: the text after `:` in `--config=file.py:arg`, or None.
@@ -73,7 +73,8 @@ def adam(
   """Adam(W) with linear warm-up, optional cosine decay, global-norm clipping and EMA.
 
   `ema` is `dict(kind="constant", decay=0.9999)` or EDM's
-  `dict(kind="halflife", halflife_images=500_000, rampup_ratio=0.05)` (Karras et al. 2022, App. F.1).
+  `dict(kind="halflife", halflife_images=500_000, rampup_ratio=0.05)` (Karras et al. 2022,
+  App. F.1).
   """
   return dict(
       kind="adamw" if weight_decay else "adam",
@@ -95,7 +96,8 @@ def ema_constant(decay: float) -> dict:
 
 
 def ema_halflife(halflife_images: int, rampup_ratio: float = 0.05) -> dict:
-  return dict(kind="halflife", decay=0.0, halflife_images=halflife_images, rampup_ratio=rampup_ratio)
+  return dict(kind="halflife", decay=0.0, halflife_images=halflife_images,
+              rampup_ratio=rampup_ratio)
 
 
 def train(
@@ -121,7 +123,7 @@ def train(
 
 
 def mesh() -> dict:
-  """All devices on the `data` axis; `(-1, 2)` with axes `("data", "model")` would add a model axis."""
+  """All devices on the `data` axis; `(-1, 2)`, axes `("data", "model")`, would add a model axis."""
   return dict(shape=(-1,), axes=("data",))
 
 
@@ -131,17 +133,23 @@ def base(seed: int = 0) -> ml_collections.ConfigDict:
   config.seed = seed
   config.init_from = ""  # a checkpoint directory to start from when the workdir has none
   config.mesh = mesh()
-  config.runtime = dict(distributed=False)  # True: jax.distributed.initialize() (multi-host launchers)
+  # True: jax.distributed.initialize() (multi-host launchers).
+  config.runtime = dict(distributed=False)
   return config
 
 
-# Tiny networks for `shrink`, one per model kind: a few CPU-seconds to compile and run on 8×8 images.
+# Tiny networks for `shrink`, one per model kind: a few CPU-seconds to compile and run. The paper
+# U-Nets keep one resolution level and no attention: a second level costs about twice the XLA:CPU
+# compile time of the whole smoke run (measured: 27 s vs 12 s of CPU for EDM's DDPM++), and
+# resampling and attention are tested in tests/models. ("unet", the Fashion-MNIST twins' kind,
+# keeps two levels: at 32×32 one level would put its middle attention on 1024 tokens.) The paper's other options (embeddings, resampling filters,
+# augment_dim, class conditioning, learned variance) stay as the config sets them.
 _TINY_MODELS = {
-    "unet": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
-    "ddpm": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),
-    "ddpmpp": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,)),
-    "ncsnpp": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,)),
-    "adm": dict(model_channels=16, channel_mult=(1, 2), num_blocks=1, attn_resolutions=(4,),
+    "unet": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),  # Fashion-MNIST
+    "ddpm": dict(ch=16, ch_mult=(1,), num_res_blocks=1, attn_resolutions=()),
+    "ddpmpp": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=()),
+    "ncsnpp": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=()),
+    "adm": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=(),
                 channels_per_head=8),
     "dit": dict(hidden_size=32, depth=1, num_heads=2, patch_size=2, freq_dim=32),
     "mlp": dict(width=32, depth=2),
@@ -152,9 +160,9 @@ SMOKE_IMAGE_SIZE = 8  # TFDS image sets are resized to this under `shrink` (STYL
 def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size: int = 8) -> None:
   """Makes a config run in seconds on a CPU (what the tests run): few steps, tiny batch, small net.
 
-  Every model kind gets `_TINY_MODELS[kind]` (the paper's other settings, e.g. embeddings, resampling
-  filters, augment_dim, class conditioning, stay); TFDS image sets are resized to 8×8; sampling takes
-  2 steps (an explicit `array` grid keeps its first, middle and final levels).
+  Every model kind gets `_TINY_MODELS[kind]` (the paper's other settings, e.g. embeddings,
+  resampling filters, augment_dim, class conditioning, stay); TFDS image sets are resized to 8×8;
+  sampling takes 2 steps (an explicit `array` grid keeps its first, middle and final levels).
   """
   config.data.batch_size = batch_size
   if config.data.name == "tfds" or str(config.data.name).startswith("tfds:"):
@@ -167,6 +175,10 @@ def shrink(config: ml_collections.ConfigDict, *, num_steps: int = 2, batch_size:
   config.train.async_checkpoints = False
   config.optim.warmup_steps = 0
   config.eval.num_samples = 16
+  if "fd_num_samples" in config.eval:
+    config.eval.fd_num_samples = 16
+  if config.eval.get("bpd_num_examples", 0) > 0:
+    config.eval.bpd_num_examples, config.eval.bpd_batch_size = 8, 8
   config.sample.batch_size = 8
   config.sample.num_samples = 16
   if config.sample.grid == "array":
@@ -258,9 +270,11 @@ def sampler(
   )
 
 
-def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1, num_projections: int = 512,
+def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1,
+               num_projections: int = 512,
                *, fd_classifier_dir: str = "", fd_num_samples: int = 10_000,
-               fd_samplers: dict | None = None, bpd_num_examples: int = 0, bpd_batch_size: int = 500):
+               fd_samplers: dict | None = None, bpd_num_examples: int = 0,
+               bpd_batch_size: int = 500):
   """`eval` section.
 
   Always: sliced W2 of `num_samples` generated samples against as many held-out examples.
@@ -269,7 +283,8 @@ def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1, num
   name -> sample overrides (`{}` = the config's sampler; e.g. `heun35` below).
   Test-set bits/dim of the first `bpd_num_examples` test examples when > 0 and the Method has `bpd`.
   """
-  return dict(num_samples=num_samples, num_plot=num_plot, seed=seed, num_projections=num_projections,
+  return dict(num_samples=num_samples, num_plot=num_plot, seed=seed,
+              num_projections=num_projections,
               fd_classifier_dir=fd_classifier_dir, fd_num_samples=fd_num_samples,
               fd_samplers=fd_samplers if fd_samplers is not None else {"default": {}},
               bpd_num_examples=bpd_num_examples, bpd_batch_size=bpd_batch_size)
@@ -285,7 +300,8 @@ def mlp(width: int = 256, depth: int = 4, **kwargs) -> dict:
   return dict(kind="mlp", width=width, depth=depth, **kwargs)
 
 
-def fashion_mnist(batch_size: int, pad_to_32: bool = True, path: str = "/usr/share/datasets/fashion-mnist/"):
+def fashion_mnist(batch_size: int, pad_to_32: bool = True,
+                  path: str = "/usr/share/datasets/fashion-mnist/"):
   """Fashion-MNIST from Debian's `dataset-fashion-mnist` (`make fashion-mnist`), in [-1, 1]."""
   return dict(name="fashion_mnist", batch_size=batch_size, pad_to_32=pad_to_32, path=path)
 
@@ -296,7 +312,7 @@ def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
               dropout=dropout, **kwargs)
 
 
-# -- Paper-scale image sets and networks (CIFAR-10 / ImageNet-64 configs) ----------------------------
+# -- Paper-scale image sets and networks (CIFAR-10 / ImageNet-64 configs) ------------------------
 
 
 def tfds_images(tfds_name: str, batch_size: int, *, image_size: int | None = None,
@@ -333,7 +349,7 @@ def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
   """DDPM++ / NCSN++ as EDM's train.py builds them for CIFAR-10 (`--arch=ddpmpp|ncsnpp`).
 
   Width 128, channel_mult (2, 2, 2), 4 blocks per level, attention at 16×16; the kind's defaults
-  add the embedding, encoder and resampling filter of each architecture (diffjax/models/song_unet.py).
+  add the embedding, encoder and resampling filter of each architecture (models/song_unet.py).
   `kwargs` override any of these (Score SDE's own CIFAR-10 runs use channel_mult (1, 2, 2, 2)).
   """
   pick(arch, {"ddpmpp": 0, "ncsnpp": 0}, key="arch")
@@ -394,8 +410,9 @@ def ddim_timesteps(num_steps: int, skip: str, num_timesteps: int = 1000) -> list
   exactly S entries when S divides T); "quadratic": τ_i = ⌊(0.8 T)·((i − 1)/(S − 1))²⌋ + 1 (the
   official `[int(s) for s in np.linspace(0, sqrt(0.8 T), S) ** 2]`). The code indexes ᾱ at
   `seq + 1` (`compute_alpha`), hence the 1-based steps. A repeated timestep (quadratic with
-  S ≥ 50 rounds several small ones alike; S = 100 keeps 96) is kept once: a DDIM η = 0 step from a noise level to the
-  same level is the identity, so the samples are the paper's with fewer evaluations.
+  S ≥ 50 rounds several small ones alike; S = 100 keeps 96) is kept once: a DDIM η = 0 step from
+  a noise level to the same level is the identity, so the samples are the paper's with fewer
+  evaluations.
   """
   s, t = int(num_steps), int(num_timesteps)
   if not 1 <= s <= t:

@@ -35,7 +35,7 @@ class ParseArgTest(chex.TestCase):
 
 
 class PaperScheduleHelpersTest(chex.TestCase, parameterized.TestCase):
-  """DDIM sub-sequences, DDPM noise levels, image counts and clip thresholds vs independent answers."""
+  """DDIM sub-sequences, DDPM noise levels, image counts, clip thresholds vs independent answers."""
 
   def test_ddim_uniform_is_every_cth_step(self):
     # Official code: seq = range(0, 1000, 1000 // S), ᾱ read at seq + 1.
@@ -123,7 +123,8 @@ class PaperScheduleHelpersTest(chex.TestCase, parameterized.TestCase):
 class ShrinkTest(chex.TestCase, parameterized.TestCase):
 
   def test_every_model_kind_has_a_tiny_size(self):
-    self.assertEqual(set(config_lib._TINY_MODELS), set(models.MODELS))  # pylint: disable=protected-access
+    tiny = config_lib._TINY_MODELS  # pylint: disable=protected-access
+    self.assertEqual(set(tiny), set(models.MODELS))
 
   @parameterized.parameters(
       (config_lib.ddpm_unet(), (8, 8, 3)),

@@ -22,7 +22,8 @@ from diffjax.data import idx
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "configs", "*", "*.py")))
+CONFIGS = sorted(os.path.relpath(p, REPO)
+                 for p in glob.glob(os.path.join(REPO, "configs", "*", "*.py")))
 CASES = [(path, arg) for path in CONFIGS for arg in config_lib.smoke_args(os.path.join(REPO, path))]
 
 

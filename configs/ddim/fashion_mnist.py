@@ -9,7 +9,8 @@ can be sampled with DDIM directly. Sampling: η = 0 on the paper's "uniform" or 
 sub-sequence (`skip`) of the T = 1000 linear-β chain, S = `steps`, at the chain's exact noise levels
 σ̃_τ (see configs/ddim/cifar10.py). The DDPM twin is trained on the continuous limit of that chain
 (`linear_beta`), whose σ̃ at t = τ/1000 is 3–5 % above the chain's σ̃_τ; the grid keeps the
-chain's noise levels and the adapter evaluates the model at its own t for each of them. To change S use `:steps=`, not `--config.sample.num_steps`.
+chain's noise levels and the adapter evaluates the model at its own t for each of them.
+To change S use `:steps=`, not `--config.sample.num_steps`.
 """
 
 import os
@@ -21,7 +22,8 @@ DDPM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ddpm", "f
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", steps=100, skip="quadratic", smoke=False)
-  config = config_lib.load(DDPM, arg.size)
+  # The DDPM twin's smoke variant also shrinks its own evaluation (bits/dim on 8 images).
+  config = config_lib.load(DDPM, arg.size + (",smoke" if arg.smoke else ""))
   config.sample = config_lib.ddim_sampler(arg.steps, arg.skip, batch_size=500, num_samples=10_000)
   if arg.smoke:
     config_lib.shrink(config)

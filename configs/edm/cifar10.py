@@ -1,7 +1,9 @@
 r"""EDM (Karras et al. 2022, arXiv:2206.00364) on CIFAR-10: DDPM++ or NCSN++, (un)conditional.
 
-  python -m diffjax.main --config=configs/edm/cifar10.py:arch=ddpmpp,cond=false --workdir=workdirs/edm_c10
-  python -m diffjax.main --config=configs/edm/cifar10.py:arch=ncsnpp,cond=true --workdir=... --mode=sample
+  python -m diffjax.main --config=configs/edm/cifar10.py:arch=ddpmpp,cond=false \
+      --workdir=workdirs/edm_c10
+  python -m diffjax.main --config=configs/edm/cifar10.py:arch=ncsnpp,cond=true \
+      --workdir=workdirs/edm_c10_ncsnpp_cond --mode=sample
 
 NVlabs/edm `train.py` defaults (= the paper's Table 7 CIFAR-10 column): EDM preconditioning and
 loss (σ_data = 0.5, ln σ ~ N(-1.2, 1.2²)), batch 512, Adam lr 1e-3 ramped up linearly over 10 M

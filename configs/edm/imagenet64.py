@@ -1,7 +1,8 @@
 r"""EDM (Karras et al. 2022, arXiv:2206.00364) on class-conditional ImageNet-64 with ADM.
 
   python -m diffjax.main --config=configs/edm/imagenet64.py --workdir=gs://BUCKET/edm_in64
-  python -m diffjax.main --config=configs/edm/imagenet64.py --workdir=gs://BUCKET/edm_in64 --mode=sample
+  python -m diffjax.main --config=configs/edm/imagenet64.py --workdir=gs://BUCKET/edm_in64 \
+      --mode=sample
 
 NVlabs/edm README training command for `imagenet-64x64-cond-adm` (32 A100s, ~13 days):
 `--cond=1 --arch=adm --duration=2500 --batch=4096 --lr=1e-4 --ema=50 --dropout=0.10 --augment=0

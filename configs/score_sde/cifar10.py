@@ -20,9 +20,10 @@ at the checkpoint of lowest FID (checked every 50 k steps). Released checkpoints
 NCSN++ cont. FID 2.38, VP DDPM++ cont. 2.55, sub-VP DDPM++ cont. 2.61.
 Differs: DDPM++/NCSN++ are EDM's re-implementations (models/song_unet.py) with Score SDE's width
 and depth; VE's network sees log σ of the [-1, 1] data (Score SDE: of [0, 1] data, a shift by
-log 2); VE t is drawn in [0, 1] (Score SDE: [1e-5, 1]; σ(1e-5) = 1.00009·σ_min); the predictors step in EDM's σ-frame
-(same marginals, a different discretisation of the VP SDE); clipping is 1 on Score SDE's own
-loss reduction (`config_lib.grad_clip_for`); no random flips (the TFDS reader has none yet).
+log 2); VE t is drawn in [0, 1] (Score SDE: [1e-5, 1]; σ(1e-5) = 1.00009·σ_min); the predictors
+step in EDM's σ-frame (same marginals, a different discretisation of the VP SDE); clipping is 1
+on Score SDE's own loss reduction (`config_lib.grad_clip_for`); no random flips (the TFDS reader
+has none yet).
 """
 
 from diffjax import config_lib

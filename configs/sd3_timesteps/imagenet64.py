@@ -1,4 +1,4 @@
-r"""SD3 timestep sampling (Esser et al. 2024, arXiv:2403.03206) on class-conditional ImageNet-64, DiT.
+r"""SD3 timestep sampling (Esser et al. 2024, arXiv:2403.03206), class-conditional ImageNet-64.
 
   python -m diffjax.main --config=configs/sd3_timesteps/imagenet64.py --workdir=workdirs/sd3_in64
   python -m diffjax.main --config=configs/sd3_timesteps/imagenet64.py:shift=3.0,variant=XL/4 ...

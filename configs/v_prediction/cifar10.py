@@ -1,8 +1,8 @@
 r"""v-prediction (Salimans & Ho 2022, arXiv:2202.00512) on CIFAR-10: the undistilled teacher.
 
   python -m diffjax.main --config=configs/v_prediction/cifar10.py --workdir=workdirs/v_c10
-  python -m diffjax.main --config=configs/v_prediction/cifar10.py:steps=64 --workdir=workdirs/v_c10 \
-      --mode=sample
+  python -m diffjax.main --config=configs/v_prediction/cifar10.py:steps=64 \
+      --workdir=workdirs/v_c10 --mode=sample
 
 The paper's parameterisation and schedule: the network predicts v = α·ε − σ·x on the cosine
 schedule (Nichol & Dhariwal 2021; λ truncated to [-15, 15] here), loss ‖v − v̂‖² (= "SNR + 1"
