@@ -17,9 +17,10 @@ Heun, 18 steps (35 NFE), σ ∈ [0.002, 80], ρ = 7.
 FID protocol: 50 k samples vs NVlabs' CIFAR-10 reference statistics (StyleGAN3 Inception), the
 minimum over 3 seed sets (0–49999, 50000–99999, 100000–149999). Paper: FID 1.97 unconditional,
 1.79 conditional (DDPM++, "VP"; README); NCSN++ ("VE") 1.98 / 1.79 (Table 2, not re-verified).
-Augmentation: `method.augment` holds `diffjax.data.augment.edm_augment`'s arguments; until the
-Method applies them, training runs unaugmented with zero augmentation labels (the network's
-augment_dim = 9 embedding then sees zeros, exactly EDM's sampling-time input).
+Augmentation: `method.augment` holds `diffjax.data.augment.edm_augment`'s arguments; the Method
+augments each training batch and feeds the 9 labels to the network (zeros at sampling time).
+Differs: the augmentation resamples with cubic B-splines, not EDM's wavelet 2× supersampling
+(data/augment.py).
 """
 
 from diffjax import config_lib
