@@ -176,6 +176,7 @@ class GaussianDiffusion:
         mcfg.weighting, schedule=self.schedule, **mcfg.get("weighting_kwargs", {})
     )
     self.t_sampler = weighting.make_t_sampler(mcfg.t_sampling, **mcfg.get("t_sampling_kwargs", {}))
+    self.adaptive = isinstance(self.t_sampler, weighting.Adaptive)
     model_cfg = dict(config.model)
     if self.conditional:
       model_cfg["num_classes"] = self.num_classes
@@ -188,6 +189,9 @@ class GaussianDiffusion:
       raise ValueError(f"method.objective={self.objective!r}: expected one of {OBJECTIVES}")
     if self.objective == "iddpm_hybrid":
       _check_keys("method.objective_kwargs", self.objective_kwargs, HYBRID_KWARGS)
+      if self.adaptive:
+        raise ValueError("method.t_sampling='adaptive' needs method.objective='weighted' (the "
+                         "hybrid objective samples chain steps uniformly)")
       if not self.learn_sigma:
         raise ValueError("method.objective='iddpm_hybrid' trains a learned variance: it needs "
                          "model.learn_sigma=True")
@@ -289,7 +293,7 @@ class GaussianDiffusion:
 
   # -- training ------------------------------------------------------------------------------------
 
-  def loss(self, params, batch: dict, rng: jax.Array):
+  def loss(self, params, batch: dict, rng: jax.Array, *, t_sampler=None, return_aux=False):
     """Mean over the batch of the configured objective, and scalar metrics.
 
     "weighted": ½ w(λ)/p(λ) ‖ε − ε̂‖² (Kingma & Gao 2023, eq. 1 with importance weights), with
@@ -304,6 +308,9 @@ class GaussianDiffusion:
     if self.augment:  # EDM: augment x, tell the network how (Karras et al. 2022, App. F.2)
       x, aug = augment_lib.edm_augment(jax.random.fold_in(rng, 2), x, **self.augment)
     if self.objective == "iddpm_hybrid":
+      if return_aux or t_sampler is not None:
+        raise ValueError("method.objective='iddpm_hybrid' samples its own chain steps: it takes "
+                         "no t-sampler (and no adaptive noise schedule)")
       if "eps" in batch:
         raise ValueError("batch['eps'] (a coupled noise) is used by method.objective='weighted' "
                          "only; 'iddpm_hybrid' draws its own")
@@ -319,6 +326,9 @@ class GaussianDiffusion:
           num_bins=int(kw.get("num_bins", 256)),
       )
       return jnp.mean(per_example), {"mse": jnp.mean(aux["mse"]), "vb": jnp.mean(aux["vb"])}
+    if t_sampler is None and self.adaptive:
+      raise ValueError("method.t_sampling='adaptive' keeps state between steps: train it with "
+                       "loss_with_state (the training loop does)")
     per_example, aux = losses.weighted_loss(
         self.mean_raw_fn(params, label, train=True, rng=rng_drop, augment_labels=aug),
         x,
@@ -326,11 +336,34 @@ class GaussianDiffusion:
         schedule=self.schedule,
         param=self.param,
         weight_fn=self.weight_fn,
-        t_sampler=self.t_sampler,
+        t_sampler=t_sampler or self.t_sampler,
         eps=batch.get("eps"),
     )
     metrics = {"eps_mse": jnp.mean(aux["eps_mse"])} if "eps_mse" in aux else {}
+    if return_aux:
+      return jnp.mean(per_example), metrics, aux
     return jnp.mean(per_example), metrics
+
+  def init_state(self) -> dict:
+    """State carried between training steps: the adaptive noise schedule's (Kingma & Gao 2023,
+    App. "adaptive noise schedule"; `weighting.Adaptive`), else {} (stateless)."""
+    return {"t_sampler": self.t_sampler.init()} if self.adaptive else {}
+
+  def loss_with_state(self, params, method_state: dict, batch: dict, rng: jax.Array):
+    """`loss` with λ drawn from the adaptive density p(λ) of `method_state`, and the state updated
+    with this batch's loss integrand ½ w(λ)‖ε − ε̂‖² per λ bin. Returns (loss, (metrics, state)).
+
+    The importance weight w/p uses the same p that drew λ, so the loss stays an unbiased estimate
+    of the same weighted objective; only its variance changes."""
+    sampler_state = jax.lax.stop_gradient(method_state["t_sampler"])
+
+    def t_sampler(key, batch_size, schedule):
+      return self.t_sampler.sample(sampler_state, key, batch_size, schedule)
+
+    loss, metrics, aux = self.loss(params, batch, rng, t_sampler=t_sampler, return_aux=True)
+    new = self.t_sampler.update(sampler_state, jax.lax.stop_gradient(aux["logsnr"]),
+                                jax.lax.stop_gradient(aux["integrand"]), self.schedule)
+    return loss, (metrics, {"t_sampler": new})
 
   # -- sampling ------------------------------------------------------------------------------------
 

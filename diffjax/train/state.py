@@ -19,6 +19,9 @@ class TrainState:
   opt_state: Any
   ema_params: Any
   rng: jax.Array  # base key; step t draws with fold_in(rng, t), so a resumed run replays it
+  # Non-trained state a Method carries between steps (e.g. Kingma & Gao's adaptive noise schedule);
+  # {"": 0} when it has none, so that every checkpoint has the same tree shape.
+  method_state: Any = None
 
 
 def learning_rate(optim) -> optax.Schedule:
@@ -79,11 +82,13 @@ def ema_update(ema_params, params, decay: jax.Array):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
 
 
-def init_state(params, tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+def init_state(params, tx: optax.GradientTransformation, rng: jax.Array,
+               method_state: Any = None) -> TrainState:
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
       opt_state=tx.init(params),
       ema_params=jax.tree.map(jnp.copy, params),
       rng=rng,
+      method_state=method_state if method_state else {"": jnp.zeros((), jnp.int32)},
   )
