@@ -26,6 +26,7 @@ from diffjax.core import parameterization
 from diffjax.core import schedules
 from diffjax.core import weighting
 from diffjax.methods import gaussian
+from diffjax.methods import iddpm
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPS_PARAM = parameterization.make("eps")
@@ -117,11 +118,11 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
 
   def test_space_timesteps(self):
     # guided-diffusion space_timesteps(1000, "10") strides by 111; IDDPM's T=4000, K=100 case.
-    np.testing.assert_array_equal(gaussian.space_timesteps(1000, 10), np.arange(10) * 111)
+    np.testing.assert_array_equal(iddpm.space_timesteps(1000, 10), np.arange(10) * 111)
     for t, k in ((4000, 100), (1000, 50), (64, 8), (33, 33)):
-      np.testing.assert_array_equal(gaussian.space_timesteps(t, k), _kept(t, k))
+      np.testing.assert_array_equal(iddpm.space_timesteps(t, k), _kept(t, k))
     with self.assertRaisesRegex(ValueError, "num_steps=65"):
-      gaussian.space_timesteps(64, 65)
+      iddpm.space_timesteps(64, 65)
 
   @parameterized.parameters((0.0, "learned_range"), (1.0, "learned_range"), (0.0, "small"),
                             (1.0, "large"))
@@ -130,14 +131,14 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
     abar_nodes = _cosine_alphas_cumprod(num_nodes)
     np.testing.assert_allclose(schedules.make("iddpm_cosine", num_timesteps=num_nodes)
                                .alphas_cumprod(), abar_nodes, rtol=1e-12)
-    kept = gaussian.space_timesteps(num_nodes, k)
+    kept = iddpm.space_timesteps(num_nodes, k)
     shape = (6, 2, 2, 2)
     z0 = jax.random.normal(jax.random.key(0), shape)
     key = jax.random.key(1)
     v = 2 * frac - 1 if var_type == "learned_range" else None
-    got = gaussian.iddpm_ancestral(
+    got = iddpm.iddpm_ancestral(
         _test_net(v), z0, key, t=jnp.asarray(kept / (num_nodes - 1), jnp.float32),
-        chain=gaussian.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
+        chain=iddpm.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
     noises = [jax.random.normal(jax.random.fold_in(key, j), shape) for j in range(k)]
     want = _numpy_chain(lambda z, t: np.tanh(0.7 * z + 0.0004 * 1000 * t), z0, noises,
                         abar_nodes, kept, num_nodes - 1, frac)
@@ -147,14 +148,14 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
     num_nodes = 33
     sched = schedules.make("iddpm_cosine", num_timesteps=num_nodes)
     abar = sched.alphas_cumprod()
-    kept = gaussian.space_timesteps(num_nodes, num_nodes)  # K = T: every node
+    kept = iddpm.space_timesteps(num_nodes, num_nodes)  # K = T: every node
     np.testing.assert_array_equal(kept, np.arange(num_nodes))
     shape = (8, 3)
     z0 = jax.random.normal(jax.random.key(2), shape)
     key = jax.random.key(3)
-    got = gaussian.iddpm_ancestral(
+    got = iddpm.iddpm_ancestral(
         _test_net(-1.0), z0, key, t=jnp.arange(num_nodes, dtype=jnp.float32) / (num_nodes - 1),
-        chain=gaussian.respaced_chain(abar), param=EPS_PARAM, var_type="learned_range")
+        chain=iddpm.respaced_chain(abar), param=EPS_PARAM, var_type="learned_range")
     sigmas = np.append(np.sqrt((1 - abar) / abar)[::-1], 0.0)
     den = solvers.adapters.from_raw(_test_net(None), sched, EPS_PARAM)
     want = solvers.solve("ddpm", den, z0 / math.sqrt(abar[-1]), sigmas, key=key)
@@ -166,15 +167,15 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
     mu, s2, num_nodes, k, n = 0.3, 0.25, 64, 8, 20000
     sched = schedules.make("iddpm_cosine", num_timesteps=num_nodes)
     abar_nodes = sched.alphas_cumprod()
-    kept = gaussian.space_timesteps(num_nodes, k)
+    kept = iddpm.space_timesteps(num_nodes, k)
     t_kept = kept / (num_nodes - 1)
     raw_fn = _exact_raw_fn(sched, jnp.asarray([mu]), jnp.asarray([s2]), t_kept)
     z0 = jax.random.normal(jax.random.key(4), (n, 1))
 
     def run(var_type):
-      x = gaussian.iddpm_ancestral(
+      x = iddpm.iddpm_ancestral(
           raw_fn, z0, jax.random.key(5), t=jnp.asarray(t_kept, jnp.float32),
-          chain=gaussian.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
+          chain=iddpm.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
       return np.asarray(x, np.float64)[:, 0]
 
     a0 = abar_nodes[0]
@@ -396,11 +397,11 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     chex.assert_tree_all_finite(x)
     # The Method's sampler is iddpm_ancestral on its own network, chain and keys.
     rng_init, rng_solve = jax.random.split(jax.random.key(7))
-    kept = gaussian.space_timesteps(20, 5)
-    want = gaussian.iddpm_ancestral(
+    kept = iddpm.space_timesteps(20, 5)
+    want = iddpm.iddpm_ancestral(
         m.raw_fn(params), jax.random.normal(rng_init, (8, 2)), rng_solve,
         t=jnp.asarray(kept / 19, jnp.float32),
-        chain=gaussian.respaced_chain(m.schedule.alphas_cumprod()[kept]), param=m.param,
+        chain=iddpm.respaced_chain(m.schedule.alphas_cumprod()[kept]), param=m.param,
         clip_x0=True)
     np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-5)
     out = jax.jit(m.bpd)(params, jax.random.key(8), X_TOY)
