@@ -35,3 +35,27 @@ def sample_in_batches(method: Method, params: Any, rng: jax.Array, num: int, bat
   out = [jax.device_get(method.sample(params, jax.random.fold_in(rng, i), batch_size, **overrides))
          for i in range(-(-num // batch_size))]
   return np.concatenate(out)[:num]
+
+
+SAMPLE_OVERRIDES = ("solver", "num_steps", "grid", "grid_kwargs", "solver_kwargs")
+
+
+def sample_settings(sample_config, overrides: dict) -> dict:
+  """The sampler settings of one `sample` call: the config's `sample` section with `overrides`.
+
+  Overriding `solver` (`grid`) drops the config's solver_kwargs (grid_kwargs) unless they are
+  overridden too: they belong to the config's solver (grid). Unknown keys raise ValueError.
+  """
+  settings = dict(solver=sample_config.solver, num_steps=int(sample_config.num_steps),
+                  grid=sample_config.grid, grid_kwargs=dict(sample_config.get("grid_kwargs", {})),
+                  solver_kwargs=dict(sample_config.get("solver_kwargs", {})))
+  unknown = set(overrides) - set(settings)
+  if unknown:
+    raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(settings)}")
+  if "solver" in overrides:
+    settings["solver_kwargs"] = {}
+  if "grid" in overrides:
+    settings["grid_kwargs"] = {}
+  settings.update(overrides)
+  return settings
+

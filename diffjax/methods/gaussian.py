@@ -321,17 +321,7 @@ class GaussianDiffusion:
                        f"{tuple(noise.shape)}")
     if self.conditional and label is None:
       label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
-    kwargs = dict(solver=scfg.solver, num_steps=int(scfg.num_steps), grid=scfg.grid,
-                  grid_kwargs=dict(scfg.get("grid_kwargs", {})),
-                  solver_kwargs=dict(scfg.get("solver_kwargs", {})))
-    unknown = set(overrides) - set(kwargs)
-    if unknown:
-      raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(kwargs)}")
-    if "solver" in overrides:
-      kwargs["solver_kwargs"] = {}
-    if "grid" in overrides:
-      kwargs["grid_kwargs"] = {}
-    kwargs.update(overrides)
+    kwargs = base.sample_settings(scfg, overrides)
     if kwargs["solver"] == "iddpm_ancestral":
       if noise is not None:
         raise ValueError("sample noise= (fixed initial noise) is not supported by 'iddpm_ancestral'")

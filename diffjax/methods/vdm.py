@@ -324,17 +324,7 @@ class VDM:
     label = overrides.pop("label", None)
     if self.conditional and label is None:
       label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
-    kwargs = dict(solver=scfg.solver, num_steps=int(scfg.num_steps), grid=scfg.grid,
-                  grid_kwargs=dict(scfg.get("grid_kwargs", {})),
-                  solver_kwargs=dict(scfg.get("solver_kwargs", {})))
-    unknown = set(overrides) - set(kwargs)
-    if unknown:
-      raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(kwargs)}")
-    if "solver" in overrides:
-      kwargs["solver_kwargs"] = {}
-    if "grid" in overrides:
-      kwargs["grid_kwargs"] = {}
-    kwargs.update(overrides)
+    kwargs = base.sample_settings(scfg, overrides)
     sigmas = jnp.asarray(self.sigmas(params, int(kwargs["num_steps"]), kwargs["grid"],
                                      kwargs["grid_kwargs"]))
     solver_kwargs = tuple(sorted(dict(kwargs["solver_kwargs"]).items()))  # hashable: a static arg
