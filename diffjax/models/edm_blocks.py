@@ -42,7 +42,8 @@ class EDMBlock(nn.Module):
     out_ch: output channels.
     up, down: resample by 2 inside the block (filter `resample_filter`).
     attention: append a self-attention sub-block.
-    num_heads: attention heads; None means out_ch // channels_per_head (ADM).
+    num_heads: attention heads; None means out_ch // channels_per_head (ADM). With 0 heads (a
+      layer narrower than channels_per_head) the block has no attention, as in EDM's UNetBlock.
     channels_per_head: see num_heads.
     dropout: dropout rate before the second convolution (train mode only).
     skip_scale: factor applied after each residual sum (1/√2 for DDPM++/NCSN++).
@@ -104,10 +105,8 @@ class EDMBlock(nn.Module):
         skip = nn.Conv(self.out_ch, (1, 1), kernel_init=self.init, name="skip", **kw)(skip)
     h = (h + skip) * self.skip_scale
 
-    if self.attention:
-      heads = (
-          self.num_heads if self.num_heads is not None else self.out_ch // self.channels_per_head
-      )
+    heads = self.num_heads if self.num_heads is not None else self.out_ch // self.channels_per_head
+    if self.attention and heads > 0:  # EDM: a layer narrower than one head has no attention
       qkv = nn.Conv(
           3 * self.out_ch,
           (1, 1),

@@ -38,6 +38,9 @@ class SongUNet(nn.Module):
     encoder_type: "standard" (DDPM++), "skip" or "residual" (NCSN++).
     decoder_type: "standard" (both) or "skip".
     resample_filter: (1, 1) (DDPM++) or (1, 3, 3, 1) (NCSN++).
+    fourier_freqs: NCSN++'s frozen frequencies [noise_ch / 2], None = the N(0, 16²) draw of
+      `embeddings.fourier_frequencies` (seed 0). EDM draws its own; `convert.model_config` copies
+      them from a state_dict so that EDM's weights give EDM's function.
     augment_dim: augmentation-label width (9 with EDM augmentation, 0 without).
     num_classes: 0 = unconditional; labels enter as scaled one-hot vectors through a linear map, so
       the null label num_classes (all-zero one-hot) gives exactly EDM's dropped-label input.
@@ -57,6 +60,7 @@ class SongUNet(nn.Module):
   encoder_type: str = "standard"
   decoder_type: str = "standard"
   resample_filter: Sequence[float] = (1, 1)
+  fourier_freqs: Sequence[float] | None = None
   augment_dim: int = 0
   num_classes: int = 0
   label_dropout: float = 0.0
@@ -123,8 +127,7 @@ class SongUNet(nn.Module):
           noise_cond, noise_ch, endpoint=True, flip_sin_to_cos=True
       )
     else:
-      freqs = embeddings.fourier_frequencies(noise_ch, scale=16.0)
-      emb = embeddings.fourier_embedding(noise_cond, freqs)
+      emb = embeddings.fourier_embedding(noise_cond, noise_frequencies(self))
       emb = jnp.concatenate([emb[:, noise_ch // 2 :], emb[:, : noise_ch // 2]], axis=-1)
     emb = emb.astype(self.dtype)
     label = embeddings.module_labels(self, label, b, train=train)
@@ -206,6 +209,23 @@ class SongUNet(nn.Module):
         aux = t if aux is None else t + aux
     assert not skips, "every skip connection is consumed"
     return aux
+
+
+def noise_frequencies(module: SongUNet) -> jax.Array:
+  """The Fourier-embedding frequencies [noise_ch / 2] a "fourier" SongUNet uses (float32).
+
+  Raises:
+    ValueError: fourier_freqs of the wrong length.
+  """
+  num = module.model_channels * module.channel_mult_noise // 2
+  if module.fourier_freqs is None:
+    return embeddings.fourier_frequencies(2 * num, scale=16.0)
+  if len(module.fourier_freqs) != num:
+    raise ValueError(
+        f"fourier_freqs must have model_channels * channel_mult_noise / 2 = {num} entries, "
+        f"got {len(module.fourier_freqs)}"
+    )
+  return jnp.asarray(module.fourier_freqs, jnp.float32)
 
 
 class DDPMpp(SongUNet):
