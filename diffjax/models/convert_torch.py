@@ -58,8 +58,11 @@ def param_shapes(module, x_shape: Sequence[int], *, with_label: bool | None = No
 
 
 def _kernel(w: np.ndarray, want_ndim: int) -> np.ndarray:
-  """PyTorch weight -> Flax kernel: Linear [o, i] -> [i, o]; Conv2d [o, i, kh, kw] -> [kh, kw, i, o];
-  a 1x1 Conv2d feeding a Dense (want_ndim 2) -> [i, o]."""
+  """PyTorch weight -> Flax kernel.
+
+  Linear [o, i] -> [i, o]; Conv2d [o, i, kh, kw] -> [kh, kw, i, o]; a 1x1 Conv2d that our model
+  runs as a Dense (want_ndim 2) -> [i, o].
+  """
   if w.ndim == 2:
     return w.T
   if w.ndim == 4 and want_ndim == 2 and w.shape[2:] == (1, 1):
@@ -116,7 +119,7 @@ def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule,
           f"needs {want}"
       )
       continue
-    out[path] = np.ascontiguousarray(value, dtype=np.float32)
+    out[path] = np.asarray(value, dtype=np.float32)  # views where possible: no copy of big weights
   unexpected = sorted(set(sd) - used)
   problems = [
       f"{name} {what} entries: {', '.join(items)}"
@@ -133,7 +136,7 @@ def _dense_or_conv(torch_prefix: str, leaf: str) -> tuple[str, Callable]:
   """kernel/bias of a Linear or Conv2d, scale/bias of a GroupNorm, embedding of an Embedding."""
   if leaf == "kernel":
     return f"{torch_prefix}.weight", None
-  if leaf in ("bias",):
+  if leaf == "bias":
     return f"{torch_prefix}.bias", lambda w: w
   if leaf in ("scale", "embedding"):
     return f"{torch_prefix}.weight", lambda w: w
@@ -266,7 +269,7 @@ def _unet_rule(path: Path, want: tuple[int, ...]):
 
 
 def ddpm_unet_params(state_dict: Mapping[str, Any], like: Mapping[str, Any]) -> dict:
-  """Converts a pesser/pytorch_diffusion `Model.state_dict()` into `diffjax.models.unet.UNet` params.
+  """Converts a pesser/pytorch_diffusion `Model.state_dict()` into `models.unet.UNet` params.
 
   The reference is Ho et al.'s unconditional U-Net with 1x1 ("NIN") shortcuts and convolutional
   resampling; our label embedding and 3x3 conv shortcuts have no counterpart there (they are

@@ -1,25 +1,30 @@
-r"""Writes tests/models/data/torch_parity_{dit,ddpm}.npz: reference outputs of the PyTorch originals.
+r"""Writes tests/models/data/torch_parity_*.npz: outputs of the PyTorch reference DiT and U-Net.
 
 Runs in a *PyTorch* environment (not the diffjax venv), with the reference sources on disk:
   * facebookresearch/DiT `models.py` (needs timm for PatchEmbed / Attention / Mlp);
   * pesser/pytorch_diffusion `pytorch_diffusion/model.py` (`Model`), the PyTorch port of Ho et al.'s
     TF U-Net whose author checked it layer by layer against `diffusion_tf` and which loads the
-    official DDPM CIFAR-10 / LSUN checkpoints. (diffusers' `UNet2DModel` is not used: its DDPM
-    configuration differs in naming and in details such as the attention block, so agreeing with it
-    would say less about agreeing with Ho et al.)
+    official DDPM CIFAR-10 / LSUN checkpoints; its scripts/convert.py copies the TF variables
+    layer by layer next to the `diffusion_tf` functions. diffusers' `UNet2DModel` is not used: it
+    is a general re-implementation with its own names and options, so agreeing with it would show
+    agreement with diffusers rather than with Ho et al.'s code.
 
   python experiments/models/torch_parity_reference.py \
       --dit_models_py=/tmp/f/ref/dit/models.py --ddpm_model_py=/tmp/f/ref/pd/model.py \
       --out_dir=tests/models/data
 
+It also writes torch_parity_shapes.npz: the names and shapes (no values) of the state_dicts of
+DiT-S/2 and of Ho et al.'s CIFAR-10 U-Net, for a shape-only conversion test at paper size.
+
 Tiny configurations (the sizes tests/models/test_torch_parity.py rebuilds in Flax):
-  DiT: 8x8x4 input, patch 2, hidden 32, depth 2, 2 heads, 10 classes + the CFG null row, learn_sigma.
+  DiT: 8x8x4 input, patch 2, hidden 32, depth 2, 2 heads, 10 classes + CFG null row, learn_sigma.
   DDPM U-Net: 16x16x3, ch 16, ch_mult (1, 2), 1 res block, attention at 8x8, dropout 0 (eval mode).
 Every tensor, including the ones DiT zero-initialises (adaLN modulations, final layer), is redrawn
 as N(0, 1/fan_in) weights and N(0, 0.1²) biases / norm offsets (norm scales 1 + N(0, 0.1²)), so
 every path through the network contributes to the output. The forward pass runs in float64 (the
 weights are float32 values cast up; only the sinusoidal noise-level features are float32, as both
-references compute them), so the stored outputs carry no float32 error of the network itself; inputs and weights are stored as float32, NCHW / PyTorch layout, names as in `state_dict()`.
+references compute them), so the stored outputs carry no float32 error of the network itself;
+inputs and weights are stored as float32, NCHW / PyTorch layout, names as in `state_dict()`.
 
 One change to the reference, made explicit here: Ho et al.'s GroupNorm has 32 groups, which a
 width-16 network cannot have. The DDPM reference is built with diffjax's group rule
@@ -61,7 +66,7 @@ def randomize_(model: torch.nn.Module, gen: torch.Generator) -> None:
 
 
 def cast_input_to_float64_(layer: torch.nn.Module) -> None:
-  """Both references build the sinusoidal features in float32 (`t.float()`); feed them on in float64."""
+  """Both references build the sinusoidal features in float32 (`t.float()`); go on in float64."""
   layer.register_forward_pre_hook(lambda _, args: tuple(a.double() for a in args))
 
 
@@ -116,6 +121,20 @@ def ddpm_reference(model_py: str, gen: torch.Generator) -> dict:
               noise_cond=t.numpy(), out=out.to(torch.float32).numpy(), **state_arrays(model))
 
 
+def paper_shapes(dit_models_py: str, ddpm_model_py: str) -> dict:
+  """Names and shapes of every state_dict entry of DiT-S/2 (ImageNet-256 latents, 1000 classes)
+  and of Ho et al.'s CIFAR-10 U-Net (35,746,307 parameters, real 32-group GroupNorm): the layout of
+  the released checkpoints, for a shape-only conversion test at paper size."""
+  ref = load_module("dit_reference_models", dit_models_py)
+  dit_s2 = ref.DiT_S_2(input_size=32, num_classes=1000)
+  out = {"dit_s2": {k: list(v.shape) for k, v in dit_s2.state_dict().items()}}
+  ref = load_module("ddpm_reference_model", ddpm_model_py)
+  model = ref.Model(ch=128, out_ch=3, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
+                    attn_resolutions=(16,), dropout=0.1, in_channels=3, resolution=32)
+  out["ddpm_cifar10"] = {k: list(v.shape) for k, v in model.state_dict().items()}
+  return {"shapes": json.dumps(out)}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dit_models_py", required=True, help="facebookresearch/DiT models.py")
@@ -130,7 +149,11 @@ def main():
     out = os.path.join(args.out_dir, f"torch_parity_{name}.npz")
     np.savez_compressed(out, **arrays)
     n = sum(v.size for k, v in arrays.items() if k.startswith("sd/"))
-    print(f"{out}: {n} weights, out {arrays['out'].shape}, |out| max {abs(arrays['out']).max():.3g}")
+    peak = np.abs(arrays["out"]).max()
+    print(f"{out}: {n} weights, out {arrays['out'].shape}, max |out| {peak:.3g}")
+  out = os.path.join(args.out_dir, "torch_parity_shapes.npz")
+  np.savez_compressed(out, **paper_shapes(args.dit_models_py, args.ddpm_model_py))
+  print(f"{out}: paper-size state_dict names and shapes")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,30 @@ class TorchParityTest(chex.TestCase, parameterized.TestCase):
     self.assertEqual({layers.num_groups(c) for c in widths}, {32})
 
 
+class PaperSizeLayoutTest(chex.TestCase, parameterized.TestCase):
+  """Every entry of the released checkpoints' layout (names and shapes from the reference code)."""
+
+  @parameterized.parameters(
+      ("ddpm_cifar10", {"kind": "ddpm"}, (1, 32, 32, 3), convert_torch.ddpm_unet_params,
+       35_746_307),
+      ("dit_s2", {"kind": "dit", "variant": "S/2"}, (1, 32, 32, 4), convert_torch.dit_params,
+       None),
+  )
+  def test_converts_paper_layout(self, name, cfg, x_shape, convert, want_count):
+    with np.load(os.path.join(DATA, "torch_parity_shapes.npz")) as d:
+      shapes = json.loads(str(d["shapes"]))[name]
+    # Zero-stride views: no memory for the weights themselves.
+    sd = {k: np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}
+    if "pos_embed" in sd:
+      sd["pos_embed"] = dit.sincos_2d(shapes["pos_embed"][-1], 16, 16)[None]
+    params = convert(sd, convert_torch.param_shapes(models.make(cfg), x_shape))
+    count = sum(x.size for x in jax.tree.leaves(params))
+    n_ref = sum(int(np.prod(s)) for k, s in shapes.items() if k != "pos_embed")
+    self.assertEqual(count, n_ref)
+    if want_count is not None:
+      self.assertEqual(count, want_count)  # Ho et al.'s stated size
+
+
 class ConverterErrorTest(chex.TestCase):
 
   def _dit(self):
@@ -159,6 +183,6 @@ class ConverterErrorTest(chex.TestCase):
     like = convert_torch.param_shapes(models.make({**cfg, "learn_sigma": True}), case["x"].shape)
     with self.assertRaisesRegex(
         ValueError, r"unexpected DDPM U-Net entries: up\.0\.block\.0\.conv_shortcut\.weight; "
-        r"misshaped DDPM U-Net entries: conv_out\.bias: shape \(3,\) gives \(3,\), but conv_out/bias "
-        r"needs \(6,\), conv_out\.weight: shape \(3, 16, 3, 3\)"):
+        r"misshaped DDPM U-Net entries: conv_out\.bias: shape \(3,\) gives \(3,\), "
+        r"but conv_out/bias needs \(6,\), conv_out\.weight: shape \(3, 16, 3, 3\)"):
       convert_torch.ddpm_unet_params(sd, like)
