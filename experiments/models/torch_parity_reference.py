@@ -16,9 +16,11 @@ Runs in a *PyTorch* environment (not the diffjax venv), with the reference sourc
 It also writes torch_parity_shapes.npz: the names and shapes (no values) of the state_dicts of
 DiT-S/2 and of Ho et al.'s CIFAR-10 U-Net, for a shape-only conversion test at paper size.
 
-Tiny configurations (the sizes tests/models/test_torch_parity.py rebuilds in Flax):
-  DiT: 8x8x4 input, patch 2, hidden 32, depth 2, 2 heads, 10 classes + CFG null row, learn_sigma.
-  DDPM U-Net: 16x16x3, ch 16, ch_mult (1, 2), 1 res block, attention at 8x8, dropout 0 (eval mode).
+Tiny configurations (DIT_CASES, DDPM_CASES below; tests/models/test_torch_parity.py rebuilds them):
+  dit:       8x8x4 input, patch 2, hidden 32, depth 2, 2 heads, 10 classes + CFG null row,
+             learn_sigma; dit_p4: patch 4, 4 heads, MLP ratio 2, no learned sigma.
+  ddpm:      16x16x3, ch 16, ch_mult (1, 2), 1 res block, attention at 8x8, dropout 0 (eval mode);
+  ddpm_deep: 8x8x1, ch 8, ch_mult (1, 2, 2), 2 res blocks, attention at the top resolution.
 Every tensor, including the ones DiT zero-initialises (adaLN modulations, final layer), is redrawn
 as N(0, 1/fan_in) weights and N(0, 0.1²) biases / norm offsets (norm scales 1 + N(0, 0.1²)), so
 every path through the network contributes to the output. The forward pass runs in float64 (the
@@ -51,7 +53,11 @@ def load_module(name: str, path: str):
 
 
 def randomize_(model: torch.nn.Module, gen: torch.Generator) -> None:
-  """Redraws every parameter (not buffers/frozen tensors) so nothing is zero or one."""
+  """Redraws every trainable parameter so nothing is zero or one, rounded to float16 values.
+
+  The float16 rounding only halves the stored size: the values are exact in float16 and float32,
+  and the reference runs on exactly those values.
+  """
   with torch.no_grad():
     for name, p in model.named_parameters():
       if not p.requires_grad:
@@ -63,6 +69,7 @@ def randomize_(model: torch.nn.Module, gen: torch.Generator) -> None:
         p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
       else:
         p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+      p.copy_(p.half().float())
 
 
 def cast_input_to_float64_(layer: torch.nn.Module) -> None:
@@ -71,27 +78,75 @@ def cast_input_to_float64_(layer: torch.nn.Module) -> None:
 
 
 def state_arrays(model: torch.nn.Module) -> dict:
-  return {f"sd/{k}": v.detach().to(torch.float32).numpy() for k, v in model.state_dict().items()}
+  """{"sd/<name>": array}: float16 for the (float16-exact) parameters, float32 for pos_embed."""
+  return {
+      f"sd/{k}": v.detach().to(torch.float32 if k == "pos_embed" else torch.float16).numpy()
+      for k, v in model.state_dict().items()
+  }
 
 
-def dit_reference(models_py: str, gen: torch.Generator) -> dict:
-  ref = load_module("dit_reference_models", models_py)
-  cfg = dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2,
-             mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=10, learn_sigma=True)
-  model = ref.DiT(**cfg)
+# name -> (reference constructor kwargs, our model config, input [B, C, H, W], t, labels or None).
+DIT_CASES = {
+    # The size the task names: class-conditional with the CFG null label (index num_classes).
+    "dit": (
+        dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2,
+             mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=10, learn_sigma=True),
+        dict(kind="dit", patch_size=2, hidden_size=32, depth=2, num_heads=2, mlp_ratio=4.0,
+             freq_dim=256, num_classes=10, learn_sigma=True),
+        (3, 4, 8, 8), [0.0, 17.5, 999.0], [3, 10, 7],
+    ),
+    # Patch 4, no learned sigma, 4 heads, MLP ratio 2, non-square batch of labels.
+    "dit_p4": (
+        dict(input_size=8, patch_size=4, in_channels=3, hidden_size=32, depth=1, num_heads=4,
+             mlp_ratio=2.0, class_dropout_prob=0.1, num_classes=5, learn_sigma=False),
+        dict(kind="dit", patch_size=4, hidden_size=32, depth=1, num_heads=4, mlp_ratio=2.0,
+             freq_dim=256, num_classes=5, learn_sigma=False),
+        (2, 3, 8, 8), [3.0, 500.25], [5, 0],
+    ),
+}
+DDPM_CASES = {
+    # The size the task names.
+    "ddpm": (
+        dict(ch=16, out_ch=3, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,),
+             dropout=0.0, resamp_with_conv=True, in_channels=3, resolution=16),
+        dict(kind="unet", ch=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8],
+             dropout=0.0),
+        (3, 3, 16, 16), [0.0, 250.0, 999.0], None,
+    ),
+    # Ho et al.'s structure in small: 3 levels, 2 blocks per level (3 in the decoder, the last
+    # one fed by the downsampler's skip), attention at the top resolution.
+    "ddpm_deep": (
+        dict(ch=8, out_ch=1, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,),
+             dropout=0.0, resamp_with_conv=True, in_channels=1, resolution=8),
+        dict(kind="unet", ch=8, ch_mult=[1, 2, 2], num_res_blocks=2, attn_resolutions=[8],
+             dropout=0.0),
+        (2, 1, 8, 8), [1.0, 640.0], None,
+    ),
+}
+
+
+def reference_case(module, build, case, gen: torch.Generator) -> dict:
+  """Builds the reference model, randomises it and runs it in float64 on random inputs."""
+  ref_cfg, ours, x_shape, t, y = case
+  model, t_layer = build(module, ref_cfg)
   randomize_(model, gen)
   model.eval()
-  cast_input_to_float64_(model.t_embedder.mlp[0])
-  x = torch.randn((3, 4, 8, 8), generator=gen)
-  t = torch.tensor([0.0, 17.5, 999.0])  # DiT's t: the (possibly fractional) DDPM step index
-  y = torch.tensor([3, 10, 7])  # 10 = num_classes: the classifier-free-guidance null label
+  cast_input_to_float64_(t_layer)
+  x = torch.randn(x_shape, generator=gen)
+  t = torch.tensor(t)  # the reference's t: the (possibly fractional) DDPM step index
+  args = (x.double(), t.double()) + (() if y is None else (torch.tensor(y),))
   with torch.no_grad():
-    out = model.double()(x.double(), t.double(), y)
-  ours = dict(kind="dit", patch_size=2, hidden_size=32, depth=2, num_heads=2, mlp_ratio=4.0,
-              freq_dim=256, num_classes=10, learn_sigma=True)
-  return dict(config=json.dumps(ours), reference_config=json.dumps(cfg), x=x.numpy(),
-              noise_cond=t.numpy(), label=y.numpy().astype(np.int32),
-              out=out.to(torch.float32).numpy(), **state_arrays(model))
+    out = model.double()(*args)
+  arrays = dict(config=json.dumps(ours), reference_config=json.dumps(ref_cfg), x=x.numpy(),
+                noise_cond=t.numpy(), out=out.to(torch.float32).numpy(), **state_arrays(model))
+  if y is not None:
+    arrays["label"] = np.asarray(y, np.int32)
+  return arrays
+
+
+def build_dit(module, cfg):
+  model = module.DiT(**cfg)
+  return model, model.t_embedder.mlp[0]
 
 
 def num_groups(channels: int) -> int:
@@ -102,23 +157,10 @@ def num_groups(channels: int) -> int:
   return g
 
 
-def ddpm_reference(model_py: str, gen: torch.Generator) -> dict:
-  ref = load_module("ddpm_reference_model", model_py)
-  ref.Normalize = lambda c: torch.nn.GroupNorm(num_groups(c), c, eps=1e-6, affine=True)
-  cfg = dict(ch=16, out_ch=3, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,),
-             dropout=0.0, resamp_with_conv=True, in_channels=3, resolution=16)
-  model = ref.Model(**cfg)
-  randomize_(model, gen)
-  model.eval()
-  cast_input_to_float64_(model.temb.dense[0])
-  x = torch.randn((3, 3, 16, 16), generator=gen)
-  t = torch.tensor([0.0, 250.0, 999.0])  # Ho et al.'s t: the step index in {0, ..., 999}
-  with torch.no_grad():
-    out = model.double()(x.double(), t.double())
-  ours = dict(kind="unet", ch=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8],
-              dropout=0.0)
-  return dict(config=json.dumps(ours), reference_config=json.dumps(cfg), x=x.numpy(),
-              noise_cond=t.numpy(), out=out.to(torch.float32).numpy(), **state_arrays(model))
+def build_ddpm(module, cfg):
+  module.Normalize = lambda c: torch.nn.GroupNorm(num_groups(c), c, eps=1e-6, affine=True)
+  model = module.Model(**cfg)
+  return model, model.temb.dense[0]
 
 
 def paper_shapes(dit_models_py: str, ddpm_model_py: str) -> dict:
@@ -142,10 +184,13 @@ def main():
   parser.add_argument("--out_dir", default="tests/models/data")
   args = parser.parse_args()
   os.makedirs(args.out_dir, exist_ok=True)
-  for name, fn, path in (("dit", dit_reference, args.dit_models_py),
-                         ("ddpm", ddpm_reference, args.ddpm_model_py)):
+  dit_module = load_module("dit_reference_models", args.dit_models_py)
+  ddpm_module = load_module("ddpm_reference_model", args.ddpm_model_py)
+  cases = [(name, dit_module, build_dit, case) for name, case in DIT_CASES.items()]
+  cases += [(name, ddpm_module, build_ddpm, case) for name, case in DDPM_CASES.items()]
+  for name, module, build, case in cases:
     gen = torch.Generator().manual_seed(SEED)
-    arrays = fn(path, gen)
+    arrays = reference_case(module, build, case, gen)
     out = os.path.join(args.out_dir, f"torch_parity_{name}.npz")
     np.savez_compressed(out, **arrays)
     n = sum(v.size for k, v in arrays.items() if k.startswith("sd/"))
