@@ -1,7 +1,8 @@
 """PyTorch state_dicts of the reference DiT and DDPM U-Net -> diffjax Flax parameter trees.
 
-Pure NumPy: a state_dict is any mapping {name: array} (`{k: v.numpy() for k, v in sd.items()}`), so
-no torch is needed here. Two references are supported, with their own parameter names:
+The conversion is pure NumPy: a state_dict is any mapping {name: array} (e.g.
+`{k: v.numpy() for k, v in torch.load(path).items()}`, or an npz), so no torch is needed here.
+Two references are supported, with their own parameter names:
   * `dit_params`: facebookresearch/DiT `models.py` `DiT` (Peebles & Xie 2023, arXiv:2212.09748),
     into `diffjax.models.dit.DiT`;
   * `ddpm_unet_params`: pesser/pytorch_diffusion `Model`, the PyTorch port of Ho et al.'s
@@ -23,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 import re
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from diffjax.models import dit
@@ -41,9 +44,6 @@ def param_shapes(module, x_shape: Sequence[int], *, with_label: bool | None = No
   Returns:
     The "params" collection of `module.init`, as shapes.
   """
-  import jax  # pylint: disable=g-import-not-at-top  (the conversion itself is NumPy only)
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
   if with_label is None:
     with_label = getattr(module, "num_classes", 0) > 0
   b = x_shape[0]
@@ -92,7 +92,8 @@ def _unflatten(flat: Mapping[Path, np.ndarray]) -> dict:
   return tree
 
 
-# A rule maps one Flax leaf path to (PyTorch key, transform(array, wanted shape) -> array).
+# A rule maps (our leaf path, its shape) to (PyTorch key, transform: PyTorch array -> our array);
+# it raises KeyError for a leaf the reference has no counterpart for.
 Rule = Callable[[Path, tuple[int, ...]], tuple[str, Callable[[np.ndarray], np.ndarray]]]
 
 
@@ -132,22 +133,15 @@ def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule,
   return _unflatten(out)
 
 
-def _dense_or_conv(torch_prefix: str, leaf: str) -> tuple[str, Callable]:
+def _leaf_rule(torch_prefix: str, leaf: str, want: tuple[int, ...]):
   """kernel/bias of a Linear or Conv2d, scale/bias of a GroupNorm, embedding of an Embedding."""
   if leaf == "kernel":
-    return f"{torch_prefix}.weight", None
+    return f"{torch_prefix}.weight", lambda w: _kernel(w, len(want))
   if leaf == "bias":
     return f"{torch_prefix}.bias", lambda w: w
   if leaf in ("scale", "embedding"):
     return f"{torch_prefix}.weight", lambda w: w
   raise KeyError(leaf)
-
-
-def _leaf_rule(torch_prefix: str, leaf: str, want: tuple[int, ...]):
-  key, transform = _dense_or_conv(torch_prefix, leaf)
-  if transform is None:
-    transform = lambda w: _kernel(w, len(want))
-  return key, transform
 
 
 # -- DiT ------------------------------------------------------------------------------------------
@@ -182,7 +176,9 @@ def _dit_rule(path: Path, want: tuple[int, ...]):
   sub, leaf = path[2], path[3]
   if sub == "out":  # proj Linear [D, D] -> [heads, D/heads, D]
     if leaf == "kernel":
-      return f"{block}.attn.proj.weight", lambda w: w.T.reshape(want)
+      return f"{block}.attn.proj.weight", lambda w: (
+          w.T.reshape(want) if w.shape == (want[2], want[0] * want[1]) else w
+      )
     return f"{block}.attn.proj.bias", lambda w: w
   i = _QKV[sub]  # fused qkv: rows [i·D, (i+1)·D) belong to q, k or v
   if leaf == "kernel":  # want [D, heads, D/heads]
@@ -217,9 +213,9 @@ def dit_params(state_dict: Mapping[str, Any], like: Mapping[str, Any]) -> dict:
   extra = []
   if "pos_embed" in state_dict:
     pos = np.asarray(state_dict["pos_embed"])
-    tokens, width = pos.shape[-2:]
+    tokens, width = pos.shape[-2:] if pos.ndim == 3 else (0, 0)
     side = int(round(np.sqrt(tokens)))
-    if pos.ndim != 3 or side * side != tokens:
+    if pos.ndim != 3 or pos.shape[0] != 1 or tokens == 0 or side * side != tokens or width % 4:
       raise ValueError(f"pos_embed has shape {pos.shape}; DiT's is [1, side², hidden_size]")
     err = np.max(np.abs(pos[0] - dit.sincos_2d(width, side, side)))
     if err > 1e-5:
@@ -236,9 +232,10 @@ def dit_params(state_dict: Mapping[str, Any], like: Mapping[str, Any]) -> dict:
 _RES = {"norm0": "norm1", "conv0": "conv1", "emb_proj": "temb_proj", "norm1": "norm2",
         "conv1": "conv2", "shortcut": "nin_shortcut"}
 _ATTN = {"norm": "norm", "q": "q", "k": "k", "v": "v", "proj": "proj_out"}
-_TOP = {"emb_dense0": "temb.dense.0", "emb_dense1": "temb.dense.1", "conv_in": "conv_in",
-        "norm_out": "norm_out", "conv_out": "conv_out", "mid_res0": "mid.block_1",
-        "mid_attn": "mid.attn_1", "mid_res1": "mid.block_2"}
+_TOP = {"emb_dense0": ("temb.dense.0", None), "emb_dense1": ("temb.dense.1", None),
+        "conv_in": ("conv_in", None), "norm_out": ("norm_out", None),
+        "conv_out": ("conv_out", None), "mid_res0": ("mid.block_1", _RES),
+        "mid_attn": ("mid.attn_1", _ATTN), "mid_res1": ("mid.block_2", _RES)}
 
 
 def _unet_module(name: str) -> tuple[str, dict[str, str] | None]:
@@ -252,9 +249,7 @@ def _unet_module(name: str) -> tuple[str, dict[str, str] | None]:
   if match:
     side, level, kind = match.groups()
     return f"{side}.{level}.{kind}.conv", None
-  if name in _TOP:
-    return _TOP[name], (_RES if "res" in name else _ATTN if "attn" in name else None)
-  raise KeyError(name)
+  return _TOP[name]
 
 
 def _unet_rule(path: Path, want: tuple[int, ...]):
@@ -272,8 +267,11 @@ def ddpm_unet_params(state_dict: Mapping[str, Any], like: Mapping[str, Any]) -> 
   """Converts a pesser/pytorch_diffusion `Model.state_dict()` into `models.unet.UNet` params.
 
   The reference is Ho et al.'s unconditional U-Net with 1x1 ("NIN") shortcuts and convolutional
-  resampling; our label embedding and 3x3 conv shortcuts have no counterpart there (they are
-  reported as missing / unexpected).
+  resampling. Our optional label embedding has no counterpart there (reported as missing), nor
+  has the reference's optional 3x3 `conv_shortcut` one here (reported as unexpected). The
+  reference's `t` is the 0-based step index of a 1000-step chain: with diffjax's `DiscreteChain`
+  (node i at t = (i-1)/(T-1)) that is noise_cond = 999·t (`noise_cond_scale=999`, as
+  configs/ddpm/cifar10.py sets), not the default 1000·t.
 
   Args:
     state_dict: {name: array} with PyTorch names and layouts (e.g. the official DDPM CIFAR-10

@@ -154,8 +154,10 @@ class ConverterErrorTest(chex.TestCase):
     del sd["final_layer.linear.bias"]
     sd["extra.weight"] = np.zeros(3, np.float32)
     sd["blocks.0.attn.qkv.weight"] = sd["blocks.0.attn.qkv.weight"][:64]
+    sd["blocks.1.attn.proj.weight"] = sd["blocks.1.attn.proj.weight"][:, :16]
     with self.assertRaisesRegex(ValueError, r"final_layer\.linear\.bias.*extra\.weight.*"
-                                r"blocks\.0\.attn\.qkv\.weight: shape \(64, 32\)"):
+                                r"blocks\.0\.attn\.qkv\.weight: shape \(64, 32\).*"
+                                r"blocks\.1\.attn\.proj\.weight: shape \(32, 16\)"):
       convert_torch.dit_params(sd, like)
 
   def test_dit_pos_embed_must_be_the_fixed_table(self):
@@ -163,9 +165,10 @@ class ConverterErrorTest(chex.TestCase):
     sd["pos_embed"] = sd["pos_embed"][:, ::-1]  # tokens in the wrong order
     with self.assertRaisesRegex(ValueError, "pos_embed differs"):
       convert_torch.dit_params(sd, like)
-    sd["pos_embed"] = np.zeros((1, 15, 32), np.float32)
-    with self.assertRaisesRegex(ValueError, r"pos_embed has shape \(1, 15, 32\)"):
-      convert_torch.dit_params(sd, like)
+    for bad in ((1, 15, 32), (16, 32)):  # not a square grid; no batch axis
+      sd["pos_embed"] = np.zeros(bad, np.float32)
+      with self.assertRaisesRegex(ValueError, r"pos_embed has shape \(" + ", ".join(map(str, bad))):
+        convert_torch.dit_params(sd, like)
 
   def test_dit_stored_pos_embed_is_ours(self):
     pos = _load("dit")["state_dict"]["pos_embed"]
