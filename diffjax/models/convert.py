@@ -216,7 +216,8 @@ def edm_to_params(
 
   modules = {_edm_module(tuple(p.key for p in path[:-1]))
              for path, _ in jax.tree_util.tree_flatten_with_path(shapes)[0]}
-  modules |= {m.rpartition(".")[0] + ".skip" for m in modules}  # kernel-0 skip of up/down blocks
+  # Up/down blocks whose widths match have a kernel-0 skip (resampling only, no parameters).
+  modules |= {m[: -len("conv0")] + "skip" for m in modules if re.search(r"_(up|down)\.conv0$", m)}
   modules |= _param_free_resamplers(module, image_shape[0])
   taps = getattr(module, "resample_filter", (1, 1))
   bad_buffers = []

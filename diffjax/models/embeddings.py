@@ -25,17 +25,19 @@ def positional_embedding(
 ) -> jax.Array:
   """Sinusoidal features [cos(x·f_k), sin(x·f_k)] with f_k = max_positions^(-k/(K-e)).
 
-  K = num_channels/2 and e = 1 if `endpoint` else 0 (EDM's `PositionalEmbedding` uses endpoint=True
-  for DDPM++; DDPM/ADM/DiT use endpoint=False, frequency exp(-ln(10000)·k/K), which is the
-  Transformer encoding of Vaswani et al. 2017 §3.5).
+  K = num_channels/2 and e = 1 if `endpoint` else 0. endpoint=True: DDPM (Ho et al.,
+  diffusion_tf `get_timestep_embedding` divides by K - 1) and EDM's DDPM++; endpoint=False: ADM
+  (guided-diffusion, EDM's DhariwalUNet) and DiT, frequency exp(-ln(10000)·k/K), the Transformer
+  encoding of Vaswani et al. 2017 §3.5.
 
   Args:
     x: [B] noise levels (or times) in whatever units the parameterisation conditions on.
     num_channels: even output width.
     max_positions: the period scale (10000 in all the papers).
     endpoint: whether the lowest frequency is exactly 1/max_positions.
-    flip_sin_to_cos: put the sin half first ([sin, cos], DDPM/ADM/DiT order) instead of [cos, sin]
-      (EDM order). It only permutes channels, so it matters only when loading reference weights.
+    flip_sin_to_cos: put the sin half first, [sin, cos] (DDPM; EDM's DDPM++ and NCSN++ swap to it),
+      instead of [cos, sin] (ADM/guided-diffusion, EDM's DhariwalUNet, DiT). It only permutes
+      channels, so it matters only when loading reference weights.
 
   Returns:
     [B, num_channels] float32.

@@ -124,7 +124,7 @@ def fp16_exact(a):
 
 
 def randomize(net, rng):
-  """Every parameter redrawn: weights N(0, 1/fan_in), norm scales 1 + N(0, 0.1²), biases N(0, 0.1²).
+  """Redraws every parameter: weights N(0, 1/fan_in), norm scales 1 + N(0, .1²), biases N(0, .1²).
 
   Buffers: the Fourier frequencies keep EDM's N(0, 16²) draw, the resampling filters their values;
   both are rounded to float16 like everything else.

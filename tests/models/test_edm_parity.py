@@ -88,7 +88,7 @@ class ParityTest(chex.TestCase, parameterized.TestCase):
     # EDM interleaves q, k, v per head; loading its qkv rows without the permutation is wrong.
     data, state = _load("adm")
     module, params = _module_and_params(data, state)
-    w = state["enc.8x8_block0.qkv.weight"]
+    w = state["enc.8x8_block0.qkv.weight"].astype(np.float32)
     bad = jax.tree.map(lambda a: a, params)
     bad["enc8_block0"]["qkv"]["kernel"] = w.transpose(2, 3, 1, 0)
     bad["enc8_block0"]["qkv"]["bias"] = state["enc.8x8_block0.qkv.bias"].astype(np.float32)
@@ -146,9 +146,11 @@ class ConverterErrorTest(chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, r"missing \['enc\.16x16_conv\.bias'\]"):
       self.convert(state)
 
-  def test_unexpected(self):
-    with self.assertRaisesRegex(ValueError, r"unexpected \['map_extra\.weight'\]"):
-      self.convert({**self.state, "map_extra.weight": np.zeros(3)})
+  @parameterized.parameters("map_extra.weight", "enc.16x16_block0.skip.resample_filter")
+  def test_unexpected(self, name):
+    # The second: a block whose widths match and that does not resample has no skip in EDM.
+    with self.assertRaisesRegex(ValueError, rf"unexpected \['{name}'\]"):
+      self.convert({**self.state, name: np.zeros((1, 1, 2, 2))})
 
   def test_misshaped(self):
     state = {**self.state, "map_layer0.weight": self.state["map_layer0.weight"].T}
@@ -207,4 +209,6 @@ class ConverterErrorTest(chex.TestCase, parameterized.TestCase):
     self.assertEqual(cfg["channel_mult"], (1, 2, 3, 4))
     self.assertTrue(cfg["learn_sigma"])
     cfg = convert.model_config("SongUNet", dict(img_resolution=32, in_channels=3, out_channels=3))
-    self.assertEqual((cfg["kind"], cfg["channel_mult"], cfg["dropout"]), ("ddpmpp", (1, 2, 2, 2), 0.1))
+    self.assertEqual(
+        (cfg["kind"], cfg["channel_mult"], cfg["dropout"]), ("ddpmpp", (1, 2, 2, 2), 0.1)
+    )
