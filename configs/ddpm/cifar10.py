@@ -14,7 +14,7 @@ Here: the discrete chain is the `ddpm` schedule (node i of the chain at t = (i �
 network sees 999·t = i − 1, the paper's 0-based step index; t is drawn uniformly in [0, 1] rather
 than on the 1000 integers (λ is linear between nodes). Sampling visits exactly the 1000 nodes.
 Clipping is 1 on the paper's per-pixel-mean loss, i.e. D/2 = 1536 on diffjax's summed, halved loss
-(`config_lib.grad_clip_for`). Differs: no random flips (the TFDS reader has no flip option yet).
+(`config_lib.grad_clip_for`). Random left-right flips: `method.random_flip`.
 """
 
 from diffjax import config_lib
@@ -29,6 +29,7 @@ def get_config(arg=None):
   config.schedule = dict(kind="ddpm", num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
   config.method = config_lib.gaussian("eps", "eps_mse", "uniform",
                                       param_kwargs=dict(noise_cond_scale=999.0))
+  config.method.random_flip = True  # Ho et al.: random horizontal flips
   config.model = config_lib.ddpm_unet(dropout=0.1)
   config.optim = config_lib.adam(2e-4, warmup_steps=5000,
                                  grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),

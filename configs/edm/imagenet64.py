@@ -49,6 +49,7 @@ def get_config(arg=None):
       solver_kwargs=dict(S_churn=40.0, S_tmin=0.05, S_tmax=50.0, S_noise=1.003),
       batch_size=500, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -13,8 +13,8 @@ optimiser (here EDM's ImageNet-64 recipe: batch 4096, Adam lr 1e-4 ramped over 1
 half-life 50 M images, dropout 0.1). Sampling: Heun, 18 steps, EDM's ρ = 7 grid on σ ∈ [0.002, 80].
 FID protocol: the paper reports FID on 50 k samples vs ImageNet-64 training statistics; its numbers
 are not quoted here (not verified).
-Until the Method carries the adaptive sampler's state (per-bin loss EMA), "adaptive" draws λ
-uniformly on [-15, 15] (its initial state).
+The adaptive sampler's state (a per-λ-bin EMA of the loss) is carried between steps as
+`TrainState.method_state` and saved with every checkpoint.
 """
 
 from diffjax import config_lib
@@ -41,6 +41,7 @@ def get_config(arg=None):
       "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0),
       batch_size=500, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -16,8 +16,8 @@ sees 999·t instead of 999·τ (a relabelling of its input), training draws t �
 τ ∈ [1e-3, 1], and sampling starts at t = 0.999 (τ = 1e-3, the reference's start).
 FID protocol: 50 k samples vs CIFAR-10 training statistics (score_sde's TF-GAN evaluation); paper
 Table 1 reports 1-rectified flow with RK45 at FID 2.58 (from memory, not re-verified).
-Differs: DDPM++ is EDM's re-implementation (models/song_unet.py); no random flips (the TFDS reader
-has none yet); clipping is 1 on the reference's mean loss (`config_lib.grad_clip_for`).
+Differs: DDPM++ is EDM's re-implementation (models/song_unet.py); random flips as the paper
+(`method.random_flip`); clipping is 1 on the reference's mean loss (`config_lib.grad_clip_for`).
 """
 
 from diffjax import config_lib
@@ -32,6 +32,7 @@ def get_config(arg=None):
   config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
   config.method = config_lib.gaussian("flow", "flow", "uniform",
                                       param_kwargs=dict(noise_cond_scale=999.0))
+  config.method.random_flip = True
   config.model = config_lib.song_unet("ddpmpp", dropout=0.15, channel_mult=(1, 2, 2, 2))
   config.optim = config_lib.adam(2e-4, warmup_steps=5000,
                                  grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),

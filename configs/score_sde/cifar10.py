@@ -22,8 +22,8 @@ Differs: DDPM++/NCSN++ are EDM's re-implementations (models/song_unet.py) with S
 and depth; VE's network sees log σ of the [-1, 1] data (Score SDE: of [0, 1] data, a shift by
 log 2); VE t is drawn in [0, 1] (Score SDE: [1e-5, 1]; σ(1e-5) = 1.00009·σ_min); the predictors
 step in EDM's σ-frame (same marginals, a different discretisation of the VP SDE); clipping is 1
-on Score SDE's own loss reduction (`config_lib.grad_clip_for`); no random flips (the TFDS reader
-has none yet).
+on Score SDE's own loss reduction (`config_lib.grad_clip_for`); random flips as the paper
+(`method.random_flip`).
 """
 
 from diffjax import config_lib
@@ -62,6 +62,7 @@ def get_config(arg=None):
     config.sample = config_lib.sampler("pc", 1000, "uniform_t", grid_kwargs=dict(t_min=T_SAMPLE),
                                        solver_kwargs=dict(snr=0.16, n_corrector=1),
                                        batch_size=1000, num_samples=50_000)
+  config.method.random_flip = True  # score_sde: random_flip=True
   config.optim = config_lib.adam(2e-4, warmup_steps=5000, grad_clip=clip,
                                  ema=config_lib.ema_constant(ema))
   config.train = config_lib.train(1_300_000, log_every_steps=1000, ckpt_every_steps=10_000,

@@ -39,6 +39,7 @@ def get_config(arg=None):
                                      guidance_scale=arg.guidance, batch_size=500,
                                      num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -19,6 +19,7 @@ Config sections read here:
                  objective_kwargs={} | dict(num_steps=N, lambda_vlb=0.001, num_bins=256),
                  augment={} | dict(p=0.12, xflip=1e8, ...))   EDM's non-leaky augmentation:
                  `data.augment.edm_augment` kwargs; its labels go to the network's augment_dim
+                 random_flip=False: left-right flips of training images with probability ½
   sample:   dict(solver=..., solver_kwargs={}, grid=..., num_steps=..., grid_kwargs={},
                  guidance_scale=1.0, batch_size=..., num_samples=..., seed=...)
             solver="iddpm_ancestral": num_steps = K respaced steps, grid unused, solver_kwargs
@@ -102,6 +103,9 @@ class GaussianDiffusion:
                          "model.learn_sigma=True")
       self.require_vp("method.objective='iddpm_hybrid'")
       self.chain_steps(self.objective_kwargs.get("num_steps"))  # checks it against the schedule
+    self.random_flip = bool(mcfg.get("random_flip", False))
+    if self.random_flip and len(self.element_shape) != 3:
+      raise ValueError(f"method.random_flip needs images [H, W, C]; data have {self.element_shape}")
     self.augment = dict(mcfg.get("augment", {}))
     if self.augment and float(self.augment.get("p", 0.0)) > 0.0:
       want = augment_lib.label_dim(**{k: v for k, v in self.augment.items() if k != "p"})
@@ -210,6 +214,9 @@ class GaussianDiffusion:
     rng_loss, rng_drop = jax.random.split(rng)
     label = self._labels(batch)
     x, aug = batch["x"], None
+    if self.random_flip:  # left-right flips with probability ½ (DDPM, Score SDE, rectified flow)
+      flip = jax.random.bernoulli(jax.random.fold_in(rng, 3), 0.5, x.shape[:1])
+      x = jnp.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[:, :, ::-1], x)
     if self.augment:  # EDM: augment x, tell the network how (Karras et al. 2022, App. F.2)
       x, aug = augment_lib.edm_augment(jax.random.fold_in(rng, 2), x, **self.augment)
     if self.objective == "iddpm_hybrid":

@@ -106,8 +106,10 @@ class Experiment:
       state = state.replace(params=loaded.params, ema_params=loaded.ema_params)
     return state
 
-  def reference_data(self, num: int, split: str = "test") -> dict:
-    """`num` held-out examples (a fresh draw for infinite sources) as host NumPy arrays."""
+  def reference_data(self, num: int, split: str | None = None) -> dict:
+    """`num` held-out examples (a fresh draw for infinite sources) as host NumPy arrays, from
+    `split` or `eval.split` (default "test"; ImageNet's labelled held-out split is "validation")."""
+    split = split or self.config.eval.get("split", "test")
     ds = data.make(self.config.data, seed=self.config.seed + 1, split=split)
     batches, n, i = [], 0, 0
     while n < num:

@@ -75,3 +75,23 @@ class AugmentWiringTest(chex.TestCase):
   def test_mismatched_augment_dim_is_named(self):
     with self.assertRaisesRegex(ValueError, "augment_dim"):
       methods.make(_config(p=0.12, augment_dim=0), _Data)
+
+
+class RandomFlipTest(chex.TestCase):
+
+  def test_flip_is_applied_per_example(self):
+    config = _config(p=0.0, augment_dim=0)
+    config.method.augment = {}
+    config.method.random_flip = True
+    method = methods.make(config, _Data)
+    batch = {"x": np.random.default_rng(1).uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)}
+    params = method.init(jax.random.PRNGKey(0), batch)
+    rng = jax.random.PRNGKey(2)
+    got = float(method.loss(params, batch, rng)[0])
+    flip = np.asarray(jax.random.bernoulli(jax.random.fold_in(rng, 3), 0.5, (16,)))
+    self.assertTrue(0 < flip.sum() < 16)
+    flipped = {"x": np.where(flip[:, None, None, None], batch["x"][:, :, ::-1], batch["x"])}
+    config.method.random_flip = False
+    plain = methods.make(config, _Data)
+    np.testing.assert_allclose(got, float(plain.loss(params, flipped, rng)[0]), rtol=1e-6)
+    self.assertNotAlmostEqual(got, float(plain.loss(params, batch, rng)[0]), places=3)
