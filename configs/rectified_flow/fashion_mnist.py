@@ -47,6 +47,8 @@ def get_config(arg=None):
                                       fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
+    # An adaptive solver on an untrained network takes thousands of steps: smoke uses Euler.
+    config.sample.solver, config.sample.solver_kwargs = "euler", {}
   if arg.stage == "reflow":
     config.data = dict(name="pairs", path=arg.pairs, batch_size=config.data.batch_size,
                        reference=dict(config.data))
