@@ -21,6 +21,7 @@ from absl import logging
 
 from diffjax import data
 from diffjax import methods
+from diffjax.metrics import fd_fmnist
 from diffjax.train import checkpoint
 from diffjax.train import progress
 from diffjax.train import sharding
@@ -201,8 +202,6 @@ def _evaluate_state(exp: Experiment, state, workdir: str, step: int) -> dict:
 def _fd_metrics(exp: Experiment, params, out: str | None, step: int) -> dict:
   """FD-FMNIST (metrics/fd_fmnist.py) of `eval.fd_num_samples` samples for each `eval.fd_samplers`
   entry (name -> sample overrides), with the sampling time; the first 100 samples of each as a PNG."""
-  from diffjax.metrics import fd_fmnist  # pylint: disable=g-import-not-at-top
-
   ecfg = exp.config.eval
   evaluator = fd_fmnist.Evaluator.load(ecfg.fd_classifier_dir)
   metrics = {}
