@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from absl.testing import parameterized
 
 from diffjax import config_lib
-from diffjax.data import idx
+from diffjax.data import fashion_mnist
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,15 +35,6 @@ def _case_name(path: str, arg: str) -> str:
   name = path[len("configs/"):-len(".py")].replace("/", "_")
   extra = [a.replace("=", "_").replace("/", "") for a in arg.split(",") if a != "smoke"]
   return "_".join([name] + extra)
-
-
-def _fake_fashion_mnist(directory, n=32):
-  rng = np.random.default_rng(0)
-  for prefix in ("train", "t10k"):
-    idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-    idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
-                  rng.integers(0, 10, (n,), dtype=np.uint8))
 
 
 def _is_tfds(config) -> bool:
@@ -82,7 +73,7 @@ class ConfigSmokeTest(chex.TestCase, parameterized.TestCase):
       return
     if config.data.name == "fashion_mnist":
       config.data.path = self.create_tempdir().full_path
-      _fake_fashion_mnist(config.data.path)
+      fashion_mnist.write_fake(config.data.path)
     if path in FULL_PATH:
       self._train_resume_evaluate(config, workdir)
     else:  # the other image twins: one device, train, evaluate (bits/dim where set), sample

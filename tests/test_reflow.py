@@ -10,27 +10,18 @@ import numpy as np
 
 from diffjax import config_lib
 from diffjax import data
-from diffjax.data import idx
+from diffjax.data import fashion_mnist
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "rectified_flow", "fashion_mnist.py")
 
 
-def _fake_fashion_mnist(directory, n=24):
-  rng = np.random.default_rng(0)
-  for prefix in ("train", "t10k"):
-    idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-    idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
-                  rng.integers(0, 10, (n,), dtype=np.uint8))
-
-
 class ReflowTest(chex.TestCase):
 
   def test_pairs_then_reflow(self):
     fmnist, rf1, rf2 = (self.create_tempdir().full_path for _ in range(3))
-    _fake_fashion_mnist(fmnist)
+    fashion_mnist.write_fake(fmnist, 24)
     config = config_lib.load(CONFIG, "smoke")
     config.data.path = fmnist
     config.sample.solver, config.sample.num_steps = "euler", 3  # a cheap deterministic sampler

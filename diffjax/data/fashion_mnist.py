@@ -78,3 +78,17 @@ def read_fn(path: str, split: str, pad_to_32: bool):
 
   pad = 4 if pad_to_32 else 0
   return read, images.shape[0], (images.shape[1] + pad, images.shape[2] + pad, 1)
+
+
+def write_fake(directory: str, num_examples: int = 32, seed: int = 0) -> str:
+  """Random uint8 images and labels as the four Debian IDX files in `directory` (both splits), so
+  that Fashion-MNIST configs run (smoke tests, demos) where the data set is not installed."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(directory, exist_ok=True)
+  for prefix in ("train", "t10k"):
+    idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
+                  rng.integers(0, 256, (num_examples, 28, 28), dtype=np.uint8))
+    idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
+                  rng.integers(0, 10, (num_examples,), dtype=np.uint8))
+  return directory
+

@@ -59,3 +59,20 @@ def sample_settings(sample_config, overrides: dict) -> dict:
   settings.update(overrides)
   return settings
 
+
+def conditioning(method_config, num_classes: int) -> tuple[bool, int]:
+  """(conditional, classes the network sees) from `method.conditional` and the data's classes."""
+  conditional = bool(method_config.get("conditional", False))
+  if conditional and not num_classes:
+    raise ValueError("method.conditional=True but the data set has no labels")
+  return conditional, (int(num_classes) if conditional else 0)
+
+
+def batch_labels(conditional: bool, batch: dict):
+  """The batch's labels for a conditional Method, None for an unconditional one."""
+  if not conditional:
+    return None
+  if "label" not in batch:
+    raise ValueError("method.conditional=True but the batch has no 'label'")
+  return batch["label"]
+

@@ -70,10 +70,7 @@ class GaussianDiffusion:
     mcfg = config.method
     self.config = config
     self.element_shape = tuple(element_shape)
-    self.conditional = bool(mcfg.get("conditional", False))
-    if self.conditional and not num_classes:
-      raise ValueError("method.conditional=True but the data set has no labels")
-    self.num_classes = num_classes if self.conditional else 0
+    self.conditional, self.num_classes = base.conditioning(mcfg, num_classes)
     self.schedule = schedules.make(**config.schedule)
     self.param = parameterization.make(mcfg.param, **mcfg.get("param_kwargs", {}))
     # The schedule is passed to every weighting: the MSE-type ones (ε-MSE, v-MSE, flow) are w = p(λ)
@@ -186,11 +183,7 @@ class GaussianDiffusion:
     return lambda z_in, noise_cond: fn(z_in, noise_cond)[..., :channels]
 
   def _labels(self, batch):
-    if not self.conditional:
-      return None
-    if "label" not in batch:
-      raise ValueError("method.conditional=True but the batch has no 'label'")
-    return batch["label"]
+    return base.batch_labels(self.conditional, batch)
 
   def init(self, rng: jax.Array, example_batch: dict):
     x = jnp.asarray(example_batch["x"])

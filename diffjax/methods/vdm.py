@@ -115,10 +115,7 @@ class VDM:
     mcfg = config.method
     self.config = config
     self.element_shape = tuple(element_shape)
-    self.conditional = bool(mcfg.get("conditional", False))
-    if self.conditional and not num_classes:
-      raise ValueError("method.conditional=True but the data set has no labels")
-    self.num_classes = num_classes if self.conditional else 0
+    self.conditional, self.num_classes = base.conditioning(mcfg, num_classes)
     self.learned_schedule = bool(mcfg.get("learned_schedule", True))
     self.variance_minimization = bool(mcfg.get("variance_minimization", True))
     if self.learned_schedule:
@@ -171,11 +168,7 @@ class VDM:
     return fn
 
   def _labels(self, batch):
-    if not self.conditional:
-      return None
-    if "label" not in batch:
-      raise ValueError("method.conditional=True but the batch has no 'label'")
-    return batch["label"]
+    return base.batch_labels(self.conditional, batch)
 
   def init(self, rng: jax.Array, example_batch: dict):
     """{"model": network params, "schedule": LearnedLogSNR params (learned schedules only)}."""

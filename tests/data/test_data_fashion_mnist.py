@@ -143,3 +143,14 @@ class FashionMnistTest(chex.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class WriteFakeTest(chex.TestCase):
+
+  def test_fake_files_read_back(self):
+    directory = fashion_mnist.write_fake(self.create_tempdir().full_path, num_examples=5, seed=3)
+    for split in ("train", "test"):
+      images, labels = fashion_mnist.load(directory, split)
+      self.assertEqual(images.shape, (5, 28, 28))
+      self.assertEqual(images.dtype, np.uint8)
+      self.assertTrue(np.all(labels < 10))
