@@ -76,8 +76,9 @@ class ConfigSmokeTest(chex.TestCase, parameterized.TestCase):
       fashion_mnist.write_fake(config.data.path)
     if path in FULL_PATH:
       self._train_resume_evaluate(config, workdir)
-    else:  # the other image twins: one device, train, evaluate (bits/dim where set), sample
-      self._train_then_sample(config, workdir, evaluate=True)
+    else:  # the other image twins: one device, train, evaluate where bits/dim are set, sample
+      self._train_then_sample(config, workdir,
+                              evaluate=bool(config.eval.get("bpd_num_examples", 0)))
 
   def _train_then_sample(self, config, workdir, evaluate=False):
     # One device: the 8-device sharding is exercised by the configs above, and an SPMD compile
