@@ -68,9 +68,14 @@ def main(argv):
       rates = [float(r[3]) for r in rows[1:]] or [float(rows[0][3])]
       lines += [f"- training: {rows[-1][0]} steps, loss {rows[0][2]} (step {rows[0][0]}) → {rows[-1][2]} "
                 f"(step {rows[-1][0]}), median {sorted(rates)[len(rates) // 2]:.2f} steps/s"]
-    wall = re.findall(r"WALL_SECONDS=([0-9.]+)", open(_TRAIN_LOG.value).read())
+    # A run restarted after a time limit logs KILLED_SECONDS for each cut-off attempt: summed.
+    log = open(_TRAIN_LOG.value).read()
+    wall = re.findall(r"WALL_SECONDS=([0-9.]+)", log)
+    killed = re.findall(r"KILLED_SECONDS=([0-9.]+)", log)
     if wall:
-      lines += [f"- wall time (all commands above): {float(wall[-1]):.0f} s"]
+      total = float(wall[-1]) + sum(map(float, killed))
+      lines += [f"- wall time (all commands above): {total:.0f} s"
+                + (f", over {len(killed) + 1} calls" if killed else "")]
   if metrics:
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items())]
