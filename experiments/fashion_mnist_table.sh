@@ -11,7 +11,8 @@
 # (classifier dir) for the config's eval.fd_samplers and, where configured, test-set bits/dim. Runs
 # share the GPU (each process may take GPU_FRACTION of its memory), so steps/s and wall times are
 # those of concurrent jobs. A reflow run (`:stage=reflow,...,init_from=DIR`) first writes
-# PAIRS (default 60000) couples from the 1-RF run in DIR (`--mode=pairs`) unless they exist.
+# PAIRS (default 60000) couples from the 1-RF run in DIR (`--mode=pairs`) unless they exist, training
+# that 1-RF run first where needed; PAIRS_ARG adds config args to it (e.g. sampler=heun35).
 #
 # Restartable: a run whose report <out dir>/NAME_fashion_mnist.md exists is skipped, training
 # resumes from the last checkpoint in WORKDIRS/NAME, so the same command can be repeated after a
@@ -38,10 +39,12 @@ run_one() {
   echo "START $(date -u +%FT%TZ) commit $commit" >> "$log"
   if [[ $config == *stage=reflow* ]]; then
     src=$(sed -n 's/.*init_from=\([^,]*\).*/\1/p' <<< "$config")
-    local pcmd="python3 -m diffjax.main --config=${config/stage=reflow/stage=1rf} --workdir=${src} --config.data.path=${data}"
-    pcmd+=" ${EXTRA:-} --mode=pairs --config.sample.num_samples=${PAIRS:-60000}"
-    commands+=("--command=${pcmd}")
+    local scmd="python3 -m diffjax.main --config=${config/stage=reflow/stage=1rf}${PAIRS_ARG:+,$PAIRS_ARG}"
+    scmd+=" --workdir=${src} --config.data.path=${data} ${EXTRA:-}"
+    local pcmd="$scmd --mode=pairs --config.sample.num_samples=${PAIRS:-60000}"
+    commands+=("--command=${scmd} --mode=train" "--command=${pcmd}")
     if ! ls "$src"/reflow/pairs_*.npz >/dev/null 2>&1; then
+      $scmd --mode=train 2>&1 | grep -v "$quiet" >> "$log"  # a no-op where the 1-RF run is trained
       $pcmd 2>&1 | grep -v "$quiet" >> "$log"
       echo "PAIRS_SECONDS=$(( $(date +%s) - start ))" >> "$log"
     fi
@@ -59,12 +62,16 @@ run_one() {
     [ -e "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"
   done
 }
+gpus=(${SLOT_GPUS:-})  # e.g. SLOT_GPUS="0 1 2 2": slot i runs on GPU gpus[i] (default: all visible)
 run_slot() {
   local spec
+  [ -n "${2:-}" ] && export CUDA_VISIBLE_DEVICES=$2
   IFS='+' read -ra specs <<< "$1"
   for spec in "${specs[@]}"; do run_one "${spec%%=*}" "${spec#*=}"; done
 }
+i=0
 for slot in "$@"; do
-  run_slot "$slot" &
+  run_slot "$slot" "${gpus[i]:-}" &
+  i=$((i + 1))
 done
 wait
