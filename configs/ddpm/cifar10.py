@@ -39,6 +39,8 @@ def get_config(arg=None):
   config.sample = config_lib.sampler("ddpm", 1000, "uniform_t", grid_kwargs=dict(t_min=0.0),
                                      batch_size=1000, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
+  # Bits/dim (`eval.bpd_num_examples`) with σ² = β, the official run's `model_var_type='fixedlarge'`.
+  config.eval.bpd_kwargs = dict(var_type="large", num_strata=16)
   if arg.smoke:
     config_lib.shrink(config)
   return config

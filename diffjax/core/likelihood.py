@@ -193,8 +193,12 @@ def _transition(schedule, s, t):
 def vlb_term(raw_fn: Callable, x: Array, eps: Array, i: Array, *, schedule: Any,
              param: param_lib.Parameterization, num_steps: int, var_type: str = "small",
              num_bins: int = 256, decoder: str = "discretized", clip_x0: bool = False,
-             stop_grad_mean: bool = False) -> Array:
+             stop_grad_mean: bool = False, t_start: float = 0.0) -> Array:
   r"""One term of the discrete VLB per example, nats [B], at node i ∈ {0..N} ([B] int).
+
+  Node i sits at t_i = t_start + (1 - t_start) i/N (`node_t`). t_start = 0 puts node 0 at the
+  schedule's t = 0; DDPM's chain x_1..x_T on the continuous VP is t_start = 1/T, N = T - 1 (its
+  decoder input x_1 at σ ≈ √β_1 = 0.01, not at the VP's t = 0, σ = 0.001).
 
   i ≥ 1: KL(q(z_{i-1} | z_i, x) ‖ p(z_{i-1} | z_i)) with p's mean the posterior mean at x̂₀ and
   variance by var_type: "small" β̃ = v_q, "large" β = σ²_{t|s}, "learned_range" (IDDPM eq. 15)
@@ -207,20 +211,27 @@ def vlb_term(raw_fn: Callable, x: Array, eps: Array, i: Array, *, schedule: Any,
     raise ValueError(f"var_type must be one of {VAR_TYPES}; got {var_type!r}.")
   if decoder not in ("discretized", "gaussian"):
     raise ValueError(f"decoder must be 'discretized' or 'gaussian'; got {decoder!r}.")
+  if not 0.0 <= t_start < 1.0:
+    raise ValueError(f"t_start must be in [0, 1); got {t_start}.")
   i = jnp.asarray(i, jnp.int32)
-  t = i.astype(jnp.float32) / num_steps
+  t = node_t(i, num_steps, t_start)
   alpha, sigma = schedule.alpha_sigma(t)
   z = param_lib.bcast(alpha, x) * x + param_lib.bcast(sigma, x) * eps
   out = raw_fn(*param.net_inputs(z, t, alpha, sigma))
   return _vlb_term_from_output(out, x, z, i, schedule=schedule, param=param, num_steps=num_steps,
                                var_type=var_type, num_bins=num_bins, decoder=decoder,
-                               clip_x0=clip_x0, stop_grad_mean=stop_grad_mean)
+                               clip_x0=clip_x0, stop_grad_mean=stop_grad_mean, t_start=t_start)
+
+
+def node_t(i, num_steps: int, t_start: float = 0.0):
+  """Time of node i of the N = num_steps transition chain: t_start + (1 - t_start) i/N."""
+  return t_start + (1.0 - t_start) * (jnp.asarray(i).astype(jnp.float32) / num_steps)
 
 
 def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type, num_bins,
-                          decoder, clip_x0, stop_grad_mean):
-  t = i.astype(jnp.float32) / num_steps
-  s = jnp.maximum(i - 1, 0).astype(jnp.float32) / num_steps
+                          decoder, clip_x0, stop_grad_mean, t_start=0.0):
+  t = node_t(i, num_steps, t_start)
+  s = node_t(jnp.maximum(i - 1, 0), num_steps, t_start)
   alpha, sigma = schedule.alpha_sigma(t)
   mean_raw, var_raw = _split_output(out, x, var_type)
   if stop_grad_mean:
@@ -231,7 +242,8 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
 
   # Transition i-1 <- i (for i = 0 the first transition 0 <- 1 provides the clipped β̃).
   c_x, c_z, v_q, v_fwd = _transition(schedule, s, t)
-  _, _, v_q1, _ = _transition(schedule, jnp.zeros_like(t), jnp.full_like(t, 1.0 / num_steps))
+  _, _, v_q1, _ = _transition(schedule, jnp.full_like(t, t_start),
+                              jnp.full_like(t, t_start + (1.0 - t_start) / num_steps))
   is_dec = i == 0
   # guided-diffusion: at node 0 fixed-small and fixed-large both use the clipped β̃ (that of the
   # first transition); learned-range interpolates it with β = σ₀² (= β_1 = 1 - ᾱ_1 on VP).

@@ -54,7 +54,7 @@ from diffjax.metrics import wasserstein
 OBJECTIVES = ("weighted", "iddpm_hybrid")
 HYBRID_KWARGS = ("num_steps", "lambda_vlb", "num_bins")
 ANCESTRAL_KWARGS = ("var_type", "clip_x0", "chain_steps")
-BPD_KWARGS = ("num_steps", "var_type", "num_strata", "decoder", "clip_x0", "num_bins")
+BPD_KWARGS = ("num_steps", "var_type", "num_strata", "decoder", "clip_x0", "num_bins", "t_start")
 
 
 def _check_keys(where: str, given: dict, allowed: tuple[str, ...]) -> None:
@@ -146,12 +146,14 @@ class GaussianDiffusion:
       raise ValueError(f"num_steps must be >= 1; got {n}")
     return int(n)
 
-  def chain_alphas_cumprod(self, num_steps: int) -> np.ndarray:
-    """ᾱ_i = α(t_i)² at the N + 1 nodes t_i = i/N, float64 [N + 1] (the `DiscreteChain`'s own)."""
+  def chain_alphas_cumprod(self, num_steps: int, t_start: float = 0.0) -> np.ndarray:
+    """ᾱ_i = α(t_i)² at the N + 1 nodes t_i = t_start + (1 - t_start) i/N, float64 [N + 1] (the
+    `DiscreteChain`'s own)."""
     if isinstance(self.schedule, schedules.DiscreteChain):
       return self.schedule.alphas_cumprod()
     with jax.ensure_compile_time_eval():
-      lam = np.asarray(self.schedule.logsnr(jnp.arange(num_steps + 1) / num_steps), np.float64)
+      lam = np.asarray(self.schedule.logsnr(likelihood.node_t(jnp.arange(num_steps + 1), num_steps,
+                                                               t_start)), np.float64)
     abar = 1.0 / (1.0 + np.exp(-lam))
     if not np.all((abar > 0) & (abar < 1)):
       raise ValueError(f"schedule.kind={self.config.schedule.kind!r} has an infinite log-SNR at a "
@@ -371,8 +373,9 @@ class GaussianDiffusion:
   def bpd(self, params, rng: jax.Array, x: jax.Array) -> dict:
     """Bits/dim of the discrete chain's VLB (Ho et al. 2020, eq. 5; Nichol & Dhariwal 2021, eq. 4).
 
-    N transitions (nodes t_i = i/N), decoder by `eval.bpd_kwargs`: num_steps (N; the chain's
-    own for a `DiscreteChain`), var_type ("learned_range" with learn_sigma, else "small"),
+    N transitions (nodes t_i = t_start + (1 - t_start) i/N), decoder by `eval.bpd_kwargs`:
+    num_steps (N; the chain's own for a `DiscreteChain`), t_start (0; DDPM's x_1..x_T on the
+    continuous VP: N = T - 1, t_start = 1/T), var_type ("learned_range" with learn_sigma, else "small"),
     num_strata (M = 16: `likelihood.discrete_vlb_stratified`, 2M + 2 network calls per image;
     0: every term, `discrete_vlb_full`, N + 1 calls), decoder ("discretized": 8-bit data in
     [-1, 1]; "gaussian": continuous data), clip_x0, num_bins. Conditional models are evaluated
@@ -407,8 +410,13 @@ class GaussianDiffusion:
       raw_fn = self.mean_raw_fn(params, label)
     num_strata = int(kw.get("num_strata", 16))
     num_steps = self.chain_steps(kw.get("num_steps"))
-    self.chain_alphas_cumprod(num_steps)  # raises if λ is infinite at a node
+    t_start = float(kw.get("t_start", 0.0))
+    if t_start and isinstance(self.schedule, schedules.DiscreteChain):
+      raise ValueError("eval.bpd_kwargs.t_start must be 0 for a discrete chain schedule (its node "
+                       f"0 is the paper's x_1 already); got {t_start}")
+    self.chain_alphas_cumprod(num_steps, t_start)  # raises if λ is infinite at a node
     common = dict(schedule=self.schedule, param=self.param, num_steps=num_steps, var_type=var_type,
+                  t_start=t_start,
                   decoder=kw.get("decoder", "discretized"), clip_x0=bool(kw.get("clip_x0", False)),
                   num_bins=int(kw.get("num_bins", 256)))
     if num_strata > 0:

@@ -49,8 +49,22 @@ def _finish(levels: np.ndarray, append_zero: bool) -> np.ndarray:
   return levels
 
 
-def karras(num_steps, sigma_min=0.002, sigma_max=80.0, rho=7.0, append_zero=True):
-  """σ_i = (σ_max^{1/ρ} + i/(M-1)(σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ (Karras et al. 2022, Eq. 5)."""
+def karras(num_steps, sigma_min=0.002, sigma_max=80.0, rho=7.0, append_zero=True, schedule=None):
+  """σ_i = (σ_max^{1/ρ} + i/(M-1)(σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ (Karras et al. 2022, Eq. 5).
+
+  With a `schedule` (the Methods pass their own), [σ_min, σ_max] is first narrowed to the σ̃ range
+  the schedule spans over t ∈ [0, 1], as EDM's sampler narrows it to the network's
+  (`sigma_min = max(sigma_min, net.sigma_min)`, likewise σ_max): a network is not asked about
+  noise levels it was never trained on (VDM's γ_max = 5 ends at σ̃ = 12.2, IDDPM's cosine chain
+  starts at σ̃ = 0.0064).
+  """
+  if schedule is not None:
+    lo, hi = schedule_sigma_range(_resolve_schedule(schedule))
+    # Ends equal up to the schedule's float32 rounding (EDM's own [0.002, 80]) leave the grid as is.
+    if lo > sigma_min * (1 + 1e-5):
+      sigma_min = lo
+    if hi < sigma_max * (1 - 1e-5):
+      sigma_max = hi
   m = _count(num_steps, append_zero)
   if not 0 < sigma_min < sigma_max:
     raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, "
@@ -63,6 +77,17 @@ def karras(num_steps, sigma_min=0.002, sigma_max=80.0, rho=7.0, append_zero=True
   levels = (sigma_max ** (1 / rho) + i / (m - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
             ) ** rho
   return _finish(levels, append_zero)
+
+
+def schedule_sigma_range(schedule) -> tuple[float, float]:
+  """(σ̃(t=0), σ̃(t=1)) = exp(-λ/2) at the schedule's ends; 0 and inf where λ is infinite."""
+  import jax  # local: grids stay importable without touching devices
+
+  with jax.ensure_compile_time_eval():
+    lam = np.asarray(schedule.logsnr(np.asarray([0.0, 1.0], _float())), np.float64)
+  with np.errstate(over="ignore"):
+    lo, hi = np.exp(-0.5 * lam)
+  return float(lo), float(hi)
 
 
 def _resolve_schedule(schedule):

@@ -16,6 +16,7 @@ from diffjax.core import learned
 from diffjax.core import likelihood
 from diffjax.core import losses
 from diffjax.core import parameterization
+from diffjax.core import schedule_base
 from diffjax.core import schedules
 from diffjax.core import weighting
 
@@ -309,6 +310,51 @@ class LearnedScheduleTest(absltest.TestCase):
       self.assertNotEqual(float(grads["params"]["logsnr_min"]), 0.0, msg=which)
 
 
+class ChainStartTest(parameterized.TestCase):
+  """`t_start`: the chain's nodes t_start + (1 - t_start) i/N."""
+
+  def test_equals_the_chain_of_a_time_shifted_schedule(self):
+    # Independent answer: t_start = a on schedule S is the t_start = 0 chain of S(a + (1 - a) t).
+    base, a, n = schedules.make("vp"), 0.05, 12
+
+    class Shifted(schedule_base.Schedule):
+      family = "vp"
+
+      def logsnr(self, t):
+        return base.logsnr(a + (1 - a) * t)
+
+      def t_from_logsnr(self, lam):
+        return (base.t_from_logsnr(lam) - a) / (1 - a)
+
+    rng = np.random.default_rng(1)
+    x = jnp.asarray((rng.integers(0, 256, (n + 1, 4, 4, 1)) / 127.5 - 1), jnp.float32)
+    eps = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+    i = jnp.arange(n + 1)
+    raw_fn = lambda z, c: 0.3 * z + 0.1  # ignores the noise input, which differs by t convention
+    for var_type in ("small", "large"):
+      kw = dict(param=parameterization.make("eps"), num_steps=n, var_type=var_type)
+      got = likelihood.vlb_term(raw_fn, x, eps, i, schedule=base, t_start=a, **kw)
+      want = likelihood.vlb_term(raw_fn, x, eps, i, schedule=Shifted(), **kw)
+      np.testing.assert_allclose(got, want, rtol=2e-5, err_msg=var_type)
+      unshifted = likelihood.vlb_term(raw_fn, x, eps, i, schedule=base, **kw)
+      self.assertGreater(float(jnp.max(jnp.abs(unshifted - want) / jnp.abs(want))), 0.1)
+
+  def test_ddpm_chain_on_the_continuous_vp(self):
+    # DDPM's x_1..x_1000 (Ho et al.: ᾱ_i = ∏(1 - β_j), β linear 1e-4 → 0.02) are the continuous
+    # VP's nodes with t_start = 1/1000, N = 999, to within the continuum limit of the product.
+    ho = schedules.make("ddpm", num_timesteps=1000).alphas_cumprod()
+    t = likelihood.node_t(jnp.arange(1000), 999, 1e-3)
+    abar = np.asarray(jax.nn.sigmoid(schedules.make("vp").logsnr(t)), np.float64)
+    # 1 - ᾱ: the integral of β(s) exceeds the sum of the β_j by half a step's increase of β each,
+    # 11 % at x_1 (σ 0.0105 vs 0.0100), under 1 % from x_100 on.
+    ratio = (1 - abar) / (1 - ho)
+    np.testing.assert_array_less(np.abs(ratio - 1), 0.12)
+    np.testing.assert_array_less(np.abs(ratio[100:] - 1), 0.01)
+    # With t_start = 0 node 0 would sit at σ = 0.001, ten times below DDPM's first latent.
+    first = float(jnp.sqrt(jax.nn.sigmoid(-schedules.make("vp").logsnr(0.0))))
+    self.assertLess(first, 0.2 * math.sqrt(1 - ho[0]))
+
+
 class ErrorTest(absltest.TestCase):
 
   def test_errors_name_the_argument(self):
@@ -324,6 +370,8 @@ class ErrorTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "decoder"):
       likelihood.vdm_elbo(lambda z, c: z, x, jax.random.key(0), schedule=sched,
                           param=parameterization.make("eps"), decoder="logistic")
+    with self.assertRaisesRegex(ValueError, "t_start"):
+      likelihood.vlb_term(lambda z, c: z, x, x, jnp.zeros(2, int), t_start=1.0, **kw)
 
 
 if __name__ == "__main__":

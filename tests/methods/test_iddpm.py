@@ -432,6 +432,9 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "'eps'"):
       self._method(objective="iddpm_hybrid")[0].loss(params, {"x": X_TOY, "eps": X_TOY},
                                                     jax.random.key(0))
+    m.config.eval.bpd_kwargs = dict(t_start=0.001)
+    with self.assertRaisesRegex(ValueError, "t_start"):
+      m.bpd(params, jax.random.key(0), X_TOY)
     for path in ("edm/toy2d.py", "flow_matching/toy2d.py"):
       config = config_lib.load(os.path.join(REPO, "configs", path), "smoke")
       m = methods.make(config, _Toy())
@@ -443,6 +446,21 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
 
 
 class ConfigTest(chex.TestCase):
+
+  def test_ddpm_twin_uses_the_paper_chain(self):
+    fm = config_lib.load(os.path.join(REPO, "configs", "ddpm", "fashion_mnist.py"))
+    c10 = config_lib.load(os.path.join(REPO, "configs", "ddpm", "cifar10.py"))
+    for config in (fm, c10):
+      self.assertEqual(config.schedule.to_dict(), dict(kind="ddpm", num_timesteps=1000,
+                                                       beta_start=1e-4, beta_end=0.02))
+      self.assertEqual(config.method.param_kwargs.noise_cond_scale, 999.0)
+      self.assertEqual((config.sample.solver, config.sample.num_steps), ("ddpm", 1000))
+      self.assertEqual(config.eval.bpd_kwargs.var_type, "large")  # run_cifar.py: fixedlarge
+    # The sampler visits exactly the chain's 1000 nodes.
+    m = methods.make(fm, _Toy())
+    sig = m.sigmas(1000, fm.sample.grid, fm.sample.grid_kwargs)[:-1]
+    want = np.sqrt(1 / m.schedule.alphas_cumprod() - 1)[::-1]
+    np.testing.assert_allclose(sig, want, rtol=1e-4)
 
   def test_paper_settings(self):
     fm = config_lib.load(os.path.join(REPO, "configs", "iddpm", "fashion_mnist.py"))

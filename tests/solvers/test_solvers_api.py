@@ -67,6 +67,24 @@ class ValidationTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "floating point"):
       solvers.solve("euler", GAUSS.denoiser, jnp.ones((2, 2), jnp.int32), np.array([1.0, 0.0]))
 
+  def test_karras_narrowed_to_the_schedule_range(self):
+    # EDM's sampler: sigma_min = max(sigma_min, net.sigma_min), sigma_max = min(sigma_max, ...).
+    vdm = schedules.make("linear_logsnr", logsnr_lo=-5.0, logsnr_hi=13.3)  # VDM's γ range
+    got = solvers.grid("karras", 18, schedule=vdm)
+    np.testing.assert_allclose(got[[0, -2]], [np.exp(2.5), 0.002], rtol=1e-6)  # σ̃ = e^{-λ/2}
+    np.testing.assert_allclose(
+        got, solvers.grid("karras", 18, sigma_max=float(np.exp(2.5))), rtol=1e-6)  # λ in float32
+    cosine = schedules.make("iddpm_cosine", num_timesteps=1000)  # starts at σ̃ = √β_1/(1-β_1)
+    low = float(np.sqrt(1 / cosine.alphas_cumprod()[0] - 1))
+    np.testing.assert_allclose(solvers.grid("karras", 18, schedule=cosine)[[0, -2]], [80.0, low],
+                               rtol=1e-5)
+    # Schedules that span [0.002, 80] (EDM, flows, the v-prediction cosine) keep EDM's grid.
+    for kind in ("edm", "rectified_flow", "cosine"):
+      np.testing.assert_allclose(solvers.grid("karras", 18, schedule=schedules.make(kind)),
+                                 solvers.grid("karras", 18), rtol=1e-12, err_msg=kind)
+    with self.assertRaisesRegex(ValueError, "sigma_min < sigma_max"):
+      solvers.grid("karras", 18, sigma_min=20.0, schedule=vdm)
+
   def test_bad_grid_values(self):
     with self.assertRaisesRegex(ValueError, "sigma_min < sigma_max"):
       solvers.grid("karras", 5, sigma_min=2.0, sigma_max=1.0)
