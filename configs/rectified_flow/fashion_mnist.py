@@ -50,8 +50,12 @@ def get_config(arg=None):
                                      batch_size=500, num_samples=10_000)
   if config_lib.pick(arg.sampler, {"adaptive": False, "heun35": True}, key="sampler"):
     config.sample = config_lib.sampler(**config_lib.HEUN35, batch_size=500, num_samples=10_000)
+  # Few-step Euler FDs too: the baseline that reflow's straightening is measured against.
+  one_step = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+                                      fd_samplers={"default": {}, "euler1": one_step,
+                                                   "euler4": dict(one_step, num_steps=4),
+                                                   "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
     # An adaptive solver on an untrained network takes thousands of steps: smoke uses Euler.
@@ -60,9 +64,7 @@ def get_config(arg=None):
     config.data = dict(name="pairs", path=arg.pairs, batch_size=config.data.batch_size,
                        reference=dict(config.data))
     config.init_from = arg.init_from
-    one_step = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
     config.sample = config_lib.sampler(**one_step, batch_size=config.sample.batch_size,
                                        num_samples=config.sample.num_samples)
-    config.eval.fd_samplers = {"default": {}, "euler4": dict(one_step, num_steps=4),
-                               "heun35": config_lib.HEUN35}
+    del config.eval.fd_samplers["euler1"]  # = default
   return config
