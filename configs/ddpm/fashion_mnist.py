@@ -9,7 +9,7 @@ paper's CIFAR-10 settings, shorter). Sampled ancestrally (`ddpm`, β̃) over the
 clipping; test bits/dim from the discrete VLB of that chain with σ² = β ("large"), the variance of
 the official CIFAR-10 run (`model_var_type='fixedlarge'` in its run_cifar.py).
 
-The run measured at commit b98ee2f trained this twin on the continuous linear-β VP instead, and its
+The run measured at commit 9cd7471 trained this twin on the continuous linear-β VP instead, and its
 bits/dim put the chain's first node at t = 0 (σ = 0.001, ten times below DDPM's x_1) with β̃: a
 valid but far looser bound (experiments/results/fashion_mnist.md keeps that run's numbers, marked).
 """
