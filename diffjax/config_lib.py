@@ -312,6 +312,43 @@ def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
               dropout=dropout, **kwargs)
 
 
+TWIN_STEPS = {"default": 6_000, "long": 40_000}
+
+
+def fashion_mnist_twin(size: str, *, schedule: dict, method: dict, sample: dict,
+                       model: dict | None = None, optim: dict | None = None,
+                       bpd_num_examples: int = 0) -> ml_collections.ConfigDict:
+  """A paper's Fashion-MNIST twin under the table's shared protocol
+  (experiments/results/fashion_mnist.md).
+
+  What every twin shares:
+  - data: Fashion-MNIST padded to 32×32, batch 256;
+  - network: `small_unet` with bfloat16 activations;
+  - optimiser: Adam lr 2e-4, 500 warm-up steps, gradient clip 1, EMA 0.9995;
+  - length: 6000 steps (`size="long"`: 40k); checkpoints every 1000 steps, sample pictures every
+    2000;
+  - samples: `sample` drawn in batches of 500, 10k of them;
+  - evaluation: sliced W2 on 2000 samples, FD-FMNIST with the config's sampler ("default") and
+    `HEUN35`, and test bits/dim on `bpd_num_examples` images.
+
+  A twin passes what its paper changes: the schedule, the Method, its sampler, and where the paper
+  needs them its own `model` or `optim`.
+  """
+  config = base()
+  config.data = fashion_mnist(batch_size=256)
+  config.schedule = schedule
+  config.method = method
+  config.model = model if model is not None else small_unet(dtype="bfloat16")
+  config.optim = optim if optim is not None else adam(2e-4, warmup_steps=500, grad_clip=1.0,
+                                                      ema=ema_constant(0.9995))
+  config.train = train(pick(size, TWIN_STEPS), log_every_steps=200, ckpt_every_steps=1000,
+                       sample_every_steps=2000)
+  config.sample = dict(sample, batch_size=500, num_samples=10_000)
+  config.eval = evaluation(num_samples=2000, num_plot=100, bpd_num_examples=bpd_num_examples,
+                           fd_samplers={"default": {}, "heun35": HEUN35})
+  return config
+
+
 # -- Paper-scale image sets and networks (CIFAR-10 / ImageNet-64 configs) ------------------------
 
 

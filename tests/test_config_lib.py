@@ -1,6 +1,8 @@
 """config_lib: arg parsing, the paper helpers (DDIM grids, clip scaling, image counts), shrink."""
 
+import glob
 import math
+import os
 
 import chex
 import jax
@@ -190,3 +192,27 @@ def _paper_config(model):
   config.sample = config_lib.sampler("heun", 18, "karras")
   config.eval = config_lib.evaluation()
   return config
+
+
+class FashionTwinProtocolTest(chex.TestCase):
+  """The Fashion-MNIST table compares papers at one protocol (experiments/results/fashion_mnist.md):
+  every twin must share data, network shape, budget and evaluation."""
+
+  def test_every_twin_shares_the_protocol(self):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = sorted(glob.glob(os.path.join(repo, "configs", "*", "fashion_mnist.py")))
+    self.assertGreaterEqual(len(paths), 9)
+    unet = config_lib.small_unet()
+    for path in paths:
+      c = config_lib.load(path)
+      name = os.path.relpath(path, repo)
+      self.assertEqual((c.data.name, c.data.batch_size, c.data.pad_to_32),
+                       ("fashion_mnist", 256, True), name)
+      self.assertEqual(c.train.num_steps, 6000, name)
+      for key in ("kind", "ch", "ch_mult", "num_res_blocks", "attn_resolutions"):
+        self.assertEqual(c.model[key], unet[key], f"{name}: model.{key}")
+      self.assertEqual((c.sample.num_samples, c.eval.num_samples, c.eval.fd_num_samples),
+                       (10_000, 2000, 10_000), name)
+      self.assertEqual(c.eval.fd_samplers["default"].to_dict(), {}, name)
+      self.assertEqual(c.eval.fd_samplers["heun35"].to_dict(), config_lib.HEUN35, name)
+      self.assertEqual(c.seed, 0, name)

@@ -19,25 +19,18 @@ from diffjax import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="ddpm", num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
-  config.method = config_lib.gaussian("eps", "eps_mse", "uniform",
-                                      param_kwargs=dict(noise_cond_scale=999.0))
-  config.model = config_lib.small_unet(dropout=0.1, dtype="bfloat16")
-  config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
-                                 ema=config_lib.ema_constant(0.9995))
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000)
-  # x̂₀ clipped to [-1, 1] at every step, as the official sampler (`clip_denoised=True`).
-  config.sample = config_lib.sampler("ddpm", 1000, "uniform_t", grid_kwargs=dict(t_min=0.0),
-                                     solver_kwargs=dict(clip_denoised=True),
-                                     batch_size=500, num_samples=10_000)
-  # Test bits/dim: the discrete VLB of the chain (x_1..x_1000) with σ² = β ("large") reverse
-  # variances, stratified estimate (methods/gaussian.py `bpd`), on all 10k test images.
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100, bpd_num_examples=10_000,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+  config = config_lib.fashion_mnist_twin(
+      arg.size,
+      schedule=dict(kind="ddpm", num_timesteps=1000, beta_start=1e-4, beta_end=0.02),
+      method=config_lib.gaussian("eps", "eps_mse", "uniform",
+                                 param_kwargs=dict(noise_cond_scale=999.0)),
+      model=config_lib.small_unet(dropout=0.1, dtype="bfloat16"),
+      # x̂₀ clipped to [-1, 1] at every step, as the official sampler (`clip_denoised=True`).
+      sample=config_lib.sampler("ddpm", 1000, "uniform_t", grid_kwargs=dict(t_min=0.0),
+                                solver_kwargs=dict(clip_denoised=True)),
+      # Test bits/dim: the discrete VLB of the chain (x_1..x_1000) with σ² = β ("large") reverse
+      # variances, stratified estimate (methods/gaussian.py `bpd`), on all 10k test images.
+      bpd_num_examples=10_000)
   config.eval.bpd_kwargs = dict(var_type="large", num_strata=16)
   if arg.smoke:
     config_lib.shrink(config)

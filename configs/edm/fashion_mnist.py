@@ -15,28 +15,18 @@ from diffjax import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="edm", sigma_min=0.002, sigma_max=80.0, rho=7.0)
-  config.method = config_lib.gaussian(
-      "edm", "edm", "edm_lognormal",
-      param_kwargs=dict(sigma_data=0.5),
-      weighting_kwargs=dict(sigma_data=0.5),
-      t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2),
+  config = config_lib.fashion_mnist_twin(
+      arg.size,
+      schedule=dict(kind="edm", sigma_min=0.002, sigma_max=80.0, rho=7.0),
+      method=config_lib.gaussian("edm", "edm", "edm_lognormal",
+                                 param_kwargs=dict(sigma_data=0.5),
+                                 weighting_kwargs=dict(sigma_data=0.5),
+                                 t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2)),
+      optim=config_lib.adam(1e-3, warmup_steps=500, nan_to_num=True,
+                            ema=config_lib.ema_halflife(50_000, 0.05)),
+      sample=config_lib.sampler("heun", 18, "karras",
+                                grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0)),
   )
-  config.model = config_lib.small_unet(dtype="bfloat16")
-  config.optim = config_lib.adam(
-      1e-3, warmup_steps=500, nan_to_num=True, ema=config_lib.ema_halflife(50_000, 0.05)
-  )
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000, eval_every_steps=0)
-  config.sample = config_lib.sampler(
-      "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0),
-      batch_size=500, num_samples=10_000,
-  )
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
   if arg.smoke:
     config_lib.shrink(config)
   return config

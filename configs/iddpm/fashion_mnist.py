@@ -25,24 +25,15 @@ from diffjax import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="iddpm_cosine", num_timesteps=1000)
-  config.method = config_lib.gaussian("eps", "eps_mse", "uniform")
-  config.method.objective = "iddpm_hybrid"
-  config.method.objective_kwargs = dict(lambda_vlb=0.001)
-  config.model = config_lib.small_unet(dropout=0.1, learn_sigma=True, dtype="bfloat16")
-  config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
-                                 ema=config_lib.ema_constant(0.9995))
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000)
-  # `grid` is unused by iddpm_ancestral (the K steps are nodes of the chain); kept for overrides.
-  config.sample = config_lib.sampler("iddpm_ancestral", 100, "uniform_t",
-                                     solver_kwargs=dict(clip_x0=True), batch_size=500,
-                                     num_samples=10_000)
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100, bpd_num_examples=10_000,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+  method = config_lib.gaussian("eps", "eps_mse", "uniform")
+  method.update(objective="iddpm_hybrid", objective_kwargs=dict(lambda_vlb=0.001))
+  config = config_lib.fashion_mnist_twin(
+      arg.size, schedule=dict(kind="iddpm_cosine", num_timesteps=1000), method=method,
+      model=config_lib.small_unet(dropout=0.1, learn_sigma=True, dtype="bfloat16"),
+      # `grid` is unused by iddpm_ancestral (the K steps are nodes of the chain); kept for overrides.
+      sample=config_lib.sampler("iddpm_ancestral", 100, "uniform_t",
+                                solver_kwargs=dict(clip_x0=True)),
+      bpd_num_examples=10_000)
   config.eval.bpd_kwargs = dict(num_strata=16)
   if arg.smoke:
     config_lib.shrink(config)

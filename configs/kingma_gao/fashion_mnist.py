@@ -38,22 +38,13 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", weighting="sigmoid", bias=2.0,
                              t_sampling="adaptive", smoke=False)
   config_lib.pick(arg.t_sampling, {"adaptive": 0, "uniform_logsnr": 0}, key="t_sampling")
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
   kind, kwargs = config_lib.pick(arg.weighting, WEIGHTINGS, key="weighting")
   if kind == "sigmoid":
     kwargs = dict(bias=arg.bias)
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="cosine")
-  config.method = config_lib.gaussian("v", kind, arg.t_sampling, weighting_kwargs=kwargs)
-  config.model = config_lib.small_unet(dtype="bfloat16")
-  config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
-                                 ema=config_lib.ema_constant(0.9995))
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000)
-  config.sample = config_lib.sampler("euler", 100, "uniform_t", batch_size=500, num_samples=10_000)
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+  config = config_lib.fashion_mnist_twin(
+      arg.size, schedule=dict(kind="cosine"),
+      method=config_lib.gaussian("v", kind, arg.t_sampling, weighting_kwargs=kwargs),
+      sample=config_lib.sampler("euler", 100, "uniform_t"))
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -35,27 +35,17 @@ def get_config(arg=None):
                              pairs="workdirs/rf_fmnist/reflow/pairs_00006000.npz",
                              init_from="workdirs/rf_fmnist")
   config_lib.pick(arg.stage, {"1rf": 0, "reflow": 0}, key="stage")
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="rectified_flow")
-  config.method = config_lib.gaussian("flow", "flow", "uniform")
-  config.model = config_lib.small_unet(dtype="bfloat16")
-  config.optim = config_lib.adam(2e-4, warmup_steps=500, grad_clip=1.0,
-                                 ema=config_lib.ema_constant(0.9995))
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000)
-  config.sample = config_lib.sampler("adaptive", 1, "uniform_t", grid_kwargs=dict(t_max=0.999),
-                                     solver_kwargs=dict(rtol=1e-5, atol=1e-5),
-                                     batch_size=500, num_samples=10_000)
   if config_lib.pick(arg.sampler, {"adaptive": False, "heun35": True}, key="sampler"):
-    config.sample = config_lib.sampler(**config_lib.HEUN35, batch_size=500, num_samples=10_000)
+    sample = config_lib.sampler(**config_lib.HEUN35)
+  else:
+    sample = config_lib.sampler("adaptive", 1, "uniform_t", grid_kwargs=dict(t_max=0.999),
+                                solver_kwargs=dict(rtol=1e-5, atol=1e-5))
+  config = config_lib.fashion_mnist_twin(
+      arg.size, schedule=dict(kind="rectified_flow"),
+      method=config_lib.gaussian("flow", "flow", "uniform"), sample=sample)
   # Few-step Euler FDs too: the baseline that reflow's straightening is measured against.
   one_step = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100,
-                                      fd_samplers={"default": {}, "euler1": one_step,
-                                                   "euler4": dict(one_step, num_steps=4),
-                                                   "heun35": config_lib.HEUN35})
+  config.eval.fd_samplers.update(euler1=one_step, euler4=dict(one_step, num_steps=4))
   if arg.smoke:
     config_lib.shrink(config)
     # An adaptive solver on an untrained network takes thousands of steps: smoke uses Euler.

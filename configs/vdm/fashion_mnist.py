@@ -16,6 +16,8 @@ decay 0.01, 100 warm-up steps, no gradient clipping; EMA 0.9995 (as the other tw
 over 10 M steps). Sampling: VDM's ancestral sampler, T = 1000 steps of t = i/T on the learned
 schedule (`ddpm` with β̃ on 1001 uniform-t levels down to t = 0, then x̂₀), 1001 NFE.
 Evaluation: test-set bits/dim (continuous ELBO, one (t, ε) per image, first 10 000 test images).
+Activations in float32, while the other twins run bfloat16: the row measured at commit 9cd7471 ran
+so, and the twin keeps it reproducible (VDM's released code also computes in float32).
 """
 
 from diffjax import config_lib
@@ -47,23 +49,18 @@ def vdm_method(*, schedule: str, variance_minimization: bool = True, num_steps: 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", schedule="nnet", variance_minimization=True,
                              smoke=False)
-  num_steps = config_lib.pick(arg.size, {"default": 6_000, "long": 40_000})
   if arg.schedule not in ("nnet", "linear", "fixed"):
     raise ValueError(f"config arg schedule={arg.schedule!r}: expected nnet, linear or fixed")
-  config = config_lib.base()
-  config.data = config_lib.fashion_mnist(batch_size=256)
-  config.schedule = dict(kind="linear_logsnr", logsnr_lo=-GAMMA_MAX, logsnr_hi=-GAMMA_MIN)
-  config.method = vdm_method(schedule=arg.schedule,
-                             variance_minimization=arg.variance_minimization)
-  config.model = config_lib.small_unet(dropout=0.1)
-  config.optim = config_lib.adam(2e-4, b2=0.99, weight_decay=0.01, warmup_steps=100,
-                                 ema=config_lib.ema_constant(0.9995))
-  config.train = config_lib.train(num_steps, log_every_steps=200, ckpt_every_steps=1000,
-                                  sample_every_steps=2000)
-  config.sample = config_lib.sampler("ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0),
-                                     batch_size=500, num_samples=10_000)
-  config.eval = config_lib.evaluation(num_samples=2000, num_plot=100, bpd_num_examples=10_000,
-                                      fd_samplers={"default": {}, "heun35": config_lib.HEUN35})
+  config = config_lib.fashion_mnist_twin(
+      arg.size,
+      schedule=dict(kind="linear_logsnr", logsnr_lo=-GAMMA_MAX, logsnr_hi=-GAMMA_MIN),
+      method=vdm_method(schedule=arg.schedule, variance_minimization=arg.variance_minimization),
+      # float32 activations, unlike the other twins: the measured row ran so (see the docstring).
+      model=config_lib.small_unet(dropout=0.1),
+      optim=config_lib.adam(2e-4, b2=0.99, weight_decay=0.01, warmup_steps=100,
+                            ema=config_lib.ema_constant(0.9995)),
+      sample=config_lib.sampler("ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0)),
+      bpd_num_examples=10_000)
   if arg.smoke:
     config_lib.shrink(config)
     config.method.schedule_kwargs.num_features = 16
