@@ -260,6 +260,17 @@ class TrainingAndSamplingTest(chex.TestCase):
                                [params["schedule"]["logsnr_min"], params["schedule"]["logsnr_max"]],
                                rtol=1e-5)
 
+  def test_karras_grid_stays_inside_the_learned_range(self):
+    # EDM's Heun on VDM: σ̃_max is the learned schedule's exp(-λ_min/2) (≈ 12 at VDM's init), not 80.
+    method = methods.make(_config(), _Data())
+    params = _perturb_schedule(method.init(jax.random.key(0), {"x": _pixels(2)}))
+    sigmas = method.sigmas(params, 18, "karras", dict(sigma_min=0.002, sigma_max=80.0, rho=7.0))
+    want_max = float(np.exp(-0.5 * params["schedule"]["logsnr_min"]))
+    self.assertLess(want_max, 80.0)
+    np.testing.assert_allclose(sigmas[0], want_max, rtol=1e-5)
+    np.testing.assert_allclose(sigmas[-2], max(0.002, float(np.exp(
+        -0.5 * params["schedule"]["logsnr_max"]))), rtol=1e-5)
+
   def test_samples_finite_with_default_and_overridden_solver(self):
     method = methods.make(_config(), _Data())
     params = _perturb_schedule(method.init(jax.random.key(0), {"x": _pixels(2)}))
