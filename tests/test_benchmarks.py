@@ -1,0 +1,42 @@
+"""The benchmark scripts still run (tiny sizes; they measure speed, these tests assert none)."""
+
+import importlib.util
+import os
+
+import numpy as np
+from absl.testing import absltest
+
+from diffjax import config_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", name + ".py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+class TrainThroughputTest(absltest.TestCase):
+
+  def test_measures_the_three_rates(self):
+    bench = _load("train_throughput")
+    config = config_lib.load(os.path.join(REPO, "configs", "edm", "toy2d.py"), "smoke")
+    r = bench.measure(config, steps=2, sample_batch=16, forward_calls=2)
+    for key in ("runner_steps_per_s", "device_batch_steps_per_s", "forward_images_per_s"):
+      self.assertTrue(np.isfinite(r[key]) and r[key] > 0, key)
+    self.assertTrue(0.0 <= r["input_share"] < 1.0)
+    self.assertEqual(r["sample_batch"], 16)
+
+  def test_refuses_a_method_without_denoiser(self):
+    bench = _load("train_throughput")
+    config = config_lib.load(os.path.join(REPO, "configs", "vdm", "fashion_mnist.py"), "smoke")
+    from diffjax.data import fashion_mnist  # pylint: disable=g-import-not-at-top
+    config.data.path = fashion_mnist.write_fake(self.create_tempdir().full_path)
+    with self.assertRaisesRegex(ValueError, "denoiser"):
+      bench.measure(config, steps=1, sample_batch=2, forward_calls=1)
+
+
+if __name__ == "__main__":
+  absltest.main()
