@@ -1,6 +1,8 @@
 """Every config under configs/ trains 2 steps as `:smoke` (plus each of its `SMOKE_ARGS`).
 
-Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands.
+Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands. Four
+Fashion-MNIST twins whose path a faster case already runs are slow-marked (`SLOW`; `make test-all`),
+and every twin builds its Experiment in the default suite.
   * Fashion-MNIST and toy configs read small IDX files written here; they also resume to step 4,
     draw periodic sample pictures and run the evaluation hook.
   * TFDS configs (CIFAR-10, ImageNet-64, ...) run on `tfds.testing.mock_data` (random images of
@@ -14,6 +16,7 @@ import os
 import chex
 import jax
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 from absl.testing import parameterized
 
@@ -28,6 +31,12 @@ CASES = [(path, arg) for path in CONFIGS for arg in config_lib.smoke_args(os.pat
 # Configs that also run the whole loop contract on 8 devices (resume, periodic pictures and
 # evaluation); every other config trains 2 steps, evaluates and samples on one device.
 FULL_PATH = {p for p in CONFIGS if p.endswith("toy2d.py")} | {"configs/edm/fashion_mnist.py"}
+# Fashion-MNIST twins whose Method path a faster smoke case already runs: their CIFAR-10 configs
+# (same Method, schedule and sampler; the twin differs only by `config_lib.fashion_mnist_twin`'s
+# shared protocol) and, for rectified flow, tests/test_reflow.py (that twin, 1-RF then reflow).
+# Slow-marked (`make test-all`); test_every_twin_builds still builds each of them.
+SLOW = {"configs/ddim/fashion_mnist.py", "configs/flow_matching/fashion_mnist.py",
+        "configs/v_prediction/fashion_mnist.py", "configs/rectified_flow/fashion_mnist.py"}
 
 
 def _case_name(path: str, arg: str) -> str:
@@ -46,25 +55,10 @@ def _check_finite_params(test, state):
   test.assertTrue(all(np.all(np.isfinite(x)) for x in leaves))
 
 
-class ConfigSmokeTest(chex.TestCase, parameterized.TestCase):
+class _Smoke:
+  """What every smoke case runs (mixed into the two test classes below)."""
 
-  def test_all_configs_listed(self):
-    self.assertGreaterEqual(len(CONFIGS), 6, CONFIGS)
-    self.assertIn(("configs/score_sde/cifar10.py", "variant=ve,smoke"), CASES)
-
-  def test_tfds_configs_use_paper_data(self):
-    """The paper configs (not only their smoke variants) read a TFDS set at full resolution."""
-    sizes = {"cifar10": (None, (32, 32, 3)), "imagenet2012": (64, None)}
-    for path in CONFIGS:
-      config = config_lib.load(os.path.join(REPO, path))
-      if not _is_tfds(config):
-        continue
-      with self.subTest(path=path):
-        self.assertIn(config.data.tfds_name, sizes)
-        self.assertEqual(config.data.get("image_size"), sizes[config.data.tfds_name][0])
-
-  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES])
-  def test_smoke(self, path, arg):
+  def _smoke(self, path, arg):
     config = config_lib.load(os.path.join(REPO, path), arg)
     workdir = self.create_tempdir().full_path
     if _is_tfds(config):
@@ -122,3 +116,47 @@ class ConfigSmokeTest(chex.TestCase, parameterized.TestCase):
     samples = loop.sample(config, workdir)
     self.assertEqual(samples.shape[1:], tuple(loop.Experiment(config).dataset.element_shape))
     self.assertTrue(np.all(np.isfinite(samples)))
+
+
+class ConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
+
+  def test_all_configs_listed(self):
+    self.assertGreaterEqual(len(CONFIGS), 6, CONFIGS)
+    self.assertIn(("configs/score_sde/cifar10.py", "variant=ve,smoke"), CASES)
+
+  def test_tfds_configs_use_paper_data(self):
+    """The paper configs (not only their smoke variants) read a TFDS set at full resolution."""
+    sizes = {"cifar10": (None, (32, 32, 3)), "imagenet2012": (64, None)}
+    for path in CONFIGS:
+      config = config_lib.load(os.path.join(REPO, path))
+      if not _is_tfds(config):
+        continue
+      with self.subTest(path=path):
+        self.assertIn(config.data.tfds_name, sizes)
+        self.assertEqual(config.data.get("image_size"), sizes[config.data.tfds_name][0])
+
+  def test_every_twin_builds(self):
+    """Every Fashion-MNIST twin (the slow-marked ones too) builds its data, Method, optimiser and
+    state shapes: what a config typo would break before the first step."""
+    data = self.create_tempdir().full_path
+    fashion_mnist.write_fake(data)
+    for path in (p for p in CONFIGS if p.endswith("fashion_mnist.py")):
+      with self.subTest(path=path):
+        config = config_lib.load(os.path.join(REPO, path), "smoke")
+        config.data.path = data
+        exp = loop.Experiment(config, jax.devices()[:1])
+        shapes = jax.eval_shape(exp.init_state)
+        self.assertGreater(sum(x.size for x in jax.tree.leaves(shapes.params)), 10_000)
+
+  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES if p not in SLOW])
+  def test_smoke(self, path, arg):
+    self._smoke(path, arg)
+
+
+@pytest.mark.slow  # a class mark reaches the methods absl's parameterized generates
+class SlowConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
+  """The SLOW twins' smoke cases (`make test-all`)."""
+
+  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES if p in SLOW])
+  def test_smoke(self, path, arg):
+    self._smoke(path, arg)
