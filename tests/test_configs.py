@@ -1,6 +1,6 @@
 """Every config under configs/ trains 2 steps as `:smoke` (plus each of its `SMOKE_ARGS`).
 
-Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands. Four
+Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands. Six
 Fashion-MNIST twins whose path a faster case already runs are slow-marked (`SLOW`; `make test-all`),
 and every twin builds its Experiment in the default suite.
   * Fashion-MNIST and toy configs read small IDX files written here; they also resume to step 4,
@@ -34,9 +34,11 @@ FULL_PATH = {p for p in CONFIGS if p.endswith("toy2d.py")} | {"configs/edm/fashi
 # Fashion-MNIST twins whose Method path a faster smoke case already runs: their CIFAR-10 configs
 # (same Method, schedule and sampler; the twin differs only by `config_lib.fashion_mnist_twin`'s
 # shared protocol) and, for rectified flow, tests/test_reflow.py (that twin, 1-RF then reflow).
-# Slow-marked (`make test-all`); test_every_twin_builds still builds each of them.
+# The runner's bits/dim hook stays covered by the DDPM twin. Slow-marked (`make test-all`);
+# test_every_twin_builds still builds each of them.
 SLOW = {"configs/ddim/fashion_mnist.py", "configs/flow_matching/fashion_mnist.py",
-        "configs/v_prediction/fashion_mnist.py", "configs/rectified_flow/fashion_mnist.py"}
+        "configs/v_prediction/fashion_mnist.py", "configs/rectified_flow/fashion_mnist.py",
+        "configs/vdm/fashion_mnist.py", "configs/iddpm/fashion_mnist.py"}
 
 
 def _case_name(path: str, arg: str) -> str:
