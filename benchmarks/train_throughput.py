@@ -132,7 +132,8 @@ def main():
     with open(args.out, "a") as f:
       if new:
         f.write("| config | device | batch | runner steps/s | device-batch steps/s | "
-                "input share | forward images/s (batch) | jax |\n|---|---|---|---|---|---|---|---|\n")
+                "input share | forward images/s (batch) | jax |\n"
+                "|---|---|---|---|---|---|---|---|\n")
       f.write(f"| `{name}` | {r['device']} | {r['batch']} | {r['runner_steps_per_s']:.1f} | "
               f"{r['device_batch_steps_per_s']:.1f} | {100 * r['input_share']:.0f} % | "
               f"{r['forward_images_per_s']:.0f} ({r['sample_batch']}) | {jax.__version__} |\n")

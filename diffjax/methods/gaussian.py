@@ -375,9 +375,9 @@ class GaussianDiffusion:
 
     N transitions (nodes t_i = t_start + (1 - t_start) i/N), decoder by `eval.bpd_kwargs`:
     num_steps (N; the chain's own for a `DiscreteChain`), t_start (0; DDPM's x_1..x_T on the
-    continuous VP: N = T - 1, t_start = 1/T), var_type ("learned_range" with learn_sigma, else "small"),
-    num_strata (M = 16: `likelihood.discrete_vlb_stratified`, 2M + 2 network calls per image;
-    0: every term, `discrete_vlb_full`, N + 1 calls), decoder ("discretized": 8-bit data in
+    continuous VP: N = T - 1, t_start = 1/T), var_type ("learned_range" with learn_sigma, else
+    "small"), num_strata (M = 16: `likelihood.discrete_vlb_stratified`, 2M + 2 network calls per
+    image; 0: every term, `discrete_vlb_full`, N + 1 calls), decoder ("discretized": 8-bit data in
     [-1, 1]; "gaussian": continuous data), clip_x0, num_bins. Conditional models are evaluated
     with the null label (the unconditional likelihood). Jittable.
 
