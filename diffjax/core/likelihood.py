@@ -243,7 +243,7 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
   # Transition i-1 <- i (for i = 0 the first transition 0 <- 1 provides the clipped β̃).
   c_x, c_z, v_q, v_fwd = _transition(schedule, s, t)
   _, _, v_q1, _ = _transition(schedule, jnp.full_like(t, t_start),
-                              jnp.full_like(t, t_start + (1.0 - t_start) / num_steps))
+                              jnp.full_like(t, node_t(1, num_steps, t_start)))
   is_dec = i == 0
   # guided-diffusion: at node 0 fixed-small and fixed-large both use the clipped β̃ (that of the
   # first transition); learned-range interpolates it with β = σ₀² (= β_1 = 1 - ᾱ_1 on VP).

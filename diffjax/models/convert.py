@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -259,13 +260,7 @@ def edm_to_params(
         + "; ".join(problems)
     )
 
-  params: dict = {}
-  for keys, value in flat.items():
-    node = params
-    for k in keys[:-1]:
-      node = node.setdefault(k, {})
-    node[keys[-1]] = value
-  return params
+  return traverse_util.unflatten_dict(flat)
 
 
 def from_edm(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 import re
 from typing import Any
 
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,26 +73,6 @@ def _kernel(w: np.ndarray, want_ndim: int) -> np.ndarray:
   return w  # wrong rank: left as is, so the shape check reports it
 
 
-def _flatten(tree: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      out.update(_flatten(v, prefix + (k,)))
-    else:
-      out[prefix + (k,)] = v
-  return out
-
-
-def _unflatten(flat: Mapping[Path, np.ndarray]) -> dict:
-  tree: dict = {}
-  for path, v in flat.items():
-    node = tree
-    for k in path[:-1]:
-      node = node.setdefault(k, {})
-    node[path[-1]] = v
-  return tree
-
-
 # A rule maps (our leaf path, its shape) to (PyTorch key, transform: PyTorch array -> our array);
 # it raises KeyError for a leaf the reference has no counterpart for.
 Rule = Callable[[Path, tuple[int, ...]], tuple[str, Callable[[np.ndarray], np.ndarray]]]
@@ -102,7 +83,7 @@ def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule,
   """Applies `rule` to every leaf of `like`; collects missing/misshaped/unexpected, then raises."""
   sd = {k: np.asarray(v) for k, v in state_dict.items()}
   out, used, missing, misshaped = {}, set(extra_used), [], []
-  for path, leaf in sorted(_flatten(like).items()):
+  for path, leaf in sorted(traverse_util.flatten_dict(like).items()):
     want = tuple(leaf.shape)
     try:
       key, transform = rule(path, want)
@@ -130,7 +111,7 @@ def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule,
   ]
   if problems:
     raise ValueError("state_dict does not match the diffjax parameters: " + "; ".join(problems))
-  return _unflatten(out)
+  return traverse_util.unflatten_dict(out)
 
 
 def _leaf_rule(torch_prefix: str, leaf: str, want: tuple[int, ...]):
