@@ -7,10 +7,14 @@ r"""DDIM (Song et al. 2021, arXiv:2010.02502) on Fashion-MNIST: the DDPM twin, s
 Training is configs/ddpm/fashion_mnist.py unchanged (loaded here, same `size`), so a DDPM workdir
 can be sampled with DDIM directly. Sampling: η = 0 on the paper's "uniform" or "quadratic"
 sub-sequence (`skip`) of the T = 1000 linear-β chain, S = `steps`, at the chain's exact noise levels
-σ̃_τ (see configs/ddim/cifar10.py). The DDPM twin is trained on the continuous limit of that chain
-(`linear_beta`), whose σ̃ at t = τ/1000 is 3–5 % above the chain's σ̃_τ; the grid keeps the
-chain's noise levels and the adapter evaluates the model at its own t for each of them.
+σ̃_τ (see configs/ddim/cifar10.py). The DDPM twin trains on that chain (`ddpm` schedule), so every
+σ̃_τ is one of its trained nodes. As the official DDIM code, no x̂₀ clipping.
 To change S use `:steps=`, not `--config.sample.num_steps`.
+
+Evaluation (the same checkpoint as the DDPM row, so no bits/dim here): FD-FMNIST of four
+deterministic samplers, to separate the solver from x̂₀ clipping: DDIM (default) and Heun-35
+(`config_lib.HEUN35`), each without and with x̂₀ clipped to [-1, 1] before every update
+(`clip_denoised`, what DDPM's ancestral sampler does).
 """
 
 import os
@@ -27,5 +31,9 @@ def get_config(arg=None):
   config.sample = config_lib.ddim_sampler(arg.steps, arg.skip, batch_size=500, num_samples=10_000)
   if arg.smoke:
     config_lib.shrink(config)
-    config.eval.bpd_num_examples = 0  # the DDPM twin's smoke test covers its bits/dim path
+  config.eval.bpd_num_examples = 0  # the DDPM twin's (the same model)
+  clip = dict(clip_denoised=True)
+  config.eval.fd_samplers = dict(
+      default={}, default_clip=dict(solver_kwargs=dict(config.sample.solver_kwargs, **clip)),
+      heun35=config_lib.HEUN35, heun35_clip=dict(config_lib.HEUN35, solver_kwargs=clip))
   return config

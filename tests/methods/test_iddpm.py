@@ -462,6 +462,22 @@ class ConfigTest(chex.TestCase):
     want = np.sqrt(1 / m.schedule.alphas_cumprod() - 1)[::-1]
     np.testing.assert_allclose(sig, want, rtol=1e-4)
 
+  def test_ddim_twin_steps_on_trained_nodes(self):
+    """DDIM's sub-sequence σ̃_τ are nodes τ of the twin's chain: the network sees 999·t = τ − 1."""
+    config = config_lib.load(os.path.join(REPO, "configs", "ddim", "fashion_mnist.py"))
+    m = methods.make(config, _Toy())
+    sig = np.asarray(m.sigmas(config.sample.num_steps, config.sample.grid,
+                              config.sample.grid_kwargs))
+    self.assertEqual(sig[-1], 0.0)
+    taus = np.asarray(config_lib.ddim_timesteps(100, "quadratic"))
+    t = np.asarray(m.schedule.t_from_logsnr(jnp.asarray(-2 * np.log(sig[:-1]))))
+    np.testing.assert_allclose(999 * t, taus - 1, atol=2e-2)
+    self.assertEqual(config.eval.bpd_num_examples, 0)
+    samplers = {k: v.to_dict() for k, v in config.eval.fd_samplers.items()}
+    self.assertEqual(samplers["default_clip"], dict(solver_kwargs=dict(eta=0.0, clip_denoised=True)))
+    self.assertEqual(samplers["heun35_clip"], dict(config_lib.HEUN35,
+                                                   solver_kwargs=dict(clip_denoised=True)))
+
   def test_paper_settings(self):
     fm = config_lib.load(os.path.join(REPO, "configs", "iddpm", "fashion_mnist.py"))
     c10 = config_lib.load(os.path.join(REPO, "configs", "iddpm", "cifar10.py"))
