@@ -106,11 +106,18 @@ def main():
   parser.add_argument("--forward_calls", type=int, default=20)
   parser.add_argument("--batch", type=int, default=None, help="override data.batch_size")
   parser.add_argument("--dtype", default=None, help="override model.dtype (e.g. float32)")
+  parser.add_argument("--dropout", type=float, default=None, help="override model.dropout")
+  parser.add_argument("--prng_impl", default=None,
+                      help="jax_default_prng_impl for the run (threefry2x32 default; rbg, unsafe_rbg)")
   parser.add_argument("--trace_dir", default=None)
   parser.add_argument("--out", default=None, help="append a markdown row here")
   args = parser.parse_args()
 
+  if args.prng_impl:  # before any key is made
+    jax.config.update("jax_default_prng_impl", args.prng_impl)
   config = config_lib.load(args.config, args.arg)
+  if args.dropout is not None:
+    config.model.dropout = args.dropout
   if args.batch:
     config.data.batch_size = args.batch
   if args.dtype:
@@ -123,6 +130,9 @@ def main():
   r = measure(config, steps=args.steps, sample_batch=args.sample_batch,
               forward_calls=args.forward_calls, trace_dir=args.trace_dir)
   name = args.config + (f":{args.arg}" if args.arg else "")
+  name += "".join(f" {k}={v}" for k, v in (("batch", args.batch), ("dtype", args.dtype),
+                                            ("dropout", args.dropout), ("prng", args.prng_impl))
+                  if v is not None)
   print(f"{name} on {r['device']}: batch {r['batch']}: runner {r['runner_steps_per_s']:.1f} "
         f"steps/s, device batch {r['device_batch_steps_per_s']:.1f} steps/s (input pipeline and "
         f"dispatch {100 * r['input_share']:.0f} % of a runner step); forward at batch "

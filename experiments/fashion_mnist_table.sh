@@ -69,6 +69,10 @@ run_slot() {
   IFS='+' read -ra specs <<< "$1"
   for spec in "${specs[@]}"; do run_one "${spec%%=*}" "${spec#*=}"; done
 }
+# A time limit's TERM reaches every process (`timeout` signals its process group). Wait until the
+# runs have logged their KILLED_SECONDS: a run still exiting when the caller's command ended could
+# lose that line (the VDM run at 47aa642 did), and its report under-counted the time.
+trap 'wait; exit 143' TERM
 i=0
 for slot in "$@"; do
   run_slot "$slot" "${gpus[i]:-}" &
