@@ -34,10 +34,12 @@ def get_config(arg=None):
       sample=config_lib.sampler("iddpm_ancestral", 100, "uniform_t",
                                 solver_kwargs=dict(clip_x0=True)),
       bpd_num_examples=10_000)
-  config.eval.bpd_kwargs = dict(num_strata=16)
+  # var_type named so that `--config.eval.bpd_kwargs.var_type=small|large` can evaluate the same
+  # checkpoint with DDPM's fixed variances, isolating what the learned Σ contributes.
+  config.eval.bpd_kwargs = dict(var_type="learned_range", num_strata=16)
   if arg.smoke:
     config_lib.shrink(config)
     config.eval.bpd_num_examples = 8
     config.eval.bpd_batch_size = 8
-    config.eval.bpd_kwargs = dict(num_strata=2)
+    config.eval.bpd_kwargs = dict(var_type="learned_range", num_strata=2)
   return config

@@ -495,3 +495,4 @@ class ConfigTest(chex.TestCase):
                      (128, (1, 2, 2, 2), 3, (16, 8), 0.3))
     self.assertEqual((c10.optim.lr, c10.data.batch_size, c10.train.num_steps), (1e-4, 128, 500_000))
     self.assertEqual(fm.eval.bpd_num_examples, 10_000)
+    self.assertEqual(fm.eval.bpd_kwargs.var_type, "learned_range")
