@@ -109,8 +109,15 @@ def train(
     sample_every_steps: int = 0,
     eval_every_steps: int = 0,
     async_checkpoints: bool = True,
+    profile_steps: int = 0,
+    profile_from_step: int = 100,
 ) -> dict:
-  """Loop lengths, all in optimiser steps. 0 disables a periodic hook."""
+  """Loop lengths, all in optimiser steps. 0 disables a periodic hook.
+
+  `profile_steps` > 0 writes a `jax.profiler` trace of that many training steps, from step
+  `profile_from_step` on, to `<workdir>/profile` (Perfetto / TensorBoard; not taken when a resumed
+  run starts past that step).
+  """
   return dict(
       num_steps=num_steps,
       log_every_steps=log_every_steps,
@@ -119,6 +126,8 @@ def train(
       sample_every_steps=sample_every_steps,
       eval_every_steps=eval_every_steps,
       async_checkpoints=async_checkpoints,
+      profile_steps=profile_steps,
+      profile_from_step=profile_from_step,
   )
 
 

@@ -138,8 +138,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
                exp.mesh.size, dict(exp.mesh.shape))
   pending = []
+  profile = _Profile(tcfg, workdir, first_step)
   with checkpoint.Preemption() as preempt:
     while step < tcfg.num_steps:
+      profile.at(step, state)
       batch = exp.global_batch(step)
       # After the first (tracing) call, a step moves nothing between host and device implicitly.
       with jax.transfer_guard("disallow" if step > first_step else "allow"):
@@ -162,10 +164,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
       if stop:
         logging.warning("stopping at step %d after a preemption signal", step)
         break
+  profile.at(step, state, final=True)
   mngr.wait_until_finished()
   mngr.close()
   prog.close()
   return state
+
+
+class _Profile:
+  """`train.profile_steps` steps of the loop as it runs (batches, dispatch, checkpoints and all),
+  traced with `jax.profiler` into `<workdir>/profile`; a no-op when profile_steps is 0."""
+
+  def __init__(self, tcfg, workdir: str, first_step: int):
+    self.num = int(tcfg.get("profile_steps", 0))
+    self.start = int(tcfg.get("profile_from_step", 100))
+    self.dir = os.path.join(workdir, "profile")
+    self.active = False
+    if self.num < 0:
+      raise ValueError(f"train.profile_steps must be >= 0, got {self.num}")
+    if self.num and first_step > self.start:
+      logging.warning("train.profile_from_step=%d lies before the resumed step %d: no profile",
+                      self.start, first_step)
+      self.num = 0
+
+  def at(self, step: int, state, final: bool = False) -> None:
+    """Called before each step and once after the last: starts / stops the trace."""
+    if not self.num:
+      return
+    if not self.active and step == self.start and not final:
+      jax.block_until_ready(state)  # the trace holds only its own steps
+      jax.profiler.start_trace(self.dir)
+      self.active = True
+    elif self.active and (step == self.start + self.num or final):
+      jax.block_until_ready(state)
+      jax.profiler.stop_trace()
+      self.active, self.num = False, 0
+      logging.info("profile of steps %d-%d written to %s", self.start, step - 1, self.dir)
 
 
 def _save_sample_picture(exp: Experiment, state, step: int, workdir: str) -> None:

@@ -60,6 +60,32 @@ class ShardingTest(chex.TestCase):
       state, _ = step(state, exp.global_batch(i))
 
 
+class ProfileTest(chex.TestCase):
+
+  def test_profile_steps_write_one_trace_of_the_loop(self):
+    workdir = self.create_tempdir().full_path
+    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 5, "train.profile_steps": 2,
+                                           "train.profile_from_step": 2}), workdir)
+    traces = glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+    self.assertLen(traces, 1)
+
+  def test_trace_into_the_last_step_is_closed_one_past_the_end_never_started(self):
+    tcfg = _toy_config(**{"train.profile_steps": 10, "train.profile_from_step": 3}).train
+    for first_step, last_step, want in ((0, 5, 1), (4, 8, 0)):
+      workdir = self.create_tempdir().full_path
+      profile = loop._Profile(tcfg, workdir, first_step)
+      for step in range(first_step, last_step):
+        profile.at(step, jax.numpy.ones(2))
+      profile.at(last_step, jax.numpy.ones(2), final=True)
+      got = glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+      self.assertLen(got, want)
+
+  def test_negative_profile_steps_named(self):
+    with self.assertRaisesRegex(ValueError, "train.profile_steps"):
+      loop.train_and_evaluate(_toy_config(**{"train.profile_steps": -1}),
+                              self.create_tempdir().full_path)
+
+
 class CheckpointTest(chex.TestCase):
 
   def test_unreadable_latest_checkpoint_is_skipped_not_deleted(self):
