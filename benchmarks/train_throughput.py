@@ -108,7 +108,7 @@ def main():
   parser.add_argument("--dtype", default=None, help="override model.dtype (e.g. float32)")
   parser.add_argument("--dropout", type=float, default=None, help="override model.dropout")
   parser.add_argument("--prng_impl", default=None,
-                      help="jax_default_prng_impl for the run (threefry2x32 default; rbg, unsafe_rbg)")
+                      help="jax_default_prng_impl (default threefry2x32; rbg, unsafe_rbg)")
   parser.add_argument("--trace_dir", default=None)
   parser.add_argument("--out", default=None, help="append a markdown row here")
   args = parser.parse_args()

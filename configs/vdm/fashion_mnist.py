@@ -4,9 +4,9 @@ r"""VDM (Kingma et al. 2021, arXiv:2107.00630) on Fashion-MNIST (padded to 32×3
 
 The Fashion-MNIST twin at the shared budget (6000 steps, batch 256, `config_lib.small_unet()` with
 dropout 0.1, as the DDPM and IDDPM twins). VDM: continuous-time ELBO in bits/dim with antithetic
-t, VDM's discrete decoder over the 256 pixel values, learned monotone schedule (`LearnedLogSNR`, 1024
-features) initialised at γ_min = -13.3, γ_max = 5 (λ ∈ [-5, 13.3]), its end points trained on the
-ELBO and its shape on the variance of the diffusion loss (App. I.2; `:schedule=fixed` trains
+t, VDM's discrete decoder over the 256 pixel values, learned monotone schedule (`LearnedLogSNR`,
+1024 features) initialised at γ_min = -13.3, γ_max = 5 (λ ∈ [-5, 13.3]), its end points trained on
+the ELBO and its shape on the variance of the diffusion loss (App. I.2; `:schedule=fixed` trains
 VDM's fixed linear γ instead, `:variance_minimization=false` the released code's plain ELBO
 gradient). ε-prediction on z_t, conditioned on λ at VDM's embedding scale 1000/18.3 per unit of
 γ (see diffjax/methods/vdm.py). VDM's network differs: no down-sampling, Fourier-feature inputs,

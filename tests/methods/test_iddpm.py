@@ -474,7 +474,8 @@ class ConfigTest(chex.TestCase):
     np.testing.assert_allclose(999 * t, taus - 1, atol=2e-2)
     self.assertEqual(config.eval.bpd_num_examples, 0)
     samplers = {k: v.to_dict() for k, v in config.eval.fd_samplers.items()}
-    self.assertEqual(samplers["default_clip"], dict(solver_kwargs=dict(eta=0.0, clip_denoised=True)))
+    self.assertEqual(samplers["default_clip"],
+                     dict(solver_kwargs=dict(eta=0.0, clip_denoised=True)))
     self.assertEqual(samplers["heun35_clip"], dict(config_lib.HEUN35,
                                                    solver_kwargs=dict(clip_denoised=True)))
 
