@@ -31,7 +31,7 @@ def get_config(arg=None):
   config.sample = config_lib.ddim_sampler(arg.steps, arg.skip, batch_size=500, num_samples=10_000)
   if arg.smoke:
     config_lib.shrink(config)
-  config.eval.bpd_num_examples = 0  # the DDPM twin's (the same model)
+  config.eval.bpd_num_examples = 0  # bits/dim: the DDPM row measures this same model
   clip = dict(clip_denoised=True)
   config.eval.fd_samplers = dict(
       default={}, default_clip=dict(solver_kwargs=dict(config.sample.solver_kwargs, **clip)),
