@@ -60,13 +60,18 @@ class ShardingTest(chex.TestCase):
       state, _ = step(state, exp.global_batch(i))
 
 
+def _traces(workdir):
+  """The profiler traces (`*.xplane.pb`) that `train.profile_steps` wrote under workdir."""
+  return glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+
+
 class ProfileTest(chex.TestCase):
 
   def test_profile_steps_write_one_trace_of_the_loop(self):
     workdir = self.create_tempdir().full_path
     loop.train_and_evaluate(_toy_config(**{"train.num_steps": 5, "train.profile_steps": 2,
                                            "train.profile_from_step": 2}), workdir)
-    traces = glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+    traces = _traces(workdir)
     self.assertLen(traces, 1)
 
   def test_trace_into_the_last_step_is_closed_one_past_the_end_never_started(self):
@@ -77,7 +82,7 @@ class ProfileTest(chex.TestCase):
       for step in range(first_step, last_step):
         profile.at(step, jax.numpy.ones(2))
       profile.at(last_step, jax.numpy.ones(2), final=True)
-      got = glob.glob(os.path.join(workdir, "profile", "**", "*.xplane.pb"), recursive=True)
+      got = _traces(workdir)
       self.assertLen(got, want)
 
   def test_negative_profile_steps_named(self):
