@@ -31,7 +31,7 @@ import numpy as np
 
 from diffjax import config_lib
 from diffjax.data import fashion_mnist
-from diffjax.train import loop
+from diffjax.train import experiment
 
 
 def _timed(fn, repeats: int) -> float:
@@ -48,7 +48,7 @@ def _timed(fn, repeats: int) -> float:
 def measure(config, *, steps: int, sample_batch: int, forward_calls: int,
             trace_dir: str | None = None) -> dict:
   """The three rates of the module docstring, and the device they were measured on."""
-  exp = loop.Experiment(config, jax.devices()[:1])
+  exp = experiment.Experiment(config, jax.devices()[:1])
   if not hasattr(exp.method, "denoiser"):  # VDM: its σ-frame denoiser is built by its sampler
     raise ValueError(f"method.kind={config.method.get('kind')!r} has no `denoiser`; this benchmark "
                      "times GaussianDiffusion configs")

@@ -16,13 +16,18 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from diffjax.train import evaluate
+from diffjax.train import inference
 from diffjax.train import loop
+
+MODES = {"train": loop.train_and_evaluate, "eval": evaluate.evaluate, "sample": inference.sample,
+         "pairs": inference.pairs}
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, `path.py` or `path.py:arg`.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-_MODE = flags.DEFINE_enum("mode", "train", sorted(loop.MODES), "What to do with the config.")
+_MODE = flags.DEFINE_enum("mode", "train", sorted(MODES), "What to do with the config.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,7 +38,7 @@ def main(argv):
   if config.runtime.distributed:
     jax.distributed.initialize()  # the launcher (SLURM, TPU pod, ...) provides the coordinates
   logging.info("jax %s, %d processes, devices: %s", jax.__version__, jax.process_count(), jax.devices())
-  loop.MODES[_MODE.value](config, _WORKDIR.value)
+  MODES[_MODE.value](config, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from absl.testing import parameterized
 
 from diffjax import config_lib
 from diffjax.data import fashion_mnist
+from diffjax.train import evaluate
+from diffjax.train import experiment
+from diffjax.train import inference
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,13 +95,13 @@ class _Smoke:
     self.assertEqual(os.listdir(os.path.join(workdir, "checkpoints")), ["2"])
     _check_finite_params(self, state)
     if evaluate:
-      metrics = loop.evaluate(config, workdir, devices)
+      metrics = evaluate.evaluate(config, workdir, devices)
       self.assertIn("sliced_w2", metrics)
       if config.eval.get("bpd_num_examples", 0):
         self.assertTrue(np.isfinite(metrics["test_bpd"]))
     config.sample.num_samples = config.sample.batch_size  # one batch: what --mode=sample does
-    samples = loop.sample(config, workdir, devices)
-    shape = tuple(loop.Experiment(config, devices).dataset.element_shape)
+    samples = inference.sample(config, workdir, devices)
+    shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
     self.assertEqual(samples.shape, (config.sample.num_samples,) + shape)
     if _is_tfds(config):
       self.assertEqual(shape, (config_lib.SMOKE_IMAGE_SIZE, config_lib.SMOKE_IMAGE_SIZE, 3))
@@ -120,8 +123,8 @@ class _Smoke:
     self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "metrics_00000004.json")))
     self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "samples_00000004.png")))
     _check_finite_params(self, state)
-    samples = loop.sample(config, workdir, devices)
-    shape = tuple(loop.Experiment(config, devices).dataset.element_shape)
+    samples = inference.sample(config, workdir, devices)
+    shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
     self.assertEqual(samples.shape[1:], shape)
     self.assertTrue(np.all(np.isfinite(samples)))
 
@@ -152,7 +155,7 @@ class ConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
       with self.subTest(path=path):
         config = config_lib.load(os.path.join(REPO, path), "smoke")
         config.data.path = data
-        exp = loop.Experiment(config, jax.devices()[:1])
+        exp = experiment.Experiment(config, jax.devices()[:1])
         shapes = jax.eval_shape(exp.init_state)
         self.assertGreater(sum(x.size for x in jax.tree.leaves(shapes.params)), 10_000)
 

@@ -11,6 +11,8 @@ import numpy as np
 from diffjax import config_lib
 from diffjax import data
 from diffjax.data import fashion_mnist
+from diffjax.train import experiment
+from diffjax.train import inference
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,12 +31,12 @@ class ReflowTest(chex.TestCase):
     config.sample.num_samples, config.sample.batch_size = 12, 8  # a ragged last batch
     one = jax.devices()[:1]  # the loop's sharding is covered elsewhere; one device compiles faster
     loop.train_and_evaluate(config, rf1, one)
-    path = loop.pairs(config, rf1, one)
+    path = inference.pairs(config, rf1, one)
     with np.load(path) as f:
       eps, x = f["eps"], f["x"]
     chex.assert_shape([eps, x], (12, 32, 32, 1))
     # Each x is the sampler's output from its ε (batch 0: the first 8 pairs).
-    exp, state, _ = loop._restore_for_inference(config, rf1, one)
+    exp, state, _ = experiment.restore_for_inference(config, rf1, one)
     again = exp.method.sample(state.ema_params, jax.random.PRNGKey(7), 8, noise=eps[:8])
     np.testing.assert_allclose(np.asarray(again), x[:8], atol=1e-5)
     other = exp.method.sample(state.ema_params, jax.random.PRNGKey(7), 8)
@@ -51,7 +53,7 @@ class ReflowTest(chex.TestCase):
     self.assertEqual(sorted(test), ["label", "x"])  # held-out data are the real images
     state = loop.train_and_evaluate(reflow, rf2, one)
     self.assertEqual(int(jax.device_get(state.step)), 2)
-    self.assertTrue(np.all(np.isfinite(loop.sample(reflow, rf2, one))))
+    self.assertTrue(np.all(np.isfinite(inference.sample(reflow, rf2, one))))
 
   def test_missing_pairs_file_is_named(self):
     cfg = dict(name="pairs", path="/nonexistent/pairs.npz", batch_size=4,

@@ -13,6 +13,8 @@ from diffjax.data import fashion_mnist
 from diffjax.metrics import classifier
 from diffjax.metrics import fd_fmnist
 from diffjax.metrics import frechet
+from diffjax.train import evaluate
+from diffjax.train import experiment
 from diffjax.train import loop
 
 _CONFIG = classifier.ClassifierConfig(width=2, feature_dim=6, image_shape=(28, 28, 1))
@@ -79,12 +81,12 @@ class EvalHooksTest(chex.TestCase):
   def test_bpd_hook_averages_exactly_the_first_n_test_examples(self):
     config = self._experiment(n_test=40)
     config.eval.bpd_num_examples, config.eval.bpd_batch_size = 25, 10  # a ragged last batch
-    exp = loop.Experiment(config)
+    exp = experiment.Experiment(config)
     # A stand-in method whose "bpd" is the image mean: the expected value is known exactly.
     exp.method = types.SimpleNamespace(
         bpd=lambda params, rng, x: {"bpd": x.reshape(len(x), -1).mean(1), "two": 2.0 + 0 * x[:, 0, 0, 0]})
     x = exp.reference_data(25)["x"].reshape(25, -1).mean(1)
-    got = loop._bpd_metrics(exp, params=None)
+    got = evaluate._bpd_metrics(exp, params=None)
     np.testing.assert_allclose(got["test_bpd"], x.mean(), rtol=1e-6)
     np.testing.assert_allclose(got["test_bpd_stderr"], x.std(ddof=1) / 5.0, rtol=1e-5)
     self.assertEqual(got["test_two"], 2.0)
@@ -92,10 +94,10 @@ class EvalHooksTest(chex.TestCase):
   def test_bpd_without_estimator_is_named(self):
     config = self._experiment(n_test=8)
     config.eval.bpd_num_examples = 4
-    exp = loop.Experiment(config)
+    exp = experiment.Experiment(config)
     exp.method = types.SimpleNamespace()
     with self.assertRaisesRegex(ValueError, "bpd_num_examples"):
-      loop._bpd_metrics(exp, params=None)
+      evaluate._bpd_metrics(exp, params=None)
 
   def test_fd_hook_per_sampler(self):
     config = self._experiment(n_test=8)
@@ -105,10 +107,10 @@ class EvalHooksTest(chex.TestCase):
     config.eval.fd_num_samples = 12
     config.eval.fd_samplers = {"default": {}, "heun": dict(solver="heun", num_steps=2, grid="karras",
                                                           grid_kwargs=dict(sigma_max=80.0))}
-    exp = loop.Experiment(config)
+    exp = experiment.Experiment(config)
     params = exp.method.init(jax.random.PRNGKey(0), exp.example_batch)
     out = self.create_tempdir().full_path
-    got = loop._fd_metrics(exp, params, out, step=7)
+    got = evaluate._fd_metrics(exp, params, out, step=7)
     self.assertEqual(sorted(got), ["fd_fmnist_default", "fd_fmnist_heun", "sample_seconds_default",
                                    "sample_seconds_heun"])
     self.assertTrue(all(np.isfinite(v) for v in got.values()))

@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 
 from diffjax import config_lib
 from diffjax.train import checkpoint
+from diffjax.train import experiment
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,7 +43,7 @@ class ShardingTest(chex.TestCase):
     config = _toy_config(**{"data.batch_size": 16})
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
-      exp = loop.Experiment(config, devices)
+      exp = experiment.Experiment(config, devices)
       state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
       batch = exp.global_batch(0)
       self.assertEqual(len(batch["x"].sharding.device_set), len(devices))
@@ -53,7 +54,7 @@ class ShardingTest(chex.TestCase):
     chex.assert_trees_all_close(results[0], results[1], rtol=2e-5, atol=2e-6)
 
   def test_step_compiles_once(self):
-    exp = loop.Experiment(_toy_config())
+    exp = experiment.Experiment(_toy_config())
     state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
     step = jax.jit(chex.assert_max_traces(exp.train_step, n=1), donate_argnums=0)
     for i in range(3):
@@ -123,7 +124,7 @@ class CheckpointTest(chex.TestCase):
     loop.train_and_evaluate(_toy_config(**{"train.num_steps": 2}), teacher)
     config = _toy_config()
     config.init_from = teacher
-    exp = loop.Experiment(config)
+    exp = experiment.Experiment(config)
     with checkpoint.make_manager(student, config.train) as mngr:
       state = exp.restore_or_init(mngr, student)
     self.assertEqual(int(jax.device_get(state.step)), 0)

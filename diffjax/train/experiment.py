@@ -1,0 +1,117 @@
+"""The Experiment: what train, eval and sample share (mesh, data, Method, optimiser, shardings)."""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from diffjax import data
+from diffjax import methods
+from diffjax.train import checkpoint
+from diffjax.train import sharding
+from diffjax.train import state as state_lib
+
+
+class Experiment:
+  """What train, eval and sample share: mesh, data source, method, optimiser, state shardings."""
+
+  def __init__(self, config: ml_collections.ConfigDict, devices=None):
+    self.config = config
+    self.mesh = sharding.make_mesh(config.mesh.shape, config.mesh.axes, devices)
+    sharding.check_batch_divides(config.data.batch_size, self.mesh)
+    self.dataset = data.make(
+        config.data,
+        seed=config.seed,
+        split="train",
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    self.method = methods.make(config, self.dataset)
+    # Stateful Methods: `init_state()` returns a non-empty pytree, `loss_with_state` advances it.
+    self.stateful = bool(getattr(self.method, "init_state", lambda: None)())
+    self.tx = state_lib.make_optimizer(config.optim)
+    self.example_batch = self.dataset.batch(0)
+    self.state_sharding = jax.tree.map(
+        lambda _: sharding.replicated(self.mesh), jax.eval_shape(self.init_state)
+    )
+
+  def init_state(self) -> state_lib.TrainState:
+    rng_init, rng_train = jax.random.split(jax.random.PRNGKey(self.config.seed))
+    params = self.method.init(rng_init, self.example_batch)
+    method_state = self.method.init_state() if self.stateful else None
+    return state_lib.init_state(params, self.tx, rng_train, method_state)
+
+  def train_step(self, state: state_lib.TrainState, batch: dict):
+    rng = jax.random.fold_in(state.rng, state.step)
+    if self.stateful:  # the Method's own state (not trained) advances with every step
+      grad_fn = jax.value_and_grad(self.method.loss_with_state, has_aux=True)
+      (loss, (metrics, method_state)), grads = grad_fn(state.params, state.method_state, batch, rng)
+    else:
+      grad_fn = jax.value_and_grad(self.method.loss, has_aux=True)
+      (loss, metrics), grads = grad_fn(state.params, batch, rng)
+      method_state = state.method_state
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    decay = state_lib.ema_decay(self.config.optim.ema, state.step, self.config.data.batch_size)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
+    new_state = state.replace(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        ema_params=state_lib.ema_update(state.ema_params, params, decay),
+        method_state=method_state,
+    )
+    return new_state, metrics
+
+  def jit_train_step(self):
+    return jax.jit(
+        self.train_step,
+        in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh)),
+        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+        donate_argnums=0,
+    )
+
+  def global_batch(self, step: int) -> dict:
+    return sharding.to_global(self.dataset.batch(step), self.mesh)
+
+  def restore_or_init(self, mngr: ocp.CheckpointManager, workdir: str) -> state_lib.TrainState:
+    """Resume order: (1) a checkpoint in the workdir, (2) `config.init_from`, (3) fresh init."""
+    abstract = checkpoint.abstract_like(self.init_state, self.state_sharding)
+    step, state = checkpoint.restore_latest(mngr, workdir, abstract)
+    if state is not None:
+      logging.info("resumed from %s at step %d", workdir, step)
+      return state
+    state = jax.jit(self.init_state, out_shardings=self.state_sharding)()
+    if self.config.init_from:
+      # Another run's directory: read it, never move anything in it.
+      step, loaded = checkpoint.restore_dir(self.config.init_from, abstract, move_unreadable=False)
+      if loaded is None:
+        raise ValueError(f"init_from={self.config.init_from!r}: no restorable checkpoint there")
+      logging.info("initialised parameters from %s (step %d)", self.config.init_from, step)
+      state = state.replace(params=loaded.params, ema_params=loaded.ema_params)
+    return state
+
+  def reference_data(self, num: int, split: str | None = None) -> dict:
+    """`num` held-out examples (a fresh draw for infinite sources) as host NumPy arrays, from
+    `split` or `eval.split` (default "test"; ImageNet's labelled held-out split is "validation")."""
+    split = split or self.config.eval.get("split", "test")
+    ds = data.make(self.config.data, seed=self.config.seed + 1, split=split)
+    batches, n, i = [], 0, 0
+    while n < num:
+      batches.append(ds.batch(i))
+      n, i = n + len(batches[-1]["x"]), i + 1
+    return {k: np.concatenate([b[k] for b in batches])[:num] for k in batches[0]}
+
+
+def restore_for_inference(config, workdir: str, devices=None):
+  """(Experiment of `config`, latest checkpoint state in `workdir`, its step)."""
+  exp = Experiment(config, devices)
+  abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
+  step, state = checkpoint.restore_dir(workdir, abstract)
+  if state is None:
+    raise FileNotFoundError(f"--workdir={workdir}: no checkpoint to evaluate; train first (--mode=train)")
+  return exp, state, step
