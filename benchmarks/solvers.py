@@ -71,7 +71,8 @@ def make_problem():
 
 def make_grid(kind, num_steps):
   if kind == "karras":
-    return solvers.grid("karras", num_steps, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX)
+    return solvers.grid("karras", num_steps, schedule=None, sigma_min=SIGMA_MIN,
+                        sigma_max=SIGMA_MAX)
   if num_steps == 1:
     return np.array([SIGMA_MAX, 0.0])
   return np.append(np.exp(np.linspace(np.log(SIGMA_MAX), np.log(SIGMA_MIN), num_steps)), 0.0)

@@ -39,9 +39,9 @@ class ValidationTest(parameterized.TestCase):
 
   def test_unknown_grid_and_option(self):
     with self.assertRaisesRegex(ValueError, "unknown grid 'bogus'.*karras"):
-      solvers.grid("bogus", 5)
+      solvers.grid("bogus", 5, schedule=None)
     with self.assertRaisesRegex(ValueError, "bad option for grid 'karras'"):
-      solvers.grid("karras", 5, sigma_mn=0.1)
+      solvers.grid("karras", 5, schedule=None, sigma_mn=0.1)
     with self.assertRaisesRegex(ValueError, "unknown option 'S_churm' for solver"):
       solvers.solve("edm_stochastic", GAUSS.denoiser, X, np.array([1.0, 0.0]), key=KEY,
                     S_churm=1.0)
@@ -73,7 +73,8 @@ class ValidationTest(parameterized.TestCase):
     got = solvers.grid("karras", 18, schedule=vdm)
     np.testing.assert_allclose(got[[0, -2]], [np.exp(2.5), 0.002], rtol=1e-6)  # σ̃ = e^{-λ/2}
     np.testing.assert_allclose(
-        got, solvers.grid("karras", 18, sigma_max=float(np.exp(2.5))), rtol=1e-6)  # λ in float32
+        got, solvers.grid("karras", 18, schedule=None, sigma_max=float(np.exp(2.5))),
+        rtol=1e-6)  # λ in float32
     cosine = schedules.make("iddpm_cosine", num_timesteps=1000)  # starts at σ̃ = √β_1/(1-β_1)
     low = float(np.sqrt(1 / cosine.alphas_cumprod()[0] - 1))
     np.testing.assert_allclose(solvers.grid("karras", 18, schedule=cosine)[[0, -2]], [80.0, low],
@@ -81,17 +82,19 @@ class ValidationTest(parameterized.TestCase):
     # Schedules that span [0.002, 80] (EDM, flows, the v-prediction cosine) keep EDM's grid.
     for kind in ("edm", "rectified_flow", "cosine"):
       np.testing.assert_allclose(solvers.grid("karras", 18, schedule=schedules.make(kind)),
-                                 solvers.grid("karras", 18), rtol=1e-12, err_msg=kind)
+                                 solvers.grid("karras", 18, schedule=None), rtol=1e-12,
+                                 err_msg=kind)
     with self.assertRaisesRegex(ValueError, "sigma_min < sigma_max"):
       solvers.grid("karras", 18, sigma_min=20.0, schedule=vdm)
 
   def test_bad_grid_values(self):
     with self.assertRaisesRegex(ValueError, "sigma_min < sigma_max"):
-      solvers.grid("karras", 5, sigma_min=2.0, sigma_max=1.0)
-    with self.assertRaisesRegex(ValueError, "needs schedule"):
-      solvers.grid("uniform_t", 5)
+      solvers.grid("karras", 5, schedule=None, sigma_min=2.0, sigma_max=1.0)
+    for name in ("uniform_t", "uniform_logsnr", "quadratic", "time_uniform", "logSNR", "ddim"):
+      with self.assertRaisesRegex(ValueError, f"grid '{name}' .*needs schedule="):
+        solvers.grid(name, 5, schedule=None)
     with self.assertRaisesRegex(ValueError, "num_steps"):
-      solvers.grid("karras", 0)
+      solvers.grid("karras", 0, schedule=None)
     with self.assertRaisesRegex(ValueError, "infinite"):
       solvers.grid("uniform_t", 5, schedule=schedules.make("flow"), t_max=1.0)
 
@@ -134,7 +137,7 @@ class NanReportTest(parameterized.TestCase):
       jax.block_until_ready(run(X))
 
   def test_finite_denoiser_passes(self):
-    _, info = solvers.solve("heun", GAUSS.denoiser, X, solvers.grid("karras", 5),
+    _, info = solvers.solve("heun", GAUSS.denoiser, X, solvers.grid("karras", 5, schedule=None),
                             return_info=True)
     self.assertEqual(int(info["nan_step"]), -1)
     self.assertEqual(info["nfe"], 9)
@@ -150,8 +153,8 @@ def _check_nfe(testcase, name, grids):
     testcase.assertLen(counter, expected, msg=f"{name} on {sigmas}")
 
 
-GRID_ZERO = solvers.grid("karras", 5, sigma_max=10.0)
-GRID_NONZERO = solvers.grid("karras", 5, sigma_max=10.0, append_zero=False)
+GRID_ZERO = solvers.grid("karras", 5, schedule=None, sigma_max=10.0)
+GRID_NONZERO = solvers.grid("karras", 5, schedule=None, sigma_max=10.0, append_zero=False)
 
 
 class NfeTest(parameterized.TestCase):
@@ -190,7 +193,7 @@ class DtypeAndJitTest(parameterized.TestCase):
   def test_float64_state_stays_float64(self):
     with jax.enable_x64(True):
       x = jnp.asarray(X, jnp.float64)
-      sigmas = solvers.grid("karras", 12)  # float64 NumPy
+      sigmas = solvers.grid("karras", 12, schedule=None)  # float64 NumPy
       out64 = solvers.solve("heun", GAUSS.denoiser, x, sigmas)
       out32 = solvers.solve("heun", GAUSS.denoiser, x.astype(jnp.float32), sigmas)
       chex.assert_type(out64, jnp.float64)
@@ -207,7 +210,7 @@ class DtypeAndJitTest(parameterized.TestCase):
 
   @parameterized.parameters("dpmpp_3m", "seeds_2", "deis")
   def test_jit_matches_eager_and_traces_once(self, name):
-    sigmas = solvers.grid("karras", 6, sigma_max=10.0)
+    sigmas = solvers.grid("karras", 6, schedule=None, sigma_max=10.0)
 
     @jax.jit
     @chex.assert_max_traces(n=1)
@@ -222,7 +225,7 @@ class DtypeAndJitTest(parameterized.TestCase):
 
   def test_batch_independence(self):
     """Deterministic solvers act per example: a sub-batch gives the same rows."""
-    sigmas = solvers.grid("karras", 6, sigma_max=10.0)
+    sigmas = solvers.grid("karras", 6, schedule=None, sigma_max=10.0)
     full = solvers.solve("dpm_solver_3", GAUSS.denoiser, X, sigmas)
     part = solvers.solve("dpm_solver_3", GAUSS.denoiser, X[1:3], sigmas)
     chex.assert_trees_all_close(full[1:3], part, atol=1e-6)
@@ -242,12 +245,13 @@ class DtypeAndJitTest(parameterized.TestCase):
 class GridTest(parameterized.TestCase):
 
   def test_karras_closed_form(self):
-    g = solvers.grid("karras", 5, sigma_min=0.1, sigma_max=10.0, rho=3.0)
+    g = solvers.grid("karras", 5, schedule=None, sigma_min=0.1, sigma_max=10.0, rho=3.0)
     i = np.arange(5) / 4
     expected = (10.0 ** (1 / 3) + i * (0.1 ** (1 / 3) - 10.0 ** (1 / 3))) ** 3
     np.testing.assert_allclose(g, np.append(expected, 0.0), rtol=1e-14)
     self.assertEqual(g.dtype, np.float64)
-    g2 = solvers.grid("karras", 5, sigma_min=0.1, sigma_max=10.0, append_zero=False)
+    g2 = solvers.grid("karras", 5, schedule=None, sigma_min=0.1, sigma_max=10.0,
+                      append_zero=False)
     self.assertLen(g2, 6)
     np.testing.assert_allclose(g2[[0, -1]], [10.0, 0.1], rtol=1e-14)
 
@@ -270,15 +274,16 @@ class GridTest(parameterized.TestCase):
     t_end = 1e-3 if steps <= 15 else 1e-4
     sig = lambda t: np.sqrt(np.expm1(0.5 * t**2 * 19.9 + t * 0.1))
     t = np.linspace(1.0, t_end, steps + 1)
-    np.testing.assert_allclose(solvers.grid("time_uniform", steps, append_zero=False), sig(t),
-                               rtol=2e-5)
+    vp = schedules.make("vp", beta_min=0.1, beta_max=20.0, t_min=0.0)
+    np.testing.assert_allclose(solvers.grid("time_uniform", steps, schedule=vp, append_zero=False),
+                               sig(t), rtol=2e-5)
     lam = np.linspace(-np.log(sig(1.0)), -np.log(sig(t_end)), steps + 1)
-    np.testing.assert_allclose(solvers.grid("logSNR", steps, append_zero=False), np.exp(-lam),
-                               rtol=2e-5)
-    self.assertEqual(solvers.grid("logSNR", steps)[-1], 0.0)
+    np.testing.assert_allclose(solvers.grid("logSNR", steps, schedule=vp, append_zero=False),
+                               np.exp(-lam), rtol=2e-5)
+    self.assertEqual(solvers.grid("logSNR", steps, schedule=vp)[-1], 0.0)
 
   def test_user_array(self):
-    g = solvers.grid("array", 2, sigmas=[3.0, 1.0, 0.0])
+    g = solvers.grid("array", 2, schedule=None, sigmas=[3.0, 1.0, 0.0])
     np.testing.assert_array_equal(g, [3.0, 1.0, 0.0])
     with self.assertRaisesRegex(ValueError, "expected num_steps"):
-      solvers.grid("array", 3, sigmas=[3.0, 1.0, 0.0])
+      solvers.grid("array", 3, schedule=None, sigmas=[3.0, 1.0, 0.0])

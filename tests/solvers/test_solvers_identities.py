@@ -52,7 +52,7 @@ class SamplerIdentityTest(parameterized.TestCase):
       self.assertGreater(float(jnp.max(jnp.abs(a - b))), 1e-3)
 
   def test_euler_is_ddim_eta0(self):
-    sigmas = solvers.grid("karras", 10, sigma_max=20.0)
+    sigmas = solvers.grid("karras", 10, schedule=None, sigma_max=20.0)
     with jax.enable_x64(True):
       x = _x_init(sigmas[0])
       chex.assert_trees_all_close(solvers.solve("euler", GMM.denoiser, x, sigmas),
@@ -60,7 +60,7 @@ class SamplerIdentityTest(parameterized.TestCase):
 
   @parameterized.parameters(0.5, 1.0)
   def test_euler_ancestral_is_ddim_eta(self, eta):
-    sigmas = solvers.grid("karras", 10, sigma_max=20.0)
+    sigmas = solvers.grid("karras", 10, schedule=None, sigma_max=20.0)
     with jax.enable_x64(True):
       x, key = _x_init(sigmas[0]), jax.random.key(3)
       chex.assert_trees_all_close(
@@ -68,7 +68,7 @@ class SamplerIdentityTest(parameterized.TestCase):
           solvers.solve("ddim", GMM.denoiser, x, sigmas, key=key, eta=eta), atol=1e-12)
 
   def test_edm_stochastic_without_churn_is_heun(self):
-    sigmas = solvers.grid("karras", 8, sigma_max=20.0)
+    sigmas = solvers.grid("karras", 8, schedule=None, sigma_max=20.0)
     with jax.enable_x64(True):
       x = _x_init(sigmas[0])
       chex.assert_trees_all_close(
@@ -96,7 +96,7 @@ class SamplerIdentityTest(parameterized.TestCase):
         chex.assert_trees_all_close(out, expected, atol=1e-12)
 
   def test_sde_dpmpp_2m_eta0_is_dpmpp_2m(self):
-    sigmas = solvers.grid("karras", 12, sigma_max=20.0)
+    sigmas = solvers.grid("karras", 12, schedule=None, sigma_max=20.0)
     with jax.enable_x64(True):
       x = _x_init(sigmas[0])
       chex.assert_trees_all_close(

@@ -46,7 +46,7 @@ def _reference(dim):
 def _run(gmm, name, num_steps, options):
   x0, _ = gmm.sample(jax.random.key(1), N)
   x_init = x0 + SIGMA_MAX * jax.random.normal(jax.random.key(3), x0.shape)
-  sigmas = solvers.grid("karras", num_steps, sigma_min=0.002, sigma_max=SIGMA_MAX)
+  sigmas = solvers.grid("karras", num_steps, schedule=None, sigma_min=0.002, sigma_max=SIGMA_MAX)
   out = solvers.solve(name, gmm.denoiser, x_init, sigmas, key=jax.random.key(4), **options)
   return np.asarray(out)
 
