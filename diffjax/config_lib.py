@@ -8,7 +8,6 @@ with typed defaults; an unknown key or a value of the wrong type raises ValueErr
 from __future__ import annotations
 
 import ml_collections
-import numpy as np
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -151,8 +150,9 @@ def base(seed: int = 0) -> ml_collections.ConfigDict:
 # U-Nets keep one resolution level and no attention: a second level costs about twice the XLA:CPU
 # compile time of the whole smoke run (measured: 27 s vs 12 s of CPU for EDM's DDPM++), and
 # resampling and attention are tested in tests/models. ("unet", the Fashion-MNIST twins' kind,
-# keeps two levels: at 32×32 one level would put its middle attention on 1024 tokens.) The paper's other options (embeddings, resampling filters,
-# augment_dim, class conditioning, learned variance) stay as the config sets them.
+# keeps two levels: at 32×32 one level would put its middle attention on 1024 tokens.) The paper's
+# other options (embeddings, resampling filters, augment_dim, class conditioning, learned variance)
+# stay as the config sets them.
 _TINY_MODELS = {
     "unet": dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,)),  # Fashion-MNIST
     "ddpm": dict(ch=16, ch_mult=(1,), num_res_blocks=1, attn_resolutions=()),
@@ -279,6 +279,124 @@ def sampler(
   )
 
 
+def edm(
+    *,
+    sigma_data: float = 0.5,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    rho: float = 7.0,
+    conditional: bool = False,
+    solver: str = "heun",
+    num_steps: int = 18,
+    **sample_kwargs,
+) -> dict:
+  """EDM's design (Karras et al. 2022, Table 1) as the `schedule`, `method` and `sample` sections.
+
+  Each constant is given once and reaches every section that uses it:
+  - σ_data: the preconditioning c_skip, c_out, c_in (Eq. 7) and the loss weight
+    λ(σ) = (σ² + σ_data²)/(σ·σ_data)² (`param_kwargs`, `weighting_kwargs`);
+  - P_mean, P_std: the training noise distribution ln σ ~ N(P_mean, P_std²) (`t_sampling_kwargs`)
+    and the weighting w(λ) = p_EDM(λ)·(e^{-λ} + σ_d²)/σ_d², which carries that density so that the
+    importance-weighted loss ½·w/p·‖ε − ε̂‖² is EDM's (`weighting_kwargs`);
+  - σ_min, σ_max, ρ: the `edm` schedule σ(t) = (σ_min^{1/ρ} + t(σ_max^{1/ρ} − σ_min^{1/ρ}))^ρ and
+    the sampler's `karras` grid (Eq. 5).
+
+  Args:
+    sigma_data, p_mean, p_std, sigma_min, sigma_max, rho: EDM's constants (defaults: Table 1).
+    conditional: class-conditional Method.
+    solver, num_steps: the sampler on the ρ-grid (default: Heun, 18 steps = 35 NFE, Alg. 1).
+    **sample_kwargs: the rest of `sampler` (solver_kwargs, batch_size, num_samples, ...).
+
+  Returns:
+    dict(schedule=..., method=..., sample=...), e.g. `config.update(config_lib.edm(...))`.
+  """
+  grid = lambda: dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+  lognormal = lambda: dict(p_mean=p_mean, p_std=p_std)
+  return dict(
+      schedule=dict(kind="edm", **grid()),
+      method=gaussian("edm", "edm", "edm_lognormal", param_kwargs=dict(sigma_data=sigma_data),
+                      weighting_kwargs=dict(sigma_data=sigma_data, **lognormal()),
+                      t_sampling_kwargs=lognormal(), conditional=conditional),
+      sample=sampler(solver, num_steps, "karras", grid_kwargs=grid(), **sample_kwargs),
+  )
+
+
+# The fixed second sampler of the Fashion-MNIST table: EDM's Heun, 18 steps (35 NFE), ρ = 7 grid on
+# σ ∈ [0.002, 80] for every model (VP and flow models are mapped to the σ-frame by the adapter).
+HEUN35 = {k: edm()["sample"][k] for k in ("solver", "num_steps", "grid", "grid_kwargs")}
+
+
+def ddpm(*, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+         solver_kwargs: dict | None = None, **sample_kwargs) -> dict:
+  """DDPM's chain (Ho et al. 2020, §4) as the `schedule`, `method` and `sample` sections.
+
+  The discrete `ddpm` schedule of T = num_timesteps steps (β linear from beta_start to beta_end;
+  node i at t = (i − 1)/(T − 1)); ε-prediction with L_simple (ε-MSE, t uniform) on a network that
+  sees (T − 1)·t = i − 1, the paper's 0-based step index; ancestral sampling (`ddpm`, σ² = β̃)
+  over the T nodes: T steps on the uniform-t grid from t = 1 to t = 0, then x̂₀.
+
+  Args:
+    num_timesteps, beta_start, beta_end: the chain (defaults: the paper's).
+    solver_kwargs: options of the `ddpm` sampler (e.g. clip_denoised).
+    **sample_kwargs: the rest of `sampler` (batch_size, num_samples, ...).
+
+  Returns:
+    dict(schedule=..., method=..., sample=...).
+  """
+  t = int(num_timesteps)
+  return dict(
+      schedule=dict(kind="ddpm", num_timesteps=t, beta_start=beta_start, beta_end=beta_end),
+      method=gaussian("eps", "eps_mse", "uniform", param_kwargs=dict(noise_cond_scale=t - 1.0)),
+      sample=sampler("ddpm", t, "uniform_t", grid_kwargs=dict(t_min=0.0),
+                     solver_kwargs=solver_kwargs, **sample_kwargs),
+  )
+
+
+def vdm(*, schedule: str = "nnet", variance_minimization: bool = True, gamma_min: float = -13.3,
+        gamma_max: float = 5.0, num_features: int = 1024, num_steps: int = 0) -> dict:
+  """VDM (Kingma et al. 2021) as the `schedule` and `method` sections (diffjax/methods/vdm.py).
+
+  VDM writes γ = −λ; γ ∈ [gamma_min, gamma_max] (official CIFAR-10 config: [-13.3, 5]) is both the
+  fixed linear schedule and the learned schedule's initialisation, and sets the network's noise
+  embedding: VDM embeds 1000·(γ − γ_min)/(γ_max − γ_min), here −1000/(γ_max − γ_min)·λ (the offset
+  is a phase the next layer absorbs).
+
+  Args:
+    schedule: "nnet" (monotone network), "linear" (learnable end points, VDM's
+      `learnable_scalar`) or "fixed" (the linear γ, not trained).
+    variance_minimization: train the schedule's shape on the variance of the diffusion loss
+      (App. I.2); False: the released code's plain ELBO gradient.
+    gamma_min, gamma_max: the γ range.
+    num_features: width of the monotone network.
+    num_steps: 0 for continuous time (VDM's sm_n_timesteps = 0), else the discrete T.
+
+  Returns:
+    dict(schedule=..., method=...).
+  """
+  pick(schedule, {"nnet": 0, "linear": 0, "fixed": 0}, key="schedule")
+  return dict(
+      schedule=dict(kind="linear_logsnr", logsnr_lo=-gamma_max, logsnr_hi=-gamma_min),
+      method=dict(
+          kind="vdm",
+          learned_schedule=schedule != "fixed",
+          variance_minimization=variance_minimization,
+          schedule_kwargs=dict(init_logsnr_max=-gamma_min, init_logsnr_min=-gamma_max,
+                               num_features=num_features, nonlinear=schedule == "nnet"),
+          param="eps",
+          param_kwargs=dict(noise_cond="logsnr",
+                            noise_cond_scale=-1000.0 / (gamma_max - gamma_min)),
+          num_steps=num_steps,
+          decoder="vdm",
+          data_grid="ddpm",  # diffjax data are k/127.5 - 1
+          num_bins=256,
+          low_discrepancy=True,
+          conditional=False,
+      ),
+  )
+
+
 def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1,
                num_projections: int = 512,
                *, fd_classifier_dir: str = "", fd_num_samples: int = 10_000,
@@ -299,10 +417,6 @@ def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1,
               bpd_num_examples=bpd_num_examples, bpd_batch_size=bpd_batch_size)
 
 
-# The fixed second sampler of the Fashion-MNIST table: EDM's Heun, 18 steps (35 NFE), ρ = 7 grid on
-# σ ∈ [0.002, 80] for every model (VP and flow models are mapped to the σ-frame by the adapter).
-HEUN35 = dict(solver="heun", num_steps=18, grid="karras",
-              grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0))
 
 
 def mlp(width: int = 256, depth: int = 4, **kwargs) -> dict:
@@ -446,50 +560,9 @@ def grad_clip_for(paper_clip: float, element_shape: tuple[int, ...], paper_loss:
   return float(paper_clip) * factor
 
 
-DDIM_SKIPS = ("uniform", "quadratic")
-
-
-def ddim_timesteps(num_steps: int, skip: str, num_timesteps: int = 1000) -> list[int]:
-  """DDIM's sub-sequence τ of the DDPM chain (Song et al. 2021a, App. D.2), 1-based, decreasing.
-
-  "uniform": τ_i = (i − 1)·c + 1 with c = ⌊T/S⌋ (the official code's `range(0, T, c)`, which has
-  exactly S entries when S divides T); "quadratic": τ_i = ⌊(0.8 T)·((i − 1)/(S − 1))²⌋ + 1 (the
-  official `[int(s) for s in np.linspace(0, sqrt(0.8 T), S) ** 2]`). The code indexes ᾱ at
-  `seq + 1` (`compute_alpha`), hence the 1-based steps. A repeated timestep (quadratic with
-  S ≥ 50 rounds several small ones alike; S = 100 keeps 96) is kept once: a DDIM η = 0 step from
-  a noise level to the same level is the identity, so the samples are the paper's with fewer
-  evaluations.
-  """
-  s, t = int(num_steps), int(num_timesteps)
-  if not 1 <= s <= t:
-    raise ValueError(f"DDIM steps={num_steps}: expected 1 <= steps <= num_timesteps={t}")
-  if skip == "uniform":
-    c = t // s
-    steps = [i * c for i in range(s)]
-  elif skip == "quadratic":
-    if s < 2:
-      raise ValueError("DDIM steps must be >= 2 for the quadratic sub-sequence")
-    steps = [int(v) for v in np.linspace(0.0, np.sqrt(0.8 * t), s) ** 2]
-  else:
-    raise ValueError(f"DDIM skip={skip!r}: expected one of {DDIM_SKIPS}")
-  return [i + 1 for i in sorted(set(steps), reverse=True)]
-
-
-def ddpm_sigmas(timesteps: list[int], num_timesteps: int = 1000, beta_start: float = 1e-4,
-                beta_end: float = 0.02) -> list[float]:
-  """σ̃_i = sqrt((1 − ᾱ_i)/ᾱ_i) of DDPM's linear β chain (Ho et al. 2020, ᾱ_i = ∏_{j≤i}(1 − β_j),
-  β linear from beta_start to beta_end over T steps) at the given 1-based steps, followed by 0:
-  an explicit σ grid (`grid="array"`) for sampling on a DDIM sub-sequence."""
-  t = int(num_timesteps)
-  abar, prod = [], 1.0
-  for j in range(t):
-    prod *= 1.0 - (beta_start + (beta_end - beta_start) * j / (t - 1))
-    abar.append(prod)
-  return [((1.0 - abar[i - 1]) / abar[i - 1]) ** 0.5 for i in timesteps] + [0.0]
-
-
 def ddim_sampler(num_steps: int, skip: str = "uniform", **kwargs) -> dict:
-  """`sample` section: DDIM η = 0 on its sub-sequence of the T = 1000 linear-β DDPM chain."""
-  timesteps = ddim_timesteps(num_steps, skip)
-  return sampler("ddim", len(timesteps), "array", grid_kwargs=dict(sigmas=ddpm_sigmas(timesteps)),
+  """`sample` section: DDIM η = 0 (Song et al. 2021a, Eq. 12) on its S-step sub-sequence of the
+  model's discrete chain (grid `ddim`, `skip` "uniform" or "quadratic"); num_steps is S."""
+  pick(skip, {"uniform": 0, "quadratic": 0}, key="skip")
+  return sampler("ddim", num_steps, "ddim", grid_kwargs=dict(skip=skip),
                  solver_kwargs=dict(eta=0.0), **kwargs)

@@ -1,4 +1,5 @@
-"""config_lib: arg parsing, the paper helpers (DDIM grids, clip scaling, image counts), shrink."""
+"""config_lib: arg parsing, the paper builders (EDM, DDPM, VDM, DDIM), clip scaling, image
+counts, shrink."""
 
 import glob
 import math
@@ -36,61 +37,61 @@ class ParseArgTest(chex.TestCase):
       config_lib.pick("huge", {"default": 1, "smoke": 2})
 
 
-class PaperScheduleHelpersTest(chex.TestCase, parameterized.TestCase):
-  """DDIM sub-sequences, DDPM noise levels, image counts, clip thresholds vs independent answers."""
+class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
+  """The paper builders (EDM, DDPM, VDM, DDIM), image counts, clip thresholds vs independent
+  answers."""
 
-  def test_ddim_uniform_is_every_cth_step(self):
-    # Official code: seq = range(0, 1000, 1000 // S), ᾱ read at seq + 1.
-    for s in (10, 20, 50, 100):
-      want = [i + 1 for i in range(0, 1000, 1000 // s)][::-1]
-      self.assertEqual(config_lib.ddim_timesteps(s, "uniform"), want)
-    self.assertEqual(config_lib.ddim_timesteps(10, "uniform"),
-                     [901, 801, 701, 601, 501, 401, 301, 201, 101, 1])
+  def test_edm_gives_each_constant_to_every_section(self):
+    """σ_data, P_mean/P_std and (σ_min, σ_max, ρ) given once reach the schedule, the weighting, the
+    t-sampler and the sampler's grid; the weighting then makes w/p EDM's loss weight (Eq. 8)."""
+    c = dict(sigma_data=0.7, p_mean=-0.4, p_std=1.5, sigma_min=0.01, sigma_max=50.0, rho=5.0)
+    out = config_lib.edm(**c, solver="euler", num_steps=7, batch_size=3)
+    self.assertEqual(sorted(out), ["method", "sample", "schedule"])
+    grid = dict(sigma_min=0.01, sigma_max=50.0, rho=5.0)
+    self.assertEqual(out["schedule"], dict(kind="edm", **grid))
+    self.assertEqual(out["sample"]["grid_kwargs"], grid)
+    self.assertEqual((out["sample"]["solver"], out["sample"]["num_steps"], out["sample"]["grid"],
+                      out["sample"]["batch_size"]), ("euler", 7, "karras", 3))
+    m = out["method"]
+    self.assertEqual((m["param"], m["weighting"], m["t_sampling"]), ("edm", "edm", "edm_lognormal"))
+    self.assertEqual(m["param_kwargs"], dict(sigma_data=0.7))
+    self.assertEqual(m["t_sampling_kwargs"], dict(p_mean=-0.4, p_std=1.5))
+    w = weighting.make_weighting("edm", **m["weighting_kwargs"])
+    lam = jnp.linspace(-8.0, 8.0, 9)
+    # ln σ ~ N(P_mean, P_std²) and λ = -2 ln σ: p(λ) = N(λ; -2 P_mean, (2 P_std)²).
+    p = jnp.exp(-0.5 * ((lam + 2 * -0.4) / (2 * 1.5)) ** 2) / (2 * 1.5 * math.sqrt(2 * math.pi))
+    chex.assert_trees_all_close(w(lam) / p, (jnp.exp(-lam) + 0.49) / 0.49, rtol=1e-5)
+    self.assertEqual(config_lib.HEUN35, dict(solver="heun", num_steps=18, grid="karras",
+                                             grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0,
+                                                              rho=7.0)))
 
-  def test_ddim_quadratic_matches_the_formula(self):
-    # ⌊(k·sqrt(800)/(S - 1))²⌋ + 1, by plain float arithmetic (not NumPy's linspace).
-    for s in (10, 20):
-      want = sorted({int((k * math.sqrt(800.0) / (s - 1)) ** 2) + 1 for k in range(s)},
-                    reverse=True)
-      self.assertEqual(config_lib.ddim_timesteps(s, "quadratic"), want)
-    self.assertEqual(config_lib.ddim_timesteps(10, "quadratic"),
-                     [801, 633, 484, 356, 247, 159, 89, 40, 10, 1])
-    # S = 100 repeats small steps (k = 0..3 all round to 0, k = 5, 6 to 2, ...): kept once each.
-    steps = config_lib.ddim_timesteps(100, "quadratic")
-    self.assertEqual((len(steps), steps[0], steps[-1]), (96, 801, 1))
-    self.assertEqual(len(steps), len({int((k * math.sqrt(800.0) / 99) ** 2) for k in range(100)}))
-    self.assertTrue(all(a > b for a, b in zip(steps, steps[1:])))
+  def test_ddpm_ties_the_chain_length(self):
+    out = config_lib.ddpm(num_timesteps=4000, solver_kwargs=dict(clip_denoised=True))
+    self.assertEqual(out["schedule"]["num_timesteps"], 4000)
+    self.assertEqual(out["method"]["param_kwargs"], dict(noise_cond_scale=3999.0))  # i - 1
+    self.assertEqual((out["sample"]["solver"], out["sample"]["num_steps"]), ("ddpm", 4000))
+    self.assertEqual(out["sample"]["solver_kwargs"], dict(clip_denoised=True))
 
-  def test_ddim_bad_arguments_name_them(self):
+  def test_vdm_ties_the_gamma_range(self):
+    out = config_lib.vdm(schedule="linear", gamma_min=-10.0, gamma_max=6.0)
+    self.assertEqual(out["schedule"], dict(kind="linear_logsnr", logsnr_lo=-6.0, logsnr_hi=10.0))
+    kw = out["method"]["schedule_kwargs"]
+    self.assertEqual((kw["init_logsnr_min"], kw["init_logsnr_max"], kw["nonlinear"]),
+                     (-6.0, 10.0, False))
+    self.assertEqual(out["method"]["param_kwargs"]["noise_cond_scale"], -1000.0 / 16.0)
+    self.assertFalse(config_lib.vdm(schedule="fixed")["method"]["learned_schedule"])
+    with self.assertRaisesRegex(ValueError, "schedule='cubic'"):
+      config_lib.vdm(schedule="cubic")
+
+  def test_ddim_sampler_names_the_grid(self):
+    sample = config_lib.ddim_sampler(50, "quadratic")
+    self.assertEqual((sample["solver"], sample["num_steps"], sample["grid"]), ("ddim", 50, "ddim"))
+    self.assertEqual((sample["grid_kwargs"], sample["solver_kwargs"]),
+                     (dict(skip="quadratic"), dict(eta=0.0)))
+    sigmas = solvers.grid("ddim", 50, schedule=schedules.make("ddpm"), **sample["grid_kwargs"])
+    self.assertLen(sigmas, 50)  # S = 50 quadratic keeps 49 distinct steps: 49 levels + 0
     with self.assertRaisesRegex(ValueError, "skip='cubic'"):
-      config_lib.ddim_timesteps(10, "cubic")
-    with self.assertRaisesRegex(ValueError, "steps=0"):
-      config_lib.ddim_timesteps(0, "uniform")
-
-  def test_ddpm_sigmas_match_the_discrete_chain(self):
-    chain = schedules.make("ddpm")  # core's DiscreteChain: ᾱ from NumPy's cumprod
-    abar = chain.alphas_cumprod()
-    steps = [1000, 777, 500, 2, 1]
-    got = config_lib.ddpm_sigmas(steps)
-    want = [math.sqrt((1 - abar[i - 1]) / abar[i - 1]) for i in steps] + [0.0]
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-    self.assertAlmostEqual(got[-2], math.sqrt(1e-4 / (1 - 1e-4)), places=13)  # ᾱ_1 = 1 - β_1
-
-  def test_ddim_grid_reproduces_the_papers_update(self):
-    """Config grid + `ddim` solver = DDIM eq. 12 (η = 0) in the VP frame, exact N(0, I) denoiser."""
-    sample = config_lib.ddim_sampler(10, "quadratic")
-    sigmas = np.asarray(sample["grid_kwargs"]["sigmas"])
-    denoiser = lambda x, sigma: x / (1.0 + jnp.reshape(sigma, (-1, 1)) ** 2)
-    x_init = sigmas[0] * jax.random.normal(jax.random.key(0), (4, 3))
-    got = solvers.solve("ddim", denoiser, x_init, jnp.asarray(sigmas, jnp.float32), eta=0.0)
-    abar = np.concatenate([schedules.make("ddpm").alphas_cumprod()[
-        np.asarray(config_lib.ddim_timesteps(10, "quadratic")) - 1], [1.0]])
-    z = np.sqrt(abar[0]) * np.asarray(x_init, np.float64)  # x_T in DDPM's own frame
-    for a, a_prev in zip(abar[:-1], abar[1:]):
-      x0 = np.sqrt(a) * z  # E[x0 | z] for x0 ~ N(0, I): ᾱ-weighted, √ᾱ z / (ᾱ + 1 - ᾱ)
-      eps = (z - np.sqrt(a) * x0) / np.sqrt(1.0 - a)
-      z = np.sqrt(a_prev) * x0 + np.sqrt(1.0 - a_prev) * eps
-    np.testing.assert_allclose(np.asarray(got), z, rtol=2e-4, atol=1e-5)
+      config_lib.ddim_sampler(10, "cubic")
 
   def test_steps_for_images(self):
     self.assertEqual(config_lib.steps_for_images(200e6, 512), 390_625)  # EDM CIFAR-10
@@ -156,11 +157,20 @@ class ShrinkTest(chex.TestCase, parameterized.TestCase):
 
   def test_explicit_grid_keeps_its_ends(self):
     config = _paper_config(config_lib.ddpm_unet())
-    config.sample = config_lib.ddim_sampler(10, "uniform")
-    sigmas = list(config.sample.grid_kwargs.sigmas)
+    sigmas = [float(v) for v in np.linspace(10.0, 1.0, 10)] + [0.0]
+    config.sample = config_lib.sampler("ddim", 10, "array", grid_kwargs=dict(sigmas=sigmas))
     config_lib.shrink(config)
     self.assertEqual(list(config.sample.grid_kwargs.sigmas), [sigmas[0], sigmas[5], 0.0])
-    solvers.grid("array", config.sample.num_steps, **config.sample.grid_kwargs)  # valid grid
+    solvers.grid("array", config.sample.num_steps, schedule=None,
+                 **config.sample.grid_kwargs)  # valid grid
+
+  def test_ddim_grid_shrinks_to_two_steps(self):
+    config = _paper_config(config_lib.ddpm_unet())
+    config.sample = config_lib.ddim_sampler(100, "quadratic")
+    config_lib.shrink(config)
+    got = solvers.grid(config.sample.grid, config.sample.num_steps,
+                       schedule=schedules.make("ddpm"), **config.sample.grid_kwargs)
+    self.assertLen(got, 3)  # DDIM's own S = 2 sub-sequence: steps 801 and 1, then 0
 
   def test_unknown_model_kind_names_it(self):
     config = _paper_config(dict(kind="resnet"))

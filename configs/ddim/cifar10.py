@@ -9,9 +9,10 @@ DDIM trains nothing new: it is the DDPM model (configs/ddpm/cifar10.py, loaded h
 sampled with the η = 0 update (Eq. 12) on a sub-sequence τ of the 1000 DDPM steps. `skip` picks the
 paper's "uniform" (τ_i = (i − 1)·⌊1000/S⌋ + 1) or "quadratic" (τ_i = ⌊800·((i − 1)/(S − 1))²⌋ + 1)
 sub-sequence (App. D.2; the paper reports CIFAR-10 with the quadratic one; not re-verified here),
-S = `steps` ∈ {10, 20, 50, 100} in its Table 1. The σ grid is those nodes' exact
-σ̃ = sqrt((1 − ᾱ_τ)/ᾱ_τ) plus a final step to 0 (= DDIM's last step to x̂₀), `grid="array"`.
-To change S use `:steps=`, not `--config.sample.num_steps` (the grid is explicit).
+S = `steps` ∈ {10, 20, 50, 100} in its Table 1 (`sample.num_steps`). The σ grid (`ddim`) is
+those nodes' exact σ̃ = sqrt((1 − ᾱ_τ)/ᾱ_τ) on the DDPM model's chain plus a final step to 0
+(= DDIM's last step to x̂₀); the quadratic sub-sequence repeats small steps for S ≥ 50, kept once
+(S = 100: 96 steps).
 FID protocol: as DDPM (50 k samples vs the training set, TF Inception); headline η = 0, S = 100:
 FID 4.16 (PAPERS.md, third-party listing).
 """

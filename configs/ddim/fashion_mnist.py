@@ -7,9 +7,8 @@ r"""DDIM (Song et al. 2021, arXiv:2010.02502) on Fashion-MNIST: the DDPM twin, s
 Training is configs/ddpm/fashion_mnist.py unchanged (loaded here, same `size`), so a DDPM workdir
 can be sampled with DDIM directly. Sampling: η = 0 on the paper's "uniform" or "quadratic"
 sub-sequence (`skip`) of the T = 1000 linear-β chain, S = `steps`, at the chain's exact noise levels
-σ̃_τ (see configs/ddim/cifar10.py). The DDPM twin trains on that chain (`ddpm` schedule), so every
-σ̃_τ is one of its trained nodes. As the official DDIM code, no x̂₀ clipping.
-To change S use `:steps=`, not `--config.sample.num_steps`.
+σ̃_τ (grid `ddim`, see configs/ddim/cifar10.py). The DDPM twin trains on that chain (`ddpm`
+schedule), so every σ̃_τ is one of its trained nodes. As the official DDIM code, no x̂₀ clipping.
 
 Evaluation (the same checkpoint as the DDPM row, so no bits/dim here): FD-FMNIST of four
 deterministic samplers, to separate the solver from x̂₀ clipping: DDIM (default) and Heun-35

@@ -26,9 +26,8 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, smoke=False)
   config = config_lib.base()
   config.data = config_lib.cifar10(batch_size=128)
-  config.schedule = dict(kind="ddpm", num_timesteps=1000, beta_start=1e-4, beta_end=0.02)
-  config.method = config_lib.gaussian("eps", "eps_mse", "uniform",
-                                      param_kwargs=dict(noise_cond_scale=999.0))
+  # The T = 1000 linear-β chain, ε-prediction with L_simple, ancestral sampling over its nodes.
+  config.update(config_lib.ddpm(batch_size=1000, num_samples=50_000))
   config.method.random_flip = True  # Ho et al.: random horizontal flips
   config.model = config_lib.ddpm_unet(dropout=0.1)
   config.optim = config_lib.adam(2e-4, warmup_steps=5000,
@@ -36,8 +35,6 @@ def get_config(arg=None):
                                  ema=config_lib.ema_constant(0.9999))
   config.train = config_lib.train(800_000, log_every_steps=1000, ckpt_every_steps=10_000,
                                   sample_every_steps=50_000)
-  config.sample = config_lib.sampler("ddpm", 1000, "uniform_t", grid_kwargs=dict(t_min=0.0),
-                                     batch_size=1000, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   # Bits/dim (`eval.bpd_num_examples`) with σ² = β, the official run's `model_var_type='fixedlarge'`.
   config.eval.bpd_kwargs = dict(var_type="large", num_strata=16)

@@ -17,15 +17,9 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
   config = config_lib.fashion_mnist_twin(
       arg.size,
-      schedule=dict(kind="edm", sigma_min=0.002, sigma_max=80.0, rho=7.0),
-      method=config_lib.gaussian("edm", "edm", "edm_lognormal",
-                                 param_kwargs=dict(sigma_data=0.5),
-                                 weighting_kwargs=dict(sigma_data=0.5),
-                                 t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2)),
+      **config_lib.edm(),  # schedule, method, sample: EDM's CIFAR-10 constants (Table 1)
       optim=config_lib.adam(1e-3, warmup_steps=500, nan_to_num=True,
                             ema=config_lib.ema_halflife(50_000, 0.05)),
-      sample=config_lib.sampler("heun", 18, "karras",
-                                grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0)),
   )
   if arg.smoke:
     config_lib.shrink(config)

@@ -7,7 +7,7 @@ EDM's preconditioning, loss weight and log-normal σ (P_mean = -1.2, P_std = 1.2
 the ρ = 7 grid (18 steps, 35 NFE). σ_data is the data's per-axis standard deviation (2.31 for the
 checkerboard, whose marginals are U[-4, 4)), not EDM's image value 0.5.
 Expected (`demo`, 2500 steps, 2 CPU cores, ~2 min): sliced W2 0.068 against a data-vs-data floor of
-0.054 (5000 samples each; experiments/results/edm_toy2d_demo.md), and a picture in workdirs/demo/eval/.
+0.054 (5000 samples each; experiments/results/edm_toy2d_demo.md), and a picture in <workdir>/eval/.
 EMA 0.995 (a ~200-step window): with 0.999 the 2500-step demo scored 0.168, the early iterates still
 weighing ~20 % in the average.
 """
@@ -25,19 +25,10 @@ def get_config(arg=None):
   sigma_data = config_lib.pick(arg.dataset, SIGMA_DATA, key="dataset")
   config = config_lib.base()
   config.data = dict(name=arg.dataset, batch_size=512)
-  config.schedule = dict(kind="edm", sigma_min=0.002, sigma_max=80.0, rho=7.0)
-  config.method = config_lib.gaussian(
-      "edm", "edm", "edm_lognormal",
-      param_kwargs=dict(sigma_data=sigma_data),
-      weighting_kwargs=dict(sigma_data=sigma_data),
-      t_sampling_kwargs=dict(p_mean=-1.2, p_std=1.2),
-  )
+  config.update(config_lib.edm(sigma_data=sigma_data))  # EDM's other constants: Table 1
   config.model = config_lib.mlp(width=256, depth=4)
   config.optim = config_lib.adam(2e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(num_steps, log_every_steps=500, ckpt_every_steps=1000)
-  config.sample = config_lib.sampler(
-      "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0)
-  )
   config.eval = config_lib.evaluation(num_samples=5000)
   if arg.smoke:
     config_lib.shrink(config)

@@ -37,9 +37,7 @@ def get_config(arg=None):
   config.train = config_lib.train(config_lib.steps_for_images(2500e6, BATCH),
                                   log_every_steps=1000, ckpt_every_steps=5_000,
                                   sample_every_steps=50_000)
-  config.sample = config_lib.sampler(
-      "heun", 18, "karras", grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0),
-      batch_size=500, num_samples=50_000)
+  config.sample = config_lib.sampler(**config_lib.HEUN35, batch_size=500, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
   if arg.smoke:
