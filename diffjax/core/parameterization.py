@@ -145,21 +145,38 @@ class V(Parameterization):
 
 @dataclasses.dataclass(frozen=True)
 class Flow(Parameterization):
-  r"""Velocity u = ε - x (rectified flow, Liu et al. 2022; SD3, Esser et al. 2024, eq. 2-3).
+  r"""Velocity u = (1 - σ_min) ε - x: the flow-matching target (rectified flow, Liu et al. 2022, and
+  SD3, Esser et al. 2024, eq. 2-3, with σ_min = 0; Lipman et al. 2023's OT path, §4.1, σ_min > 0).
 
-  On a flow schedule (α = 1 - t, σ = t) u = dz/dt. From z = αx + σε and u:
-  x̂₀ = (z - σ û)/(α + σ), ε̂ = (z + α û)/(α + σ); valid on any schedule with α + σ > 0.
+  On the flow schedule with the same σ_min (α = 1 - t, σ = σ_min + (1 - σ_min) t) u = dz/dt =
+  α'x + σ'ε. Lipman's conditional OT velocity x_1 - (1 - σ_min) x_0 (their eq. 23; x_1 data, x_0
+  noise, time τ = 1 - t) is -u: the same field, read in the opposite time direction. With
+  c = 1 - σ_min, z = αx + σε and u give x̂₀ = (c z - σ û)/(c α + σ), ε̂ = (z + α û)/(c α + σ),
+  valid on any schedule with c α + σ > 0; u is the path's velocity only when σ_min is the
+  schedule's, so set both (`param_kwargs=dict(sigma_min=...)` next to the schedule's).
+
+  Attributes:
+    sigma_min: the flow schedule's σ_min, in [0, 1). 0 gives u = ε - x.
   """
 
+  sigma_min: float = 0.0
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not 0.0 <= self.sigma_min < 1.0:
+      raise ValueError(f"sigma_min must lie in [0, 1); got {self.sigma_min}.")
+
   def x0_eps(self, raw, z, alpha, sigma):
+    c = 1.0 - self.sigma_min  # exactly 1.0 for σ_min = 0: the products below are then exact
     a, s = bcast(alpha, z), bcast(sigma, z)
-    return (z - s * raw) / (a + s), (z + a * raw) / (a + s)
+    denom = c * a + s
+    return (c * z - s * raw) / denom, (z + a * raw) / denom
 
   def raw_target(self, x, eps, alpha, sigma):
-    return eps - x
+    return (1.0 - self.sigma_min) * eps - x
 
   def eps_scale(self, alpha, sigma):
-    return alpha / (alpha + sigma)
+    return alpha / ((1.0 - self.sigma_min) * alpha + sigma)
 
 
 @dataclasses.dataclass(frozen=True)

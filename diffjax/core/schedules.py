@@ -326,7 +326,9 @@ class Flow(Schedule):
   σ_min = 0 is rectified flow (Liu et al. 2022) and SD3's z = (1 - t) x + t ε (Esser et al. 2024);
   σ_min > 0 is Lipman et al. (2022)'s OT path μ_τ = τ x, σ_τ = 1 - (1 - σ_min) τ written in
   diffjax time t = 1 - τ (Lipman runs τ = 0 at noise). λ = 2 log((1 - t)/σ(t)); λ(1) = -∞, and
-  λ(0) = +∞ when σ_min = 0. α and σ come straight from t, not from λ.
+  λ(0) = +∞ when σ_min = 0. α and σ come straight from t, not from λ. The path's velocity
+  dz/dt = (1 - σ_min) ε - x is the target of `parameterization.Flow(sigma_min=σ_min)`: give the
+  parameterisation the same σ_min.
   """
 
   sigma_min: float = 0.0

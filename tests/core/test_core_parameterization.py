@@ -7,6 +7,7 @@ import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from diffjax.core import losses
 from diffjax.core import parameterization
 from diffjax.core import schedules
 
@@ -19,6 +20,8 @@ SCHEDULES = [
     dict(kind="input_scaled", base=dict(kind="vp"), scale=0.5, normalize=False),
 ]
 KINDS = ["eps", "x0", "v", "edm", "flow"]
+# Every parameterisation, plus flow matching with σ_min > 0 (Lipman et al.'s OT path).
+PARAMS = [dict(kind=k) for k in KINDS] + [dict(kind="flow", sigma_min=0.1)]
 
 
 def _draw(seed, shape=(6, 4, 4, 3)):
@@ -32,9 +35,9 @@ def _draw(seed, shape=(6, 4, 4, 3)):
 
 class ConversionTest(parameterized.TestCase):
 
-  @parameterized.parameters(*KINDS)
-  def test_round_trip_under_every_schedule(self, kind):
-    param = parameterization.make(kind)
+  @parameterized.parameters(*PARAMS)
+  def test_round_trip_under_every_schedule(self, **spec):
+    param = parameterization.make(**spec)
     for i, cfg in enumerate(SCHEDULES):
       schedule = schedules.make(**cfg)
       x, eps, t, raw = _draw(i)
@@ -61,13 +64,13 @@ class ConversionTest(parameterized.TestCase):
       alpha, sigma = schedule.alpha_sigma(t)
       z = alpha[:, None] * x + sigma[:, None] * eps
       scale = 1.0 + jnp.abs(z / alpha[:, None])
-      for kind_a in KINDS:
-        x0_a, eps_a = parameterization.make(kind_a).x0_eps(raw, z, alpha, sigma)
-        for kind_b in KINDS:
-          param_b = parameterization.make(kind_b)
+      for spec_a in PARAMS:
+        x0_a, eps_a = parameterization.make(**spec_a).x0_eps(raw, z, alpha, sigma)
+        for spec_b in PARAMS:
+          param_b = parameterization.make(**spec_b)
           x0_b, eps_b = param_b.x0_eps(param_b.raw_target(x0_a, eps_a, alpha, sigma), z, alpha,
                                        sigma)
-          msg = f"{kind_a}->{kind_b} on {cfg}"
+          msg = f"{spec_a}->{spec_b} on {cfg}"
           np.testing.assert_allclose(x0_b / scale, x0_a / scale, atol=1e-5, err_msg=msg)
           np.testing.assert_allclose(eps_b / scale, eps_a / scale, atol=1e-5, err_msg=msg)
 
@@ -98,6 +101,62 @@ class PaperFormulaTest(absltest.TestCase):
     path = lambda t: (1 - t)[:, None] * x + t[:, None] * eps
     dz_dt = jax.jvp(path, (t,), (jnp.ones_like(t),))[1]
     np.testing.assert_allclose(u, dz_dt, atol=1e-6)
+
+  def test_flow_sigma_min_is_velocity_of_the_ot_path(self):
+    """Lipman et al. 2023's OT path (σ_min > 0): u = (1 - σ_min) ε - x = dz/dt of the schedule,
+    by central differences of z_t = α_t x + σ_t ε in float64 (exact up to rounding: z is linear
+    in t). With σ_min = 0 the target ε - x misses the velocity by σ_min ε."""
+    with jax.enable_x64(True):
+      x, eps, t, _ = (jnp.asarray(a, jnp.float64) for a in _draw(2, (5, 3)))
+      for sigma_min in (1e-4, 0.1, 0.5):
+        schedule = schedules.make("flow", sigma_min=sigma_min)
+        param = parameterization.make("flow", sigma_min=sigma_min)
+        alpha, sigma = schedule.alpha_sigma(t)
+        self.assertEqual(alpha.dtype, jnp.float64)
+        u = param.raw_target(x, eps, alpha, sigma)
+        np.testing.assert_allclose(u, (1.0 - sigma_min) * eps - x, rtol=0, atol=1e-15)
+        z = lambda t: losses.noisy(x, eps, *schedule.alpha_sigma(t))
+        h = 1e-4
+        dz_dt = (z(t + h) - z(t - h)) / (2 * h)
+        np.testing.assert_allclose(u, dz_dt, rtol=0, atol=1e-9, err_msg=f"σ_min={sigma_min}")
+        u_rf = parameterization.make("flow").raw_target(x, eps, alpha, sigma)
+        np.testing.assert_allclose(u_rf - dz_dt, sigma_min * eps, rtol=0, atol=1e-9)
+
+  def test_flow_sigma_min_inverts_exactly(self):
+    """x0_eps ∘ raw_target = id, and raw_target ∘ x0_eps = id with z = α x̂₀ + σ ε̂, for σ_min > 0
+    (float64, so 'exactly' means to rounding); ‖ε - ε̂‖² = b² ‖û - u‖² with b = eps_scale."""
+    with jax.enable_x64(True):
+      x, eps, t, raw = (jnp.asarray(a, jnp.float64) for a in _draw(3, (6, 4)))
+      for sigma_min in (1e-4, 0.1, 0.5):
+        schedule = schedules.make("flow", sigma_min=sigma_min)
+        param = parameterization.make("flow", sigma_min=sigma_min)
+        alpha, sigma = schedule.alpha_sigma(t)
+        z = losses.noisy(x, eps, alpha, sigma)
+        x0_hat, eps_hat = param.x0_eps(param.raw_target(x, eps, alpha, sigma), z, alpha, sigma)
+        np.testing.assert_allclose(x0_hat, x, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(eps_hat, eps, rtol=0, atol=1e-13)
+        # Any network output: the (x̂₀, ε̂) it implies lie on z and reproduce it as the target.
+        x0_r, eps_r = param.x0_eps(raw, z, alpha, sigma)
+        np.testing.assert_allclose(losses.noisy(x0_r, eps_r, alpha, sigma), z, atol=1e-13)
+        np.testing.assert_allclose(param.raw_target(x0_r, eps_r, alpha, sigma), raw, atol=1e-13)
+        b = param.eps_scale(alpha, sigma)[:, None]
+        np.testing.assert_allclose(eps_r - eps, b * (raw - param.raw_target(x, eps, alpha, sigma)),
+                                   atol=1e-13)
+
+  def test_flow_sigma_min_zero_is_bit_identical_to_rectified_flow(self):
+    """σ_min = 0 (the default) keeps the rectified-flow formulas bit for bit, in and out of jit."""
+    x, eps, t, raw = _draw(4, (6, 4))
+    schedule = schedules.make("flow")
+    alpha, sigma = schedule.alpha_sigma(t)
+    z = losses.noisy(x, eps, alpha, sigma)
+    a, s = alpha[:, None], sigma[:, None]
+    for param in (parameterization.make("flow"), parameterization.make("flow", sigma_min=0.0)):
+      for fn in (lambda f: f, jax.jit):
+        np.testing.assert_array_equal(fn(param.raw_target)(x, eps, alpha, sigma), eps - x)
+        x0_hat, eps_hat = fn(param.x0_eps)(raw, z, alpha, sigma)
+        np.testing.assert_array_equal(x0_hat, (z - s * raw) / (a + s))
+        np.testing.assert_array_equal(eps_hat, (z + a * raw) / (a + s))
+        np.testing.assert_array_equal(fn(param.eps_scale)(alpha, sigma), alpha / (alpha + sigma))
 
   def test_edm_coefficients_table_1(self):
     sigma = np.array([0.002, 0.1, 0.5, 2.0, 80.0])
@@ -139,6 +198,9 @@ class ErrorAndTransformTest(chex.TestCase):
       parameterization.make("edm", sigma_dat=0.5)
     with self.assertRaisesRegex(ValueError, "noise_cond"):
       parameterization.make("eps", noise_cond="index")
+    for bad in (-0.1, 1.0):
+      with self.assertRaisesRegex(ValueError, "sigma_min"):
+        parameterization.make("flow", sigma_min=bad)
 
   def test_mismatched_shapes(self):
     with self.assertRaisesRegex(ValueError, "per-example"):

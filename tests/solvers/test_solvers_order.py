@@ -30,10 +30,20 @@ def _lin_grid(hi, lo):
   return lambda n: np.linspace(hi, lo, n + 1)
 
 
+def _karras_grid(hi, lo, rho=7.0):
+  """EDM's grid (Karras et al. 2022, Eq. 5), non-uniform in σ, ending at lo (no final step to 0,
+  whose length σ_min would not shrink with n)."""
+  ramp = lambda n: np.linspace(0.0, 1.0, n + 1)
+  return lambda n: (hi ** (1 / rho) + ramp(n) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+
+
 # name, options, grid, step counts, expected slope. Exponential integrators and Heun use a grid
 # uniform in log σ (= uniform λ). Multistep methods whose lower-order start dominates use grids on
-# which the start is hard (their asymptotic regime). Fixed-weight Adams–Bashforth methods (iPNDM,
-# PLMS, PNDM) assume equal steps, so they get a grid uniform in σ.
+# which the start is hard (their asymptotic regime). The Adams–Bashforth methods (iPNDM, PLMS,
+# PNDM) run on a grid uniform in σ, where their weights are the classical equal-step ones, and on
+# the Karras grid, where PLMS/PNDM need variable-step weights to keep their order; with the paper's
+# equal-step weights (equal_steps=True) they fall to order 2 there. iPNDM keeps the equal-step
+# weights: its Euler start makes it order 2 on any grid.
 CASES = (
     ("euler", {}, _log_grid(10.0, 0.1), (64, 128), 1),
     ("heun", {}, _log_grid(10.0, 0.1), (64, 128), 2),
@@ -47,6 +57,14 @@ CASES = (
     ("ipndm", {}, _lin_grid(1.5, 0.3), (256, 512), 2),
     ("plms", {}, _lin_grid(1.5, 0.3), (256, 512), 3),
     ("pndm", {}, _lin_grid(1.5, 0.3), (128, 256), 4),
+    ("ipndm", {}, _karras_grid(3.0, 0.1), (128, 256), 2),
+    ("plms", {}, _karras_grid(3.0, 0.1), (128, 256), 3),
+    ("pndm", {}, _karras_grid(3.0, 0.1), (128, 256), 4),
+)
+# Not the registered order: the paper's equal-step weights on a non-uniform grid.
+EQUAL_STEP_CASES = (
+    ("plms", {"equal_steps": True}, _karras_grid(3.0, 0.1), (128, 256), 2),
+    ("pndm", {"equal_steps": True}, _karras_grid(3.0, 0.1), (128, 256), 2),
 )
 
 
@@ -73,6 +91,25 @@ class OrderTest(parameterized.TestCase):
     self.assertTrue(np.all(np.isfinite(slopes)), msg=f"{name}: errors {errs}")
     np.testing.assert_allclose(slopes[-1], order, atol=0.3, err_msg=f"{name}: errors {errs}")
     self.assertEqual(solvers.SOLVERS[name].order, order)
+
+  @parameterized.parameters(*EQUAL_STEP_CASES)
+  def test_equal_step_weights_lose_order_on_karras_grid(self, name, options, make_grid, steps,
+                                                         order):
+    with jax.enable_x64(True):
+      errs = _errors(name, options, make_grid, steps)
+    slopes = -np.diff(np.log2(errs))
+    np.testing.assert_allclose(slopes[-1], order, atol=0.3, err_msg=f"{name}: errors {errs}")
+
+  @parameterized.parameters("plms", "pndm")
+  def test_variable_step_weights_are_classical_on_uniform_grid(self, name):
+    """On equal σ steps the variable-step weights are PNDM Eq. 12's, up to rounding."""
+    with jax.enable_x64(True):
+      x = 3.0 * jax.random.normal(jax.random.key(0), (8, 3), jnp.float64)
+      gauss = testing.gaussian(MEAN, STD)
+      sigmas = np.linspace(1.5, 0.3, 13)
+      variable = solvers.solve(name, gauss.denoiser, x, sigmas)
+      equal = solvers.solve(name, gauss.denoiser, x, sigmas, equal_steps=True)
+      np.testing.assert_allclose(np.asarray(variable), np.asarray(equal), rtol=0, atol=1e-13)
 
   def test_adaptive_meets_tolerance(self):
     with jax.enable_x64(True):
@@ -123,6 +160,17 @@ class FormulaOrderTest(parameterized.TestCase):
         approx = float(jnp.sum(c * taus**degree))
         exact = (0.6 ** (degree + 1) - 1.0) / (degree + 1)
         np.testing.assert_allclose(approx, exact, rtol=1e-12, atol=1e-14)
+
+  @parameterized.parameters(1, 2, 3, 4)
+  def test_lagrange_coefficients_reduce_to_adams_bashforth_on_equal_steps(self, k):
+    """History at σ + j h, step to σ - h: C_j = -h b_j with b_j the equal-step AB-k weights."""
+    with jax.enable_x64(True):
+      h = 0.1
+      taus = jnp.asarray(0.7 + h * np.arange(4)[:k], jnp.float64)
+      c = multistep._lagrange_coeffs(jnp.float64(0.7), jnp.float64(0.7 - h), taus, k,
+                                     lambda s: s)
+      np.testing.assert_allclose(np.asarray(c), -h * np.array(multistep._AB[k - 1]),
+                                 rtol=1e-12, atol=1e-15)
 
   @parameterized.parameters(1, 2, 3, 4)
   def test_adams_bashforth_weights_are_exact_for_polynomials(self, k):
