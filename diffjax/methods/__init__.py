@@ -1,15 +1,19 @@
-"""Method families the training loop drives; `methods.make(config, dataset)` picks one by `method.kind`."""
+"""Method families the training loop drives; `methods.make(config, dataset)` picks one by `method.kind`.
+
+The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
+"""
 
 from diffjax.methods import gaussian
 from diffjax.methods import vdm
-from diffjax.methods.base import sample_in_batches
+from diffjax.methods.base import Method
+from diffjax.methods.sampling import sample_in_batches
 
-__all__ = ["METHODS", "make", "sample_in_batches"]
+__all__ = ["METHODS", "Method", "make", "sample_in_batches"]
 
 METHODS = {"gaussian": gaussian.GaussianDiffusion, "vdm": vdm.VDM}
 
 
-def make(config, dataset):
+def make(config, dataset) -> Method:
   """The Method that `config.method.kind` names, for data like `dataset` (shape, classes)."""
   kind = config.method.kind
   if kind not in METHODS:

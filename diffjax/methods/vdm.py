@@ -32,20 +32,18 @@ Config sections read here:
                                       num_features=1024, nonlinear=True),
                  param="eps", param_kwargs={}, num_steps=0 (0: continuous time), decoder="vdm",
                  data_grid="ddpm", num_bins=256, low_discrepancy=True, conditional=False)
-  sample:   as GaussianDiffusion (solver, num_steps, grid, grid_kwargs, solver_kwargs, batch_size)
+  sample:   read by `methods.sampling` (grids in t or λ use the learned schedule)
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffjax import models
 from diffjax import solvers
 from diffjax.core import learned
 from diffjax.core import likelihood
@@ -53,7 +51,6 @@ from diffjax.core import parameterization
 from diffjax.core import schedules
 from diffjax.core import weighting
 from diffjax.methods import base
-from diffjax.metrics import wasserstein
 
 ENDPOINTS = ("logsnr_max", "logsnr_min")  # LearnedLogSNR's end-point parameters: ELBO gradient
 
@@ -108,14 +105,14 @@ def _routed_bwd(sched_fn, diff_fn, bpd_scale, residuals, cotangent):
 variance_routed_loss.defvjp(_routed_fwd, _routed_bwd)
 
 
-class VDM:
+class VDM(base.Method):
   """The Method for VDM. Immutable after construction; all methods are pure."""
 
+  has_bpd = True  # the continuous-time ELBO on the model's own schedule
+
   def __init__(self, config, *, element_shape: tuple[int, ...], num_classes: int = 0):
+    self.setup_common(config, element_shape, num_classes)
     mcfg = config.method
-    self.config = config
-    self.element_shape = tuple(element_shape)
-    self.conditional, self.num_classes = base.conditioning(mcfg, num_classes)
     self.learned_schedule = bool(mcfg.get("learned_schedule", True))
     self.variance_minimization = bool(mcfg.get("variance_minimization", True))
     if self.learned_schedule:
@@ -143,15 +140,10 @@ class VDM:
                        f"got {self.data_grid!r}")
     self.num_bins = int(mcfg.get("num_bins", 256))
     self.low_discrepancy = bool(mcfg.get("low_discrepancy", True))
-    model_cfg = dict(config.model)
-    if self.conditional:
-      model_cfg["num_classes"] = self.num_classes
-    self.model = models.make(model_cfg)
-    self._sample_jit = jax.jit(self._sample, static_argnames=("num", "solver", "solver_kwargs"))
 
   # -- parameters ----------------------------------------------------------------------------------
 
-  def schedule(self, params):
+  def schedule(self, params=None):
     """The schedule (diffjax schedule protocol) that `params` define: bound learned or fixed."""
     if self.schedule_module is None:
       return self.fixed_schedule
@@ -159,25 +151,12 @@ class VDM:
 
   def raw_fn(self, model_params, label=None, *, train=False, rng=None):
     """`raw_fn(z_in, noise_cond) -> raw` of the network with fixed params/labels."""
-    rngs = {"dropout": rng} if train else {}
-
-    def fn(z_in, noise_cond):
-      return self.model.apply({"params": model_params}, z_in, noise_cond, label, train=train,
-                              rngs=rngs)
-
-    return fn
-
-  def _labels(self, batch):
-    return base.batch_labels(self.conditional, batch)
+    return self.network_fn(model_params, label, train=train, rng=rng)
 
   def init(self, rng: jax.Array, example_batch: dict):
     """{"model": network params, "schedule": LearnedLogSNR params (learned schedules only)}."""
     rng_model, rng_sched = jax.random.split(rng)
-    x = jnp.asarray(example_batch["x"])
-    variables = self.model.init({"params": rng_model, "dropout": rng_model}, x,
-                                jnp.ones(x.shape[:1], jnp.float32), self._labels(example_batch),
-                                train=False)
-    params = {"model": variables["params"]}
+    params = {"model": self.init_network(rng_model, example_batch)}
     if self.schedule_module is not None:
       params["schedule"] = self.schedule_module.init(rng_sched, jnp.zeros((1,)))["params"]
     return params
@@ -259,7 +238,7 @@ class VDM:
   def loss(self, params, batch: dict, rng: jax.Array):
     """Mean ELBO in bits/dim (VDM's training loss) and its terms, schedule end points, variance."""
     rng_loss, rng_drop = jax.random.split(rng)
-    bpd, terms = self.elbo(params, batch["x"], rng_loss, self._labels(batch), dropout_rng=rng_drop,
+    bpd, terms = self.elbo(params, batch["x"], rng_loss, self.labels(batch), dropout_rng=rng_drop,
                            route_gradients=self.variance_minimization)
     metrics = {f"bpd_{k}": jnp.mean(v) for k, v in terms.items()}
     metrics["bpd_diffusion_var"] = jnp.var(terms["diffusion"])
@@ -286,56 +265,8 @@ class VDM:
 
   # -- sampling ------------------------------------------------------------------------------------
 
-  def sigmas(self, params, num_steps: int, grid: str, grid_kwargs: dict | None = None):
-    """σ grid `solvers.grid(grid, num_steps, **grid_kwargs)`; grids in t or λ use the schedule
-    that `params` define, evaluated on the host (params must be concrete)."""
-    kwargs = dict(self.config.sample.get("grid_kwargs", {}) if grid_kwargs is None else grid_kwargs)
-    grid_fn = solvers.GRIDS.get(grid)  # unknown names: solvers.grid raises, naming them
-    if grid_fn is not None and "schedule" in inspect.signature(grid_fn).parameters:
-      host = ({} if self.schedule_module is None
-              else {"schedule": jax.device_get(params["schedule"])})
-      kwargs.setdefault("schedule", self.schedule(host))
-    return solvers.grid(grid, num_steps, **kwargs)
-
-  def _sample(self, params, rng, sigmas, *, num, solver, solver_kwargs=(), label=None):
-    rng_init, rng_solve = jax.random.split(rng)
-    x_init = sigmas[0] * jax.random.normal(rng_init, (num,) + self.element_shape)
-    den = solvers.adapters.from_raw(self.raw_fn(params["model"], label), self.schedule(params),
-                                    self.param)
-    return solvers.solve(solver, den, x_init, sigmas, key=rng_solve, **dict(solver_kwargs))
-
-  def sample(self, params, rng: jax.Array, num: int, **overrides):
-    """`num` samples `[num, *element_shape]` with the config's solver on the model's (learned)
-    schedule; VDM's own sampler is `ddpm` (β̃, = VDM's `sample` step) on the `uniform_t` grid
-    with t_min=0 and T+1 levels.
-
-    Overrides: solver, num_steps, grid, grid_kwargs, solver_kwargs, label ([num] int32; default:
-    uniformly drawn classes for conditional models). Overriding `solver` (`grid`) drops the
-    config's solver_kwargs (grid_kwargs) unless they are overridden too.
-    """
-    scfg = self.config.sample
-    label = overrides.pop("label", None)
-    if self.conditional and label is None:
-      label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
-    kwargs = base.sample_settings(scfg, overrides)
-    sigmas = jnp.asarray(self.sigmas(params, int(kwargs["num_steps"]), kwargs["grid"],
-                                     kwargs["grid_kwargs"]))
-    solver_kwargs = tuple(sorted(dict(kwargs["solver_kwargs"]).items()))  # hashable: a static arg
-    return self._sample_jit(params, rng, sigmas, num=num, solver=kwargs["solver"],
-                            solver_kwargs=solver_kwargs, label=label)
-
-  # -- evaluation ----------------------------------------------------------------------------------
-
-  def evaluate(self, params, rng: jax.Array, reference: dict):
-    """Sliced Wasserstein-2 of samples to held-out data, with the data-vs-data floor (as
-    GaussianDiffusion.evaluate): samples against the first half of `reference["x"]`."""
-    ref = np.asarray(reference["x"], np.float32)
-    n = len(ref) // 2
-    rng_sample, rng_proj = jax.random.split(rng)
-    samples = base.sample_in_batches(self, params, rng_sample, n,
-                                     int(self.config.sample.batch_size))
-    flat = lambda a: a.reshape(n, -1)  # pylint: disable=unnecessary-lambda-assignment
-    num_proj = int(self.config.eval.get("num_projections", 512))
-    sw = wasserstein.sliced_wasserstein(flat(samples), flat(ref[:n]), rng_proj, num_proj)
-    floor = wasserstein.sliced_wasserstein(flat(ref[n:2 * n]), flat(ref[:n]), rng_proj, num_proj)
-    return {"sliced_w2": float(sw), "sliced_w2_data_floor": float(floor)}, samples
+  def denoiser(self, params, label=None):
+    """σ-frame denoiser D(x, σ) on the model's (learned) schedule. VDM's own sampler is `ddpm`
+    (β̃, = VDM's `sample` step) on the `uniform_t` grid with t_min=0 and T+1 levels."""
+    return solvers.adapters.from_raw(self.raw_fn(params["model"], label), self.schedule(params),
+                                     self.param)

@@ -31,8 +31,6 @@ class Experiment:
         process_count=jax.process_count(),
     )
     self.method = methods.make(config, self.dataset)
-    # Stateful Methods: `init_state()` returns a non-empty pytree, `loss_with_state` advances it.
-    self.stateful = bool(getattr(self.method, "init_state", lambda: None)())
     self.tx = state_lib.make_optimizer(config.optim)
     self.example_batch = self.dataset.batch(0)
     self.state_sharding = jax.tree.map(
@@ -42,18 +40,13 @@ class Experiment:
   def init_state(self) -> state_lib.TrainState:
     rng_init, rng_train = jax.random.split(jax.random.PRNGKey(self.config.seed))
     params = self.method.init(rng_init, self.example_batch)
-    method_state = self.method.init_state() if self.stateful else None
-    return state_lib.init_state(params, self.tx, rng_train, method_state)
+    return state_lib.init_state(params, self.tx, rng_train, self.method.init_state())
 
   def train_step(self, state: state_lib.TrainState, batch: dict):
     rng = jax.random.fold_in(state.rng, state.step)
-    if self.stateful:  # the Method's own state (not trained) advances with every step
-      grad_fn = jax.value_and_grad(self.method.loss_with_state, has_aux=True)
-      (loss, (metrics, method_state)), grads = grad_fn(state.params, state.method_state, batch, rng)
-    else:
-      grad_fn = jax.value_and_grad(self.method.loss, has_aux=True)
-      (loss, metrics), grads = grad_fn(state.params, batch, rng)
-      method_state = state.method_state
+    # The Method's own state (not trained; stateless Methods pass it through) advances with the step.
+    grad_fn = jax.value_and_grad(self.method.loss_with_state, has_aux=True)
+    (loss, (metrics, method_state)), grads = grad_fn(state.params, state.method_state, batch, rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     decay = state_lib.ema_decay(self.config.optim.ema, state.step, self.config.data.batch_size)

@@ -41,10 +41,10 @@ class AdaptiveStateTest(chex.TestCase):
     adaptive = method.t_sampler
     per, aux = losses.weighted_loss(
         method.mean_raw_fn(params, train=True, rng=rng_drop), x, rng_loss,
-        schedule=method.schedule, param=method.param, weight_fn=method.weight_fn,
+        schedule=method.schedule(), param=method.param, weight_fn=method.weight_fn,
         t_sampler=lambda k, b, s: adaptive.sample(state["t_sampler"], k, b, s))
     np.testing.assert_allclose(float(loss), float(jnp.mean(per)), rtol=1e-6)
-    want = adaptive.update(state["t_sampler"], aux["logsnr"], aux["integrand"], method.schedule)
+    want = adaptive.update(state["t_sampler"], aux["logsnr"], aux["integrand"], method.schedule())
     chex.assert_trees_all_close(new, {"t_sampler": want}, rtol=1e-6)
     self.assertGreater(float(jnp.max(jnp.abs(new["t_sampler"]["ema"] - state["t_sampler"]["ema"]))),
                        1e-3)

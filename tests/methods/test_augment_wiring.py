@@ -54,7 +54,7 @@ class AugmentWiringTest(chex.TestCase):
 
     def expected(x, aug):
       per, _ = losses.weighted_loss(method.raw_fn(params, train=True, rng=rng_drop, augment_labels=aug),
-                                    x, rng_loss, schedule=method.schedule, param=method.param,
+                                    x, rng_loss, schedule=method.schedule(), param=method.param,
                                     weight_fn=method.weight_fn, t_sampler=method.t_sampler)
       return float(jnp.mean(per))
 

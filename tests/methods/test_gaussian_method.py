@@ -10,6 +10,7 @@ from absl.testing import parameterized
 
 from diffjax import config_lib
 from diffjax import methods
+from diffjax.methods import sampling
 from diffjax import solvers
 from diffjax.core import schedules
 
@@ -29,14 +30,14 @@ class GridTest(chex.TestCase, parameterized.TestCase):
   def test_grid_uses_the_model_schedule(self, name):
     config = config_lib.load(CONFIG, "smoke")
     method = methods.make(config, _Data())
-    got = method.sigmas(5, name)
-    kwargs = {} if name == "karras" else {"schedule": schedules.make(**config.schedule)}
-    np.testing.assert_array_equal(got, solvers.grid(name, 5, **kwargs))
+    got = sampling.sigmas(method, None, 5, name)
+    np.testing.assert_array_equal(
+        got, solvers.grid(name, 5, schedule=schedules.make(**config.schedule)))
 
   def test_unknown_grid_is_named(self):
     method = methods.make(config_lib.load(CONFIG, "smoke"), _Data())
     with self.assertRaisesRegex(ValueError, "'nope'"):
-      method.sigmas(5, "nope")
+      sampling.sigmas(method, None, 5, "nope")
 
 
 class ClipDenoisedTest(chex.TestCase):
@@ -52,7 +53,7 @@ class ClipDenoisedTest(chex.TestCase):
               grid_kwargs=dict(sigma_min=1.0, sigma_max=5.0))
     free = method.sample(params, rng, 64, **kw)
     clipped = method.sample(params, rng, 64, **kw, solver_kwargs=dict(clip_denoised=True))
-    sig = np.asarray(method.sigmas(2, "karras", kw["grid_kwargs"]))
+    sig = np.asarray(sampling.sigmas(method, None, 2, "karras", kw["grid_kwargs"]))
     den = method.denoiser(params)
     x = sig[0] * jax.random.normal(jax.random.split(rng)[0], (64, 2))
     d0 = jnp.clip(den(x, jnp.full((64,), sig[0])), -1, 1)

@@ -27,6 +27,7 @@ from diffjax.core import schedules
 from diffjax.core import weighting
 from diffjax.methods import gaussian
 from diffjax.methods import iddpm
+from diffjax.methods import sampling
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPS_PARAM = parameterization.make("eps")
@@ -330,7 +331,7 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     rng = jax.random.key(1)
     m, params = self._method(objective="iddpm_hybrid", objective_kwargs=dict(lambda_vlb=0.001))
     m0, _ = self._method(objective="iddpm_hybrid", objective_kwargs=dict(lambda_vlb=0.0))
-    self.assertEqual(m.chain_steps(), 19)
+    self.assertEqual(m.chain.num_steps(), 19)
     (k, b), (k0, b0) = (self._out_grads(mm, params, {"x": X_TOY}, rng) for mm in (m, m0))
     # Output units 0..1 are the mean, 2..3 the variance (learn_sigma doubles the last axis).
     np.testing.assert_allclose(k[:, :2] - k0[:, :2], 0.0, atol=1e-9)
@@ -382,7 +383,7 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     rng = jax.random.key(6)
     rng_loss, rng_drop = jax.random.split(rng)
     want, _ = losses.weighted_loss(m.mean_raw_fn(params, train=True, rng=rng_drop), X_TOY,
-                                   rng_loss, schedule=m.schedule, param=m.param,
+                                   rng_loss, schedule=m.schedule(), param=m.param,
                                    weight_fn=m.weight_fn, t_sampler=m.t_sampler, eps=eps)
     got, _ = m.loss(params, {"x": X_TOY, "eps": eps}, rng)
     np.testing.assert_allclose(got, jnp.mean(want), rtol=1e-6)
@@ -401,7 +402,7 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     want = iddpm.iddpm_ancestral(
         m.raw_fn(params), jax.random.normal(rng_init, (8, 2)), rng_solve,
         t=jnp.asarray(kept / 19, jnp.float32),
-        chain=iddpm.respaced_chain(m.schedule.alphas_cumprod()[kept]), param=m.param,
+        chain=iddpm.respaced_chain(m.schedule().alphas_cumprod()[kept]), param=m.param,
         clip_x0=True)
     np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-5)
     out = jax.jit(m.bpd)(params, jax.random.key(8), X_TOY)
@@ -458,19 +459,19 @@ class ConfigTest(chex.TestCase):
       self.assertEqual(config.eval.bpd_kwargs.var_type, "large")  # run_cifar.py: fixedlarge
     # The sampler visits exactly the chain's 1000 nodes.
     m = methods.make(fm, _Toy())
-    sig = m.sigmas(1000, fm.sample.grid, fm.sample.grid_kwargs)[:-1]
-    want = np.sqrt(1 / m.schedule.alphas_cumprod() - 1)[::-1]
+    sig = sampling.sigmas(m, None, 1000, fm.sample.grid, fm.sample.grid_kwargs)[:-1]
+    want = np.sqrt(1 / m.schedule().alphas_cumprod() - 1)[::-1]
     np.testing.assert_allclose(sig, want, rtol=1e-4)
 
   def test_ddim_twin_steps_on_trained_nodes(self):
     """DDIM's sub-sequence σ̃_τ are nodes τ of the twin's chain: the network sees 999·t = τ − 1."""
     config = config_lib.load(os.path.join(REPO, "configs", "ddim", "fashion_mnist.py"))
     m = methods.make(config, _Toy())
-    sig = np.asarray(m.sigmas(config.sample.num_steps, config.sample.grid,
+    sig = np.asarray(sampling.sigmas(m, None, config.sample.num_steps, config.sample.grid,
                               config.sample.grid_kwargs))
     self.assertEqual(sig[-1], 0.0)
-    taus = np.asarray(config_lib.ddim_timesteps(100, "quadratic"))
-    t = np.asarray(m.schedule.t_from_logsnr(jnp.asarray(-2 * np.log(sig[:-1]))))
+    taus = np.asarray(solvers.grids.ddim_timesteps(100, "quadratic"))
+    t = np.asarray(m.schedule().t_from_logsnr(jnp.asarray(-2 * np.log(sig[:-1]))))
     np.testing.assert_allclose(999 * t, taus - 1, atol=2e-2)
     self.assertEqual(config.eval.bpd_num_examples, 0)
     samplers = {k: v.to_dict() for k, v in config.eval.fd_samplers.items()}

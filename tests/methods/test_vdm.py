@@ -13,6 +13,7 @@ import pytest
 from absl.testing import parameterized
 
 from diffjax import methods
+from diffjax.methods import sampling
 from diffjax.core import gaussian_reference
 from diffjax.core import likelihood
 from diffjax.methods import vdm
@@ -251,7 +252,7 @@ class TrainingAndSamplingTest(chex.TestCase):
   def test_sampling_grid_is_the_learned_schedule(self):
     method = methods.make(_config(), _Data())
     params = _perturb_schedule(method.init(jax.random.key(0), {"x": _pixels(2)}))
-    sigmas = method.sigmas(params, 11, "uniform_t", dict(t_min=0.0))
+    sigmas = sampling.sigmas(method, params, 11, "uniform_t", dict(t_min=0.0))
     t = np.linspace(1.0, 0.0, 11)
     lam = np.asarray(method.schedule(params).logsnr(jnp.asarray(t, jnp.float32)))
     np.testing.assert_allclose(sigmas[:-1], np.exp(-0.5 * lam), rtol=1e-5)
@@ -264,7 +265,7 @@ class TrainingAndSamplingTest(chex.TestCase):
     # EDM's Heun on VDM: σ̃_max is the learned schedule's exp(-λ_min/2) (≈ 12 at VDM's init), not 80.
     method = methods.make(_config(), _Data())
     params = _perturb_schedule(method.init(jax.random.key(0), {"x": _pixels(2)}))
-    sigmas = method.sigmas(params, 18, "karras", dict(sigma_min=0.002, sigma_max=80.0, rho=7.0))
+    sigmas = sampling.sigmas(method, params, 18, "karras", dict(sigma_min=0.002, sigma_max=80.0, rho=7.0))
     want_max = float(np.exp(-0.5 * params["schedule"]["logsnr_min"]))
     self.assertLess(want_max, 80.0)
     np.testing.assert_allclose(sigmas[0], want_max, rtol=1e-5)

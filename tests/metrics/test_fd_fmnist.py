@@ -84,9 +84,9 @@ class EvalHooksTest(chex.TestCase):
     exp = experiment.Experiment(config)
     # A stand-in method whose "bpd" is the image mean: the expected value is known exactly.
     exp.method = types.SimpleNamespace(
-        bpd=lambda params, rng, x: {"bpd": x.reshape(len(x), -1).mean(1), "two": 2.0 + 0 * x[:, 0, 0, 0]})
+        has_bpd=True, bpd=lambda params, rng, x: {"bpd": x.reshape(len(x), -1).mean(1), "two": 2.0 + 0 * x[:, 0, 0, 0]})
     x = exp.reference_data(25)["x"].reshape(25, -1).mean(1)
-    got = evaluate._bpd_metrics(exp, params=None)
+    got = evaluate.bpd_metrics(evaluate.Context(exp, params=None, step=0, out=None))
     np.testing.assert_allclose(got["test_bpd"], x.mean(), rtol=1e-6)
     np.testing.assert_allclose(got["test_bpd_stderr"], x.std(ddof=1) / 5.0, rtol=1e-5)
     self.assertEqual(got["test_two"], 2.0)
@@ -95,9 +95,9 @@ class EvalHooksTest(chex.TestCase):
     config = self._experiment(n_test=8)
     config.eval.bpd_num_examples = 4
     exp = experiment.Experiment(config)
-    exp.method = types.SimpleNamespace()
+    exp.method = types.SimpleNamespace(has_bpd=False)
     with self.assertRaisesRegex(ValueError, "bpd_num_examples"):
-      evaluate._bpd_metrics(exp, params=None)
+      evaluate.bpd_metrics(evaluate.Context(exp, params=None, step=0, out=None))
 
   def test_fd_hook_per_sampler(self):
     config = self._experiment(n_test=8)
@@ -110,7 +110,7 @@ class EvalHooksTest(chex.TestCase):
     exp = experiment.Experiment(config)
     params = exp.method.init(jax.random.PRNGKey(0), exp.example_batch)
     out = self.create_tempdir().full_path
-    got = evaluate._fd_metrics(exp, params, out, step=7)
+    got = evaluate.fd_metrics(evaluate.Context(exp, params, step=7, out=out))
     self.assertEqual(sorted(got), ["fd_fmnist_default", "fd_fmnist_heun", "sample_seconds_default",
                                    "sample_seconds_heun"])
     self.assertTrue(all(np.isfinite(v) for v in got.values()))
