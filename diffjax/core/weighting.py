@@ -57,6 +57,7 @@ class Weighting:
   gamma: float = 1.0
   k: float = 1.0
   snr_gamma: float = 5.0
+  sigma_min: float = 0.0  # "flow": the flow schedule's σ_min (Lipman et al. 2023)
 
   def __post_init__(self):
     if self.kind not in WEIGHTINGS:
@@ -106,8 +107,9 @@ def _w_v_mse(w, lam):
 
 
 def _w_flow(w, lam):
-  # Rectified flow / FM: u = ε - x, û - u = (1 + σ̃)(ε̂ - ε) with σ̃ = e^{-λ/2} on any schedule.
-  return uniform_t_density(w.schedule, lam) * jnp.square(1.0 + jnp.exp(-0.5 * lam))
+  # Rectified flow / FM: u = (1 - σ_min)ε - x, û - u = (1 - σ_min + σ̃)(ε̂ - ε) with σ̃ = e^{-λ/2}
+  # on any schedule (parameterization.Flow's x0_eps solved for û); σ_min = 0: (1 + σ̃)².
+  return uniform_t_density(w.schedule, lam) * jnp.square((1.0 - w.sigma_min) + jnp.exp(-0.5 * lam))
 
 
 def _w_edm(w, lam):
@@ -151,7 +153,7 @@ _NEEDS_SCHEDULE = ("eps_mse", "x0_mse", "v_mse", "flow", "p2", "min_snr")
 
 def make_weighting(kind: str, **kwargs) -> Weighting:
   """w(λ) by name. kwargs: schedule (for the MSE-type kinds), sigma_data, p_mean, p_std, bias,
-  gamma, k (P2), snr_gamma (min-SNR). Raises ValueError naming a bad kind or keyword."""
+  gamma, k (P2), snr_gamma (min-SNR), sigma_min (flow). Raises ValueError naming a bad kind or keyword."""
   if kind not in WEIGHTINGS:
     raise ValueError(f"Unknown weighting kind {kind!r}; known: {sorted(WEIGHTINGS)}.")
   try:

@@ -48,12 +48,22 @@ class GaussianDiffusion(base.Method):
     self.setup_common(config, element_shape, num_classes)
     mcfg = config.method
     self._schedule = schedules.make(**config.schedule)
-    self.param = parameterization.make(mcfg.param, **mcfg.get("param_kwargs", {}))
+    param_kwargs = dict(mcfg.get("param_kwargs", {}))
+    weighting_kwargs = dict(mcfg.get("weighting_kwargs", {}))
+    flow_sigma_min = _flow_sigma_min(self._schedule)
+    if flow_sigma_min is not None:
+      # Flow matching's target (1 − σ_min)ε − x and its loss weight are the path's velocity only
+      # with the schedule's σ_min (Lipman et al. 2023, §4.1): one value, the schedule's.
+      for where, kwargs, used in (("param_kwargs", param_kwargs, mcfg.param == "flow"),
+                                  ("weighting_kwargs", weighting_kwargs, mcfg.weighting == "flow")):
+        if used and kwargs.setdefault("sigma_min", flow_sigma_min) != flow_sigma_min:
+          raise ValueError(f"method.{where}.sigma_min={kwargs['sigma_min']} differs from the "
+                           f"schedule's sigma_min={flow_sigma_min}; leave it unset")
+    self.param = parameterization.make(mcfg.param, **param_kwargs)
     # The schedule is passed to every weighting: the MSE-type ones (ε-MSE, v-MSE, flow) are w = p(λ)
     # of uniform t under it (Kingma & Gao 2023, Table 1), the others ignore it.
-    self.weight_fn = weighting.make_weighting(
-        mcfg.weighting, schedule=self._schedule, **mcfg.get("weighting_kwargs", {})
-    )
+    self.weight_fn = weighting.make_weighting(mcfg.weighting, schedule=self._schedule,
+                                              **weighting_kwargs)
     self.t_sampler = weighting.make_t_sampler(mcfg.t_sampling, **mcfg.get("t_sampling_kwargs", {}))
     self.adaptive = isinstance(self.t_sampler, weighting.Adaptive)
     # IDDPM's learned variance: the network outputs the mean's C channels, then C for v ∈ [-1, 1].
@@ -187,3 +197,13 @@ class GaussianDiffusion(base.Method):
   def bpd(self, params, rng: jax.Array, x: jax.Array) -> dict:
     """Bits/dim of the discrete chain's VLB: `iddpm.Chain.bpd` (per example, [B] arrays)."""
     return self.chain.bpd(params, rng, x)
+
+
+def _flow_sigma_min(schedule) -> float | None:
+  """σ_min of the flow schedule `schedule` is or wraps (`InputScaled(Flow)`: SD3's shift), else
+  None."""
+  while schedule is not None:
+    if isinstance(schedule, schedules.Flow):
+      return float(schedule.sigma_min)
+    schedule = getattr(schedule, "base", None)
+  return None
