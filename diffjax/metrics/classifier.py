@@ -1,4 +1,4 @@
-"""A small CNN classifier whose penultimate features define FD-FMNIST (issue 5).
+"""A small CNN classifier whose penultimate features define FD-FMNIST.
 
 Inception weights cannot be downloaded here, so the Fréchet distance on Fashion-MNIST uses the
 penultimate layer of this network, trained with diffjax itself (≥ 92 % test accuracy):

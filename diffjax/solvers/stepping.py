@@ -2,7 +2,7 @@
 
 A solver supplies a step `step(x, carry, i, sigma, sigma_next, key_i) -> (x, carry)`; `run_steps`
 scans it over the grid and returns the first step index whose output was not finite (-1 if none),
-so `solve` can report a failing denoiser instead of silently returning NaN samples (issue 4).
+so `solve` can report a failing denoiser instead of silently returning NaN samples.
 """
 
 from typing import Any, Callable
