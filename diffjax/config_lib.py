@@ -110,12 +110,19 @@ def train(
     async_checkpoints: bool = True,
     profile_steps: int = 0,
     profile_from_step: int = 100,
+    allow_new_config: bool = False,
 ) -> dict:
   """Loop lengths, all in optimiser steps. 0 disables a periodic hook.
 
   `profile_steps` > 0 writes a `jax.profiler` trace of that many training steps, from step
   `profile_from_step` on, to `<workdir>/profile` (Perfetto / TensorBoard; not taken when a resumed
   run starts past that step).
+
+  A workdir whose checkpoints were made under another config (model, method, schedule, optim, data,
+  seed; diffjax/train/workdir.py lists the keys that may change) is refused. `allow_new_config=True`
+  resumes its latest checkpoint under the new config (e.g. another learning rate or EMA rate) and
+  keeps the old `config.json` as `config_until_step_<step>.json`; a checkpoint whose shapes do not
+  fit the new config is still refused, and nothing is ever moved or deleted for it.
   """
   return dict(
       num_steps=num_steps,
@@ -127,6 +134,7 @@ def train(
       async_checkpoints=async_checkpoints,
       profile_steps=profile_steps,
       profile_from_step=profile_from_step,
+      allow_new_config=allow_new_config,
   )
 
 

@@ -14,6 +14,7 @@ from diffjax import methods
 from diffjax.train import checkpoint
 from diffjax.train import sharding
 from diffjax.train import state as state_lib
+from diffjax.train import workdir as workdir_lib
 
 
 class Experiment:
@@ -72,7 +73,15 @@ class Experiment:
     return sharding.to_global(self.dataset.batch(step), self.mesh)
 
   def restore_or_init(self, mngr: ocp.CheckpointManager, workdir: str) -> state_lib.TrainState:
-    """Resume order: (1) a checkpoint in the workdir, (2) `config.init_from`, (3) fresh init."""
+    """Resume order: (1) a checkpoint in the workdir, (2) `config.init_from`, (3) fresh init.
+
+    Unreadable checkpoints (read errors, checksum mismatches, NaN or Inf) are moved aside with a
+    warning and the older one is used (checkpoint.restore_latest).
+
+    Raises:
+      checkpoint.CheckpointMismatchError: the newest checkpoint's tree or shapes differ from this
+        config's state (another config, or other code); nothing is moved.
+    """
     abstract = checkpoint.abstract_like(self.init_state, self.state_sharding)
     step, state = checkpoint.restore_latest(mngr, workdir, abstract)
     if state is not None:
@@ -101,10 +110,23 @@ class Experiment:
 
 
 def restore_for_inference(config, workdir: str, devices=None):
-  """(Experiment of `config`, latest checkpoint state in `workdir`, its step)."""
+  """(Experiment of `config`, latest checkpoint state in `workdir`, its step).
+
+  Fails before anything is built when the workdir has no checkpoint or cannot be written (eval and
+  sample write into it), and warns when `config` differs from the run's `config.json` in keys that
+  change what the state means (the sampler and eval settings may differ freely).
+  """
+  if not checkpoint.saved_steps(workdir):
+    raise FileNotFoundError(f"--workdir={workdir} has no checkpoint; train first (--mode=train)")
+  workdir_lib.check_writable(workdir)
+  stored = workdir_lib.stored_config(workdir)
+  changes = workdir_lib.config_changes(stored, config) if stored is not None else []
+  if changes:
+    logging.warning("%s was trained with another config: %s", workdir, ", ".join(changes))
   exp = Experiment(config, devices)
   abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
   step, state = checkpoint.restore_dir(workdir, abstract)
   if state is None:
-    raise FileNotFoundError(f"--workdir={workdir}: no checkpoint to evaluate; train first (--mode=train)")
+    raise FileNotFoundError(f"--workdir={workdir} has no readable checkpoint (all were moved to "
+                            f"{checkpoint.UNREADABLE}/)")
   return exp, state, step

@@ -24,57 +24,79 @@ from diffjax.train import checkpoint
 from diffjax.train import evaluate as evaluate_lib
 from diffjax.train import experiment
 from diffjax.train import progress
+from diffjax.train import workdir as workdir_lib
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None):
   """Trains `config.train.num_steps` steps in `workdir`, resuming from its latest checkpoint.
 
+  Before anything is built, the workdir is locked (one training at a time) and its `config.json`
+  compared with `config`: a run of another config is refused (workdir.py), and so is a checkpoint
+  whose shapes differ from this config's state (checkpoint.py); neither moves anything.
+
   Returns:
     The final TrainState (also saved in `<workdir>/checkpoints`).
   """
-  exp = experiment.Experiment(config, devices)
-  tcfg = config.train
   is_main = jax.process_index() == 0
-  if is_main:
-    progress.write_json(os.path.join(workdir, "config.json"), config.to_dict())
-  mngr = checkpoint.make_manager(workdir, tcfg)
-  state = exp.restore_or_init(mngr, workdir)
+  with workdir_lib.lock(workdir, enabled=is_main):
+    changes = workdir_lib.check_config(workdir, config, bool(checkpoint.saved_steps(workdir)))
+    exp = experiment.Experiment(config, devices)
+    with checkpoint.make_manager(workdir, config.train) as mngr:
+      state = exp.restore_or_init(mngr, workdir)
+      if is_main and not changes:  # an accepted run, whose config means what the stored one does
+        workdir_lib.write_config(workdir, config, int(jax.device_get(state.step)), [])
+      return _train(exp, state, mngr, workdir, changes)
+
+
+def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workdir: str,
+           changes: list[str]):
+  """The loop; `changes` (let through by train.allow_new_config) reach config.json with the first
+  checkpoint of the new config: until then config.json describes the checkpoints there are."""
+  tcfg = exp.config.train
   step = first_step = int(jax.device_get(state.step))
   step_fn = exp.jit_train_step()
-  prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=is_main)
+  saver = checkpoint.Saver(mngr, workdir, async_save=bool(tcfg.async_checkpoints))
+  prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=jax.process_index() == 0)
   logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
                exp.mesh.size, dict(exp.mesh.shape))
   pending = []
   profile = _Profile(tcfg, workdir, first_step)
-  with checkpoint.Preemption() as preempt:
-    while step < tcfg.num_steps:
-      profile.at(step, state)
-      batch = exp.global_batch(step)
-      # After the first (tracing) call, a step moves nothing between host and device implicitly.
-      with jax.transfer_guard("disallow" if step > first_step else "allow"):
-        state, metrics = step_fn(state, batch)
-      step += 1
-      pending.append(metrics)
-      stop = preempt.requested or mngr.reached_preemption(step)
-      if stop or step == tcfg.num_steps or step % tcfg.ckpt_every_steps == 0:
-        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
-      if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
-        means = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *pending))
-        pending = []
-        if not np.isfinite(means["loss"]):
-          raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
-        prog.log(step, means)
-      if tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
-        _save_sample_picture(exp, state, step, workdir)  # every process samples (SPMD); 0 writes
-      if tcfg.eval_every_steps and step % tcfg.eval_every_steps == 0:
-        prog.scalars("eval", step, evaluate_lib.evaluate_state(exp, state, workdir, step))
-      if stop:
-        logging.warning("stopping at step %d after a preemption signal", step)
-        break
-  profile.at(step, state, final=True)
-  mngr.wait_until_finished()
-  mngr.close()
-  prog.close()
+  try:
+    with checkpoint.Preemption() as preempt:
+      while step < tcfg.num_steps:
+        profile.at(step, state)
+        batch = exp.global_batch(step)
+        # After the first (tracing) call, a step moves nothing between host and device implicitly.
+        with jax.transfer_guard("disallow" if step > first_step else "allow"):
+          state, metrics = step_fn(state, batch)
+        step += 1
+        if step == first_step + 1:
+          jax.block_until_ready(state)  # the progress line's clock starts after the compile
+          prog.first_step_done(step)
+        pending.append(metrics)
+        stop = preempt.requested or mngr.reached_preemption(step)
+        if stop or step == tcfg.num_steps or step % tcfg.ckpt_every_steps == 0:
+          saver.save(step, state)  # refuses (raises) a state with NaN or Inf
+          if changes and jax.process_index() == 0:
+            workdir_lib.write_config(workdir, exp.config, first_step, changes)
+          changes = []
+        if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
+          means = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *pending))
+          pending = []
+          if not np.isfinite(means["loss"]):
+            raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
+          prog.log(step, means)
+        if tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
+          _save_sample_picture(exp, state, step, workdir)  # every process samples (SPMD); 0 writes
+        if tcfg.eval_every_steps and step % tcfg.eval_every_steps == 0:
+          prog.scalars("eval", step, evaluate_lib.evaluate_state(exp, state, workdir, step))
+        if stop:
+          logging.warning("stopping at step %d after a preemption signal", step)
+          break
+    profile.at(step, state, final=True)
+  finally:
+    saver.finish()  # also after an error: the last save in flight completes, with its checksums
+    prog.close()
   return state
 
 

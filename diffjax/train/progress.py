@@ -17,27 +17,40 @@ class Progress:
   def __init__(self, workdir: str, num_steps: int, first_step: int, enabled: bool = True):
     self.num_steps, self.enabled = num_steps, enabled
     self._t0, self._step0 = time.perf_counter(), first_step
+    self._first_seconds = None
     self._writer = None
     if enabled:
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
 
       self._writer = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=30)
 
+  def first_step_done(self, step: int) -> None:
+    """Called when the run's first step has finished (compiled and run): from here on the clock
+    times steps only, so the first rate and ETA do not count the compile time."""
+    now = time.perf_counter()
+    self._first_seconds = now - self._t0
+    self._t0, self._step0 = now, step
+
   def log(self, step: int, scalars: dict) -> str:
     now = time.perf_counter()
-    rate = (step - self._step0) / max(now - self._t0, 1e-9)
-    self._t0, self._step0 = now, step
-    eta = (self.num_steps - step) / rate if rate > 0 else math.inf
     scalars = {k: float(v) for k, v in scalars.items()}
     parts = [f"step {step}/{self.num_steps}"]
     parts += [f"{k} {v:.4g}" for k, v in scalars.items()]
-    parts += [f"{rate:.2f} steps/s", f"ETA {format_seconds(eta)}"]
+    rate = None
+    if step > self._step0:
+      rate = (step - self._step0) / max(now - self._t0, 1e-9)
+      self._t0, self._step0 = now, step
+      eta = (self.num_steps - step) / rate if rate > 0 else math.inf
+      parts += [f"{rate:.2f} steps/s", f"ETA {format_seconds(eta)}"]
+    elif self._first_seconds is not None:  # nothing timed but the first step yet
+      parts.append(f"first step {self._first_seconds:.1f}s (compile)")
     line = " | ".join(parts)
     if self.enabled:
       logging.info("%s", line)
       for k, v in scalars.items():
         self._writer.add_scalar(f"train/{k}", v, step)
-      self._writer.add_scalar("train/steps_per_sec", rate, step)
+      if rate is not None:
+        self._writer.add_scalar("train/steps_per_sec", rate, step)
     return line
 
   def scalars(self, prefix: str, step: int, values: dict) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import chex
 import jax
@@ -16,6 +17,7 @@ from diffjax import config_lib
 from diffjax.train import checkpoint
 from diffjax.train import experiment
 from diffjax.train import loop
+from diffjax.train import progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOY = "configs/edm/toy2d.py"
@@ -59,6 +61,21 @@ class ShardingTest(chex.TestCase):
     step = jax.jit(chex.assert_max_traces(exp.train_step, n=1), donate_argnums=0)
     for i in range(3):
       state, _ = step(state, exp.global_batch(i))
+
+
+class ProgressTest(chex.TestCase):
+
+  def test_rate_and_eta_leave_the_first_steps_compile_out(self):
+    # 100 s to compile and run step 1, then 10 steps in 1 s: 10 steps/s, not 11 / 101 s.
+    clock = iter([0.0, 100.0, 100.0, 101.0])
+    with mock.patch.object(progress.time, "perf_counter", lambda: next(clock)):
+      prog = progress.Progress(self.create_tempdir().full_path, 1011, 0, enabled=False)
+      prog.first_step_done(1)
+      first = prog.log(1, {"loss": 2.0})
+      line = prog.log(11, {"loss": 1.0})
+    self.assertNotIn("ETA", first)
+    self.assertIn("100.0s", first)
+    self.assertIn("10.00 steps/s | ETA 1m40s", line)
 
 
 def _traces(workdir):
