@@ -1,6 +1,8 @@
-"""The CLI fails fast, naming the problem: unknown keys, wrong types, missing data, bad config args."""
+"""The CLI fails fast with one line `error: ...` naming the problem (no traceback): unknown keys,
+wrong types, missing config files, data or checkpoints, bad config args, an unwritable workdir."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -8,40 +10,73 @@ import chex
 from absl.testing import parameterized
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = "configs/edm/toy2d.py:smoke"
+_ABSL_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
 
 
 def _run(workdir, config, *flags):
   cmd = [sys.executable, "-m", "diffjax.main", f"--config={config}", f"--workdir={workdir}", *flags]
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-  return proc.returncode, proc.stdout + proc.stderr
+  env = dict(os.environ)
+  env.pop("DIFFJAX_TRACEBACK", None)
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+  return proc.returncode, proc.stdout, proc.stderr
 
 
 class CliErrorTest(chex.TestCase, parameterized.TestCase):
 
+  def assertOneErrorLine(self, rc, stderr, needle):
+    """Exit status 1 and, log lines aside, one line `error: ...` with `needle` in it."""
+    self.assertEqual(rc, 1, stderr[-3000:])
+    self.assertNotIn("Traceback", stderr)
+    lines = [line for line in stderr.splitlines() if line and not _ABSL_LOG_LINE.match(line)]
+    self.assertLen(lines, 1, stderr[-3000:])
+    self.assertTrue(lines[0].startswith("error: "), lines)
+    self.assertIn(needle, lines[0])
+
   @parameterized.named_parameters(
-      ("unknown_key", "configs/edm/toy2d.py:smoke", ["--config.does_not_exist=1"], "does_not_exist"),
-      ("unknown_nested_key", "configs/edm/toy2d.py:smoke", ["--config.optim.lrr=1e-3"], "lrr"),
-      ("wrong_type", "configs/edm/toy2d.py:smoke", ["--config.optim.lr=fast"], "optim.lr"),
+      ("unknown_key", TOY, ["--config.does_not_exist=1"], "does_not_exist"),
+      ("unknown_nested_key", TOY, ["--config.model.foo=1"], "model.foo"),
+      ("wrong_type", TOY, ["--config.optim.lr=fast"], "optim.lr"),
+      ("missing_config_file", "configs/edm/nope.py:smoke", [], "configs/edm/nope.py"),
       ("bad_config_arg", "configs/edm/toy2d.py:smoke,sise=big", [], "'sise'"),
-      ("bad_data_name", "configs/edm/toy2d.py:smoke", ["--config.data.name=nope"], "nope"),
+      ("bad_data_name", TOY, ["--config.data.name=nope"], "nope"),
       ("missing_data_path", "configs/edm/fashion_mnist.py:smoke",
        ["--config.data.path=/nonexistent/fmnist"], "/nonexistent/fmnist"),
   )
-  def test_fails_naming_the_problem(self, config, flags, needle):
+  def test_fails_naming_the_problem_in_one_line(self, config, flags, needle):
     workdir = self.create_tempdir().full_path
-    rc, out = _run(workdir, config, *flags)
-    self.assertNotEqual(rc, 0, out[-2000:])
-    self.assertIn(needle, out)
-    self.assertNotIn("step 1/", out)  # failed before training started
+    rc, stdout, stderr = _run(workdir, config, *flags)
+    self.assertOneErrorLine(rc, stderr, needle)
+    self.assertNotIn("step 1/", stdout + stderr)  # failed before training started
     self.assertFalse(os.path.exists(os.path.join(workdir, "checkpoints", "1")))
 
   def test_missing_data_says_how_to_get_it(self):
-    rc, out = _run(self.create_tempdir().full_path, "configs/edm/fashion_mnist.py:smoke",
-                   "--config.data.path=/nonexistent/fmnist")
-    self.assertNotEqual(rc, 0)
-    self.assertIn("make fashion-mnist", out)
+    rc, _, stderr = _run(self.create_tempdir().full_path, "configs/edm/fashion_mnist.py:smoke",
+                         "--config.data.path=/nonexistent/fmnist")
+    self.assertOneErrorLine(rc, stderr, "make fashion-mnist")
 
   def test_eval_without_checkpoint(self):
-    rc, out = _run(self.create_tempdir().full_path, "configs/edm/toy2d.py:smoke", "--mode=eval")
-    self.assertNotEqual(rc, 0)
-    self.assertIn("no checkpoint", out)
+    workdir = self.create_tempdir().full_path
+    rc, _, stderr = _run(workdir, TOY, "--mode=eval")
+    self.assertOneErrorLine(rc, stderr, "no checkpoint")
+    self.assertIn(workdir, stderr)
+
+  def test_unwritable_workdir(self):
+    blocker = self.create_tempfile().full_path  # a file where the workdir's parent should be
+    rc, _, stderr = _run(os.path.join(blocker, "run"), TOY)
+    self.assertOneErrorLine(rc, stderr, os.path.join(blocker, "run"))
+    self.assertNotIn("training from step", stderr)
+
+
+class CliLogTest(chex.TestCase):
+
+  def test_train_log_is_short_and_the_first_eta_leaves_compile_out(self):
+    rc, _, stderr = _run(self.create_tempdir().full_path, TOY, "--config.train.num_steps=3")
+    self.assertEqual(rc, 0, stderr[-3000:])
+    self.assertNotIn("orbax", stderr)  # orbax's INFO lines (half of `make demo`'s log) are off
+    self.assertNotIn("Saving checkpoint", stderr)
+    self.assertLess(len(stderr.splitlines()), 15, stderr)
+    first = [line for line in stderr.splitlines() if "step 1/3" in line]
+    self.assertLen(first, 1, stderr)
+    self.assertNotIn("ETA", first[0])  # only compile has been timed so far: no rate to show
+    self.assertIn("ETA", [line for line in stderr.splitlines() if "step 3/3" in line][0])
