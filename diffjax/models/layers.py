@@ -2,7 +2,9 @@
 
 Images are NHWC throughout. Resampling filters follow Song et al. 2021 (NCSN++, FIR kernel [1,3,3,1]
 from StyleGAN2, Karras et al. 2020) and DDPM++ (box kernel [1,1]), as NVlabs/edm's `Conv2d` applies
-them: the 2-D kernel is the outer product of the taps normalised to sum 1.
+them: the 2-D kernel is the outer product of the taps normalised to sum 1. `downsample`/`upsample`
+compute that separable filter without EDM's depthwise convolutions (slow grouped convolutions in
+cuDNN); the convolutions stay as `_downsample_conv`/`_upsample_conv`, the tests' reference.
 """
 
 import math
@@ -31,18 +33,114 @@ def group_norm(channels: int, *, eps: float = 1e-5, dtype: Any = jnp.float32, na
 
 
 def _filter_2d(taps: Sequence[float]) -> np.ndarray:
-  """Outer product of the taps, normalised to sum 1: [k, k]."""
+  """Outer product of the taps, normalised to sum 1: [k, k] (the reference convolutions' kernel)."""
   f = np.asarray(taps, np.float32)
   return np.outer(f, f) / np.square(f.sum())
 
 
-def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = None) -> jax.Array:
-  """Filter then subsample by 2: depthwise stride-2 convolution with padding (k-1)//2.
+def _is_box(taps: Sequence[float]) -> bool:
+  return len(taps) == 2 and taps[0] == taps[1] != 0
 
-  Taps (1, 1) is 2x2 average pooling; (1, 3, 3, 1) is the FIR filter of NCSN++.
-  Args: x [B, H, W, C] with even H, W; pad overrides the padding (0 after a conv that already
-  padded by (k-1)//2 extra, EDM's fused resampling). Returns [B, H/2, W/2, C].
+
+def _taps_1d(taps: Sequence[float], gain: float) -> list[float]:
+  """The 1-D factor of the separable filter: gain·taps/Σtaps (outer(f, f) = gain²·_filter_2d)."""
+  f = np.asarray(taps, np.float64)
+  return [float(v) for v in gain * f / f.sum()]
+
+
+def _down_axis(x: jax.Array, f: Sequence[float], pad: int, axis: int) -> jax.Array:
+  """out[i] = Σ_a f[a]·x_p[2i + a] along `axis`, x_p = x zero-padded by `pad` on both sides."""
+  k = len(f)
+  cfg = [(0, 0, 0)] * x.ndim
+  cfg[axis] = (pad, pad, 0)
+  xp = jax.lax.pad(x, jnp.zeros((), x.dtype), cfg)  # negative pad crops, as in the convolution
+  n = (xp.shape[axis] - k) // 2 + 1
+  tap = lambda a: jax.lax.slice_in_dim(xp, a, a + 2 * (n - 1) + 1, stride=2, axis=axis)
+  return sum(f[a] * tap(a) for a in range(1, k)) + f[0] * tap(0)
+
+
+def _up_axis(x: jax.Array, f: Sequence[float], axis: int) -> jax.Array:
+  """The zero-inserting transposed convolution along `axis`, as two polyphase filters.
+
+  The reference dilates x to xd (xd[2i] = x[i], zeros between), pads by p = k-1-(k-1)//2 and
+  correlates with the flipped taps g = f[::-1]: out[o] = Σ_a g[a]·xd[o + a - p]. For o = 2i + r only
+  the taps with o + a - p even meet a sample, x[i + (r + a - p)/2]; e.g. [1,3,3,1]/4 gives
+  out[2i] = (x[i-1] + 3x[i])/4 and out[2i+1] = (3x[i] + x[i+1])/4 (zero outside the image).
   """
+  k, h = len(f), x.shape[axis]
+  g, p = f[::-1], k - 1 - (k - 1) // 2
+  phases = [[(g[a], (r + a - p) // 2) for a in range(k) if (r + a - p) % 2 == 0] for r in (0, 1)]
+  lo = max(0, -min(s for ph in phases for _, s in ph))
+  hi = max(0, max(s for ph in phases for _, s in ph))
+  cfg = [(0, 0, 0)] * x.ndim
+  cfg[axis] = (lo, hi, 0)
+  xp = jax.lax.pad(x, jnp.zeros((), x.dtype), cfg)
+  tap = lambda s: jax.lax.slice_in_dim(xp, lo + s, lo + s + h, axis=axis)
+  out = [sum(w * tap(s) for w, s in ph[1:]) + ph[0][0] * tap(ph[0][1]) for ph in phases]
+  shape = list(x.shape)
+  shape[axis] = 2 * h
+  return jnp.stack(out, axis=axis + 1).reshape(shape)
+
+
+def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = None) -> jax.Array:
+  """Filter then subsample by 2: the filter is outer(taps, taps)/Σ², padding (k-1)//2 by default.
+
+  Taps (1, 1) is 2x2 average pooling; (1, 3, 3, 1) is the FIR filter of NCSN++. Equal (up to float
+  rounding) to `_downsample_conv`, NVlabs/edm's depthwise stride-2 convolution, without a grouped
+  convolution (cuDNN runs those slowly: issue 12): the box filter at padding 0 is a reshape and a
+  2x2 mean; any other filter is separable, two 1-D passes of strided slices that XLA fuses into one
+  elementwise kernel. Sums run in float32 and round once to x's dtype.
+
+  Args:
+    x: [B, H, W, C].
+    taps: 1-D filter taps.
+    pad: zero padding on each side; None = (k-1)//2. EDM's fused conv + downsample passes 0 after a
+      conv that padded by (k-1)//2 extra.
+
+  Returns:
+    [B, (H + 2 pad - k)//2 + 1, (W + 2 pad - k)//2 + 1, C] in x's dtype ([B, H/2, W/2, C] with the
+    default padding and even H, W).
+  """
+  k = len(taps)
+  pad = (k - 1) // 2 if pad is None else pad
+  b, h, w, c = x.shape
+  x32 = x.astype(jnp.float32)
+  if _is_box(taps) and pad == 0 and h % 2 == 0 and w % 2 == 0:
+    out = x32.reshape(b, h // 2, 2, w // 2, 2, c).sum(axis=(2, 4)) * 0.25
+  else:
+    f = _taps_1d(taps, 1.0)
+    out = _down_axis(_down_axis(x32, f, pad, 1), f, pad, 2)
+  return out.astype(x.dtype)
+
+
+def upsample(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
+  """Upsampling by 2: zero insertion, then the filter scaled by 4 (a transposed convolution).
+
+  Taps (1, 1) is nearest-neighbour upsampling (each pixel repeated 2x2, exactly); (1, 3, 3, 1) is
+  the FIR upsampler of NCSN++. Equal (up to float rounding) to `_upsample_conv`, NVlabs/edm's
+  depthwise convolution of the zero-inserted input, without the grouped convolution or the zeros:
+  per axis the filter splits into two polyphase filters, e.g. [1, 3]/4 and [3, 1]/4, whose outputs
+  interleave (`_up_axis`). Sums run in float32 and round once to x's dtype.
+
+  Args:
+    x: [B, H, W, C].
+    taps: 1-D filter taps (an even number of them; an odd count falls back to the convolution).
+
+  Returns:
+    [B, 2H, 2W, C] in x's dtype.
+  """
+  b, h, w, c = x.shape
+  if _is_box(taps):
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+    return x.reshape(b, 2 * h, 2 * w, c)
+  if len(taps) % 2:
+    return _upsample_conv(x, taps)
+  f = _taps_1d(taps, 2.0)
+  return _up_axis(_up_axis(x.astype(jnp.float32), f, 1), f, 2).astype(x.dtype)
+
+
+def _downsample_conv(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = None):
+  """Reference for `downsample`: depthwise stride-2 convolution, as NVlabs/edm's `Conv2d`."""
   f = _filter_2d(taps)
   c = x.shape[-1]
   pad = (f.shape[0] - 1) // 2 if pad is None else pad
@@ -57,12 +155,8 @@ def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = N
   )
 
 
-def upsample(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
-  """Zero-insertion upsampling by 2 followed by the filter scaled by 4 (a transposed convolution).
-
-  Taps (1, 1) is nearest-neighbour upsampling; (1, 3, 3, 1) is the FIR upsampler of NCSN++.
-  Args: x [B, H, W, C]. Returns [B, 2H, 2W, C].
-  """
+def _upsample_conv(x: jax.Array, taps: Sequence[float] = (1, 1)) -> jax.Array:
+  """Reference for `upsample`: zero insertion (lhs_dilation) and a depthwise convolution."""
   f = 4.0 * _filter_2d(taps)
   k, c = f.shape[0], x.shape[-1]
   pad = k - 1 - (k - 1) // 2  # transposed conv with padding (k-1)//2, as a dilated forward conv
