@@ -29,14 +29,6 @@ class TrainThroughputTest(absltest.TestCase):
     self.assertTrue(0.0 <= r["input_share"] < 1.0)
     self.assertEqual(r["sample_batch"], 16)
 
-  def test_refuses_a_method_without_denoiser(self):
-    bench = _load("train_throughput")
-    config = config_lib.load(os.path.join(REPO, "configs", "vdm", "fashion_mnist.py"), "smoke")
-    from diffjax.data import fashion_mnist  # pylint: disable=g-import-not-at-top
-    config.data.path = fashion_mnist.write_fake(self.create_tempdir().full_path)
-    with self.assertRaisesRegex(ValueError, "denoiser"):
-      bench.measure(config, steps=1, sample_batch=2, forward_calls=1)
-
 
 if __name__ == "__main__":
   absltest.main()
