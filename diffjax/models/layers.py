@@ -1,4 +1,4 @@
-"""Building blocks shared by the U-Nets: group norm, FIR resampling, spatial attention.
+"""Building blocks shared by the U-Nets: group norm (+SiLU), FIR resampling, spatial attention.
 
 Images are NHWC throughout. Resampling filters follow Song et al. 2021 (NCSN++, FIR kernel [1,3,3,1]
 from StyleGAN2, Karras et al. 2020) and DDPM++ (box kernel [1,1]), as NVlabs/edm's `Conv2d` applies
@@ -8,13 +8,15 @@ cuDNN); the convolutions stay as `_downsample_conv`/`_upsample_conv`, the tests'
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from diffjax.models import fused_norm
 
 
 def num_groups(channels: int, max_groups: int = 32, min_channels_per_group: int = 4) -> int:
@@ -30,6 +32,41 @@ def group_norm(channels: int, *, eps: float = 1e-5, dtype: Any = jnp.float32, na
   return nn.GroupNorm(
       num_groups=num_groups(channels), epsilon=eps, dtype=dtype, param_dtype=jnp.float32, name=name
   )
+
+
+FUSED_NORMS = ("none",) + fused_norm.IMPLS
+
+
+def norm_silu(
+    channels: int,
+    *,
+    eps: float = 1e-5,
+    dtype: Any = jnp.float32,
+    fused: str = "none",
+    name: str | None = None,
+) -> Callable[..., jax.Array]:
+  """GroupNorm → (optional scale-shift) → SiLU, as the models' `fused_norm` attribute picks it.
+
+  Returns f(x, scale=None, shift=None) = silu(norm(x)·(1 + scale) + shift) (scale-shift: ADM's
+  adaptive norm, [B, 1, 1, C]). fused="none" is nn.GroupNorm then nn.silu, op for op as before;
+  "jnp"/"pallas" is `fused_norm.GroupNormSiLU` (one op, same parameter names and shapes).
+
+  Raises:
+    ValueError: unknown `fused`.
+  """
+  if fused not in FUSED_NORMS:
+    raise ValueError(f"fused_norm must be one of {FUSED_NORMS}, got {fused!r}")
+  if fused != "none":
+    return fused_norm.GroupNormSiLU(
+        num_groups(channels), epsilon=eps, dtype=dtype, impl=fused, name=name
+    )
+  norm = group_norm(channels, eps=eps, dtype=dtype, name=name)
+
+  def apply(x, scale=None, shift=None):
+    h = norm(x)
+    return nn.silu(h if scale is None else h * (scale + 1) + shift)
+
+  return apply
 
 
 def _filter_2d(taps: Sequence[float]) -> np.ndarray:
@@ -87,7 +124,7 @@ def downsample(x: jax.Array, taps: Sequence[float] = (1, 1), pad: int | None = N
 
   Taps (1, 1) is 2x2 average pooling; (1, 3, 3, 1) is the FIR filter of NCSN++. Equal (up to float
   rounding) to `_downsample_conv`, NVlabs/edm's depthwise stride-2 convolution, without a grouped
-  convolution (cuDNN runs those slowly: issue 12): the box filter at padding 0 is a reshape and a
+  convolution (cuDNN runs those slowly): the box filter at padding 0 is a reshape and a
   2x2 mean; any other filter is separable, two 1-D passes of strided slices that XLA fuses into one
   elementwise kernel. Sums run in float32 and round once to x's dtype.
 
