@@ -30,5 +30,21 @@ class TrainThroughputTest(absltest.TestCase):
     self.assertEqual(r["sample_batch"], 16)
 
 
+class ResampleNormTest(absltest.TestCase):
+
+  def test_rows_for_each_impl(self):
+    bench = _load("resample_norm")
+    rows = bench.measure([(4, 4, 8)], batch=2, dtype="float32", iters=1, warmup=0, groups=2,
+                         ops=("downsample_fir", "group_norm_silu"))
+    impls = [(r["op"], r["impl"]) for r in rows]
+    self.assertEqual(impls, [("downsample_fir", "baseline"), ("downsample_fir", "new"),
+                             ("group_norm_silu", "baseline"), ("group_norm_silu", "jnp"),
+                             ("group_norm_silu", "pallas"),
+                             ("group_norm_silu", "pallas_jnp_backward")])
+    for r in rows:
+      self.assertTrue(np.isfinite(r["ms"]) and r["ms"] > 0 and r["speedup"] > 0)
+      self.assertEqual(r["shape"], [2, 4, 4, 8])
+
+
 if __name__ == "__main__":
   absltest.main()
