@@ -66,7 +66,8 @@ def group_norm_silu(
     eps: added to the variance.
     impl: "jnp" or "pallas".
     out_dtype: output dtype; None = x's.
-    interpret: run the Pallas kernel in interpret mode; None = only on CPU.
+    interpret: run the Pallas kernel in interpret mode; None = only on CPU (there is no TPU
+      kernel: impl="pallas" on TPU raises).
     pallas_backward: impl="pallas" differentiates with the Pallas backward kernel (True) or with
       the jnp version's VJP (False).
 
@@ -74,7 +75,7 @@ def group_norm_silu(
     [B, ..., C] in out_dtype.
 
   Raises:
-    ValueError: unknown impl, or G not dividing C.
+    ValueError: unknown impl, G not dividing C, or impl="pallas" compiled for TPU.
   """
   if impl not in IMPLS:
     raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
@@ -89,6 +90,8 @@ def group_norm_silu(
   if impl == "pallas" and pallas_supported(x.shape, num_groups):
     if interpret is None:
       interpret = jax.default_backend() == "cpu"
+    if not interpret and jax.default_backend() == "tpu":
+      raise ValueError('impl="pallas" is a Triton (GPU) kernel; use impl="jnp" on TPU')
     y = _pallas(x4, scale, bias, float(eps), jnp.dtype(out_dtype), interpret, pallas_backward)
   else:
     y = _reference(x4, scale, bias, float(eps), out_dtype)
@@ -206,8 +209,8 @@ def _bwd_kernel(
 
 
 def _call(kernel, args, out_shape, tile, interpret, name):
-  """pallas_call over grid (B, G): group-shaped operands [B, N, G, C/G] first, then [B, G, C/G]
-  and [B, G, 1] ones (recognised by rank and last dimension)."""
+  """pallas_call over grid (B, G); program (b, g) sees group g of example b of each operand:
+  [N, C/G] of a [B, N, G, C/G] array, [C/G] or [1] of a [B, G, C/G] or [B, G, 1] one."""
   b, n, g, cg = args[0].shape
   rows = _tile_rows(n, cg, tile)
 
