@@ -111,6 +111,7 @@ def train(
     profile_steps: int = 0,
     profile_from_step: int = 100,
     allow_new_config: bool = False,
+    steps_per_jit: int = 1,
 ) -> dict:
   """Loop lengths, all in optimiser steps. 0 disables a periodic hook.
 
@@ -123,6 +124,12 @@ def train(
   resumes its latest checkpoint under the new config (e.g. another learning rate or EMA rate) and
   keeps the old `config.json` as `config_until_step_<step>.json`; a checkpoint whose shapes do not
   fit the new config is still refused, and nothing is ever moved or deleted for it.
+
+  `steps_per_jit` = k > 1 runs up to k optimiser steps in one jitted `lax.scan` (score_sde's
+  `n_jitted_steps`): one dispatch per k steps for small, launch-bound networks. The steps are the
+  same (same batches, same randomness; equal to k = 1 up to float rounding, as XLA fuses the
+  scanned step differently); a chunk ends early at every checkpoint, log, sample, eval
+  or profile step, so those hooks see the same states.
   """
   return dict(
       num_steps=num_steps,
@@ -135,6 +142,7 @@ def train(
       profile_steps=profile_steps,
       profile_from_step=profile_from_step,
       allow_new_config=allow_new_config,
+      steps_per_jit=steps_per_jit,
   )
 
 

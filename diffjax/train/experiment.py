@@ -69,8 +69,28 @@ class Experiment:
         donate_argnums=0,
     )
 
+  def jit_train_steps(self, num: int):
+    """`num` train steps in one jit: `lax.scan` of `train_step` over batches stacked [num, B, ...]
+    (`global_batches`); returns the state and each step's metrics, stacked [num]."""
+
+    def steps(state, batches):
+      return jax.lax.scan(self.train_step, state, batches, length=num)
+
+    return jax.jit(
+        steps,
+        in_shardings=(self.state_sharding, sharding.stacked_batch_sharding(self.mesh)),
+        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
+        donate_argnums=0,
+    )
+
   def global_batch(self, step: int) -> dict:
     return sharding.to_global(self.dataset.batch(step), self.mesh)
+
+  def global_batches(self, step: int, num: int) -> dict:
+    """The batches of steps step..step+num-1, stacked along a leading axis [num, B, ...]."""
+    local = [self.dataset.batch(step + i) for i in range(num)]
+    stacked = jax.tree.map(lambda *b: np.stack(b), *local)
+    return sharding.to_global(stacked, self.mesh, stacked=True)
 
   def restore_or_init(self, mngr: ocp.CheckpointManager, workdir: str) -> state_lib.TrainState:
     """Resume order: (1) a checkpoint in the workdir, (2) `config.init_from`, (3) fresh init.

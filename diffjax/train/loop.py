@@ -54,7 +54,7 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
   checkpoint of the new config: until then config.json describes the checkpoints there are."""
   tcfg = exp.config.train
   step = first_step = int(jax.device_get(state.step))
-  step_fn = exp.jit_train_step()
+  chunk = _Chunks(exp, tcfg)
   saver = checkpoint.Saver(mngr, workdir, async_save=bool(tcfg.async_checkpoints))
   prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=jax.process_index() == 0)
   logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
@@ -65,12 +65,12 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
     with checkpoint.Preemption() as preempt:
       while step < tcfg.num_steps:
         profile.at(step, state)
-        batch = exp.global_batch(step)
-        # After the first (tracing) call, a step moves nothing between host and device implicitly.
-        with jax.transfer_guard("disallow" if step > first_step else "allow"):
-          state, metrics = step_fn(state, batch)
-        step += 1
-        if step == first_step + 1:
+        num = chunk.length(step)
+        # After its first (tracing) call, a step moves nothing between host and device implicitly.
+        with jax.transfer_guard("allow" if chunk.is_new(num) else "disallow"):
+          state, metrics = chunk.run(state, step, num)
+        step += num
+        if step == first_step + num:
           jax.block_until_ready(state)  # the progress line's clock starts after the compile
           prog.first_step_done(step)
         pending.append(metrics)
@@ -81,7 +81,8 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
             workdir_lib.write_config(workdir, exp.config, first_step, changes)
           changes = []
         if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
-          means = jax.device_get(jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *pending))
+          means = jax.device_get(jax.tree.map(
+              lambda *m: jnp.mean(jnp.concatenate([jnp.atleast_1d(v) for v in m])), *pending))
           pending = []
           if not np.isfinite(means["loss"]):
             raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
@@ -98,6 +99,46 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
     saver.finish()  # also after an error: the last save in flight completes, with its checksums
     prog.close()
   return state
+
+
+class _Chunks:
+  """Runs the steps of the loop: one `train_step` per call (`train.steps_per_jit` = 1), or up to k
+  steps in one jitted scan, ending each chunk at the next step where the loop does something
+  (checkpoint, log, sample, eval, profile, the end), so every hook sees the state it would see
+  with k = 1. One compilation per distinct chunk length."""
+
+  def __init__(self, exp: experiment.Experiment, tcfg):
+    self.exp, self.k = exp, int(tcfg.get("steps_per_jit", 1))
+    if self.k < 1:
+      raise ValueError(f"train.steps_per_jit must be >= 1, got {self.k}")
+    self.every = [int(tcfg.get(key, 0)) for key in ("ckpt_every_steps", "log_every_steps",
+                                                    "sample_every_steps", "eval_every_steps")]
+    self.fixed = [int(tcfg.num_steps)]
+    if int(tcfg.get("profile_steps", 0)):
+      start = int(tcfg.get("profile_from_step", 100))
+      self.fixed += [start, start + int(tcfg.profile_steps)]
+    self._fns = {}
+
+  def length(self, step: int) -> int:
+    """Steps in the chunk that starts at `step`."""
+    if self.k == 1:
+      return 1
+    ends = [step + self.k] + [s for s in self.fixed if s > step]
+    ends += [(step // n + 1) * n for n in self.every if n > 0]
+    return min(ends) - step
+
+  def is_new(self, num: int) -> bool:
+    """Whether a chunk of `num` steps has not run yet (its first call traces and compiles)."""
+    return (None if self.k == 1 else num) not in self._fns
+
+  def run(self, state, step: int, num: int):
+    if self.k == 1:
+      if None not in self._fns:
+        self._fns[None] = self.exp.jit_train_step()
+      return self._fns[None](state, self.exp.global_batch(step))
+    if num not in self._fns:
+      self._fns[num] = self.exp.jit_train_steps(num)
+    return self._fns[num](state, self.exp.global_batches(step, num))
 
 
 class _Profile:

@@ -46,9 +46,15 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA))
 
 
-def to_global(local_batch, mesh: Mesh):
-  """Host-local NumPy slices -> global jax.Arrays sharded along `data` (works across hosts)."""
-  sharding = batch_sharding(mesh)
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Batches stacked along a leading step axis [k, B, ...]: the batch axis split over `data`."""
+  return NamedSharding(mesh, P(None, DATA))
+
+
+def to_global(local_batch, mesh: Mesh, stacked: bool = False):
+  """Host-local NumPy slices -> global jax.Arrays sharded along `data` (works across hosts);
+  `stacked`: arrays [k, B_local, ...] of k steps' batches."""
+  sharding = stacked_batch_sharding(mesh) if stacked else batch_sharding(mesh)
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
 
 
