@@ -13,6 +13,7 @@ Grids spaced in σ (`karras`, `array`) accept `schedule=None` (solver tests and 
 exact denoiser have no model); `karras` narrows its σ range to a given schedule's.
 """
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -21,17 +22,20 @@ from diffjax.core import schedules as schedules_lib
 
 
 def _sigmas_from_t(schedule, t: np.ndarray) -> np.ndarray:
-  """σ̃(t) = exp(-λ(t)/2) (DESIGN.md, solver frame). t: [M] -> [M] float64."""
-  lam = np.asarray(schedule.logsnr(np.asarray(t, _float())), np.float64)
+  """σ̃(t) = exp(-λ(t)/2) (DESIGN.md, solver frame). t: [M] -> [M] float64.
+
+  Evaluated now, also when called inside a trace (a jitted or `eval_shape`d sampling call): a grid
+  is data on the host, a function of the schedule only.
+  """
+  import jax  # local: grids stay importable without touching devices
+
+  with jax.ensure_compile_time_eval():
+    lam = np.asarray(schedule.logsnr(np.asarray(t, _float())), np.float64)
   sigmas = np.exp(-0.5 * lam)
   if not np.all(np.isfinite(sigmas)):
     raise ValueError(f"schedule {schedule!r} has an infinite σ/α at some t in "
                      f"{t.min()}..{t.max()}: choose t_max < 1 (flow schedules) or t_min > 0")
   return sigmas
-
-
-def _t_from_sigmas(schedule, sigmas: np.ndarray) -> np.ndarray:
-  return np.asarray(schedule.t_from_logsnr(np.asarray(-2.0 * np.log(sigmas), _float())))
 
 
 def _float():
@@ -281,10 +285,12 @@ def grid(name: str, num_steps: int, *, schedule, **opts) -> np.ndarray:
   """
   if name not in GRIDS:
     raise ValueError(f"unknown grid {name!r}; known grids: {sorted(GRIDS)}")
+  fn = GRIDS[name]
   try:
-    return GRIDS[name](num_steps, schedule=schedule, **opts)
+    inspect.signature(fn).bind(num_steps, schedule=schedule, **opts)
   except TypeError as e:
     raise ValueError(f"bad option for grid {name!r}: {e}") from e
+  return fn(num_steps, schedule=schedule, **opts)
 
 
 def check_sigmas(sigmas) -> None:

@@ -48,6 +48,17 @@ class EveryGridTakesTheScheduleTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, f"grid '{name}' .*needs schedule="):
       solvers.grid(name, 5, schedule=None)
 
+  @parameterized.parameters(*sorted(grids.GRIDS))
+  def test_built_on_the_host_inside_a_trace(self, name):
+    """A sampling call that is jitted or `eval_shape`d still gets the grid as NumPy data."""
+    chain = schedules.make("ddpm")
+    kwargs = dict(sigmas=[3.0, 1.0, 0.5, 0.0]) if name == "array" else {}
+    want = solvers.grid(name, 3, schedule=chain, **kwargs)
+    got = []
+    jax.eval_shape(lambda: got.append(solvers.grid(name, 3, schedule=chain, **kwargs)))
+    self.assertIsInstance(got[0], np.ndarray)
+    np.testing.assert_array_equal(got[0], want)
+
   def test_schedule_is_a_required_keyword(self):
     with self.assertRaises(TypeError):
       solvers.grid("karras", 5)  # pylint: disable=missing-kwoa
