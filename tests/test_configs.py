@@ -1,20 +1,25 @@
-"""Every config under configs/ trains 2 steps as `:smoke` (plus each of its `SMOKE_ARGS`).
+"""Every config under configs/ (as `:smoke`, plus each of its `SMOKE_ARGS`) builds and steps.
 
-Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands. Six
-Fashion-MNIST twins whose path a faster case already runs are slow-marked (`SLOW`; `make test-all`),
-and every twin builds its Experiment in the default suite.
-  * Fashion-MNIST and toy configs read small IDX files written here; they also resume to step 4,
-    draw periodic sample pictures and run the evaluation hook.
-  * TFDS configs (CIFAR-10, ImageNet-64, ...) run on `tfds.testing.mock_data` (random images of
-    the data set's shape and labels, no download), resized to 8×8 by `config_lib.shrink`: 2 train
-    steps, then what `--mode=sample` does from the checkpoint. Resume is covered above.
+Configs are found by glob, so a new configs/<paper>/<dataset>.py is tested the day it lands.
+  * Default, every case: the Experiment builds (data, Method, optimiser, state shapes), one train
+    step under `jax.eval_shape` keeps the state's tree, shapes and dtypes and gives a float32
+    scalar loss, and one sampling call of the Method on a tiny batch under `jax.eval_shape` gives
+    samples of the data's shape: what a config typo breaks, without compiling a step.
+  * Default, one case per (method.kind, model.kind) pair (`FULL_RUN`, the cheapest config that has
+    it): the whole runner, i.e. train 2 steps, resume to step 4, `--mode=eval`, `--mode=sample`.
+  * Slow (`make test-all`): the same full run for every other case.
+Fashion-MNIST configs read small IDX files written here; TFDS configs (CIFAR-10, ImageNet-64, ...)
+run on `tfds.testing.mock_data` (random images of the data set's shape and labels, no download),
+resized to 8×8 by `config_lib.shrink`.
 """
 
+import contextlib
 import glob
 import os
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -31,17 +36,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.relpath(p, REPO)
                  for p in glob.glob(os.path.join(REPO, "configs", "*", "*.py")))
 CASES = [(path, arg) for path in CONFIGS for arg in config_lib.smoke_args(os.path.join(REPO, path))]
-# Configs that also run the whole loop contract on 8 devices (resume, periodic pictures and
-# evaluation); every other config trains 2 steps, evaluates and samples on one device.
-FULL_PATH = {p for p in CONFIGS if p.endswith("toy2d.py")} | {"configs/edm/fashion_mnist.py"}
-# Fashion-MNIST twins whose Method path a faster smoke case already runs: their CIFAR-10 configs
-# (same Method, schedule and sampler; the twin differs only by `config_lib.fashion_mnist_twin`'s
-# shared protocol) and, for rectified flow, tests/test_reflow.py (that twin, 1-RF then reflow).
-# The runner's bits/dim hook stays covered by the DDPM twin. Slow-marked (`make test-all`);
-# test_every_twin_builds still builds each of them.
-SLOW = {"configs/ddim/fashion_mnist.py", "configs/flow_matching/fashion_mnist.py",
-        "configs/v_prediction/fashion_mnist.py", "configs/rectified_flow/fashion_mnist.py",
-        "configs/vdm/fashion_mnist.py", "configs/iddpm/fashion_mnist.py"}
+# The full runner once per (method.kind, model.kind): the cheapest case with that pair (measured
+# with --durations on 2 CPU cores). test_full_run_covers_every_pair checks that none is missing.
+FULL_RUN = {
+    ("configs/edm/toy2d.py", "smoke"),  # gaussian × mlp, on 8 devices
+    ("configs/flow_matching/fashion_mnist.py", "smoke"),  # gaussian × unet, on 2 devices
+    ("configs/ddpm/cifar10.py", "smoke"),  # gaussian × ddpm
+    ("configs/score_sde/cifar10.py", "variant=vp,smoke"),  # gaussian × ddpmpp
+    ("configs/score_sde/cifar10.py", "variant=ve,smoke"),  # gaussian × ncsnpp
+    ("configs/kingma_gao/imagenet64.py", "smoke"),  # gaussian × adm (Method state too)
+    ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
+    ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
+}
+SAMPLE_BATCH = 2
 
 
 def _case_name(path: str, arg: str) -> str:
@@ -55,85 +62,38 @@ def _is_tfds(config) -> bool:
   return config.data.name == "tfds" or str(config.data.name).startswith("tfds:")
 
 
-def _check_finite_params(test, state):
-  leaves = jax.tree.leaves(jax.device_get(state.params))
-  test.assertTrue(all(np.all(np.isfinite(x)) for x in leaves))
+def _kinds(path: str, arg: str) -> tuple[str, str]:
+  config = config_lib.load(os.path.join(REPO, path), arg)
+  return config.method.kind, config.model.kind
 
 
-class _Smoke:
-  """What every smoke case runs (mixed into the two test classes below)."""
+class _Data:
+  """Mixin: `self._data(config)` points a config at local data for the duration of a `with`."""
 
-  def _smoke(self, path, arg):
-    config = config_lib.load(os.path.join(REPO, path), arg)
-    workdir = self.create_tempdir().full_path
-    if _is_tfds(config):
-      with tfds.testing.mock_data(num_examples=16):
-        self._train_then_sample(config, workdir)
-      return
+  @contextlib.contextmanager
+  def _data(self, config):
     if config.data.name == "fashion_mnist":
       config.data.path = self.create_tempdir().full_path
       fashion_mnist.write_fake(config.data.path)
-    if path in FULL_PATH:
-      # The U-Net twin on a 2-device mesh: sharded all the same, with less SPMD compile and thread
-      # contention than on 8 (48 s -> 40 s alone on this machine); the toy configs keep all 8.
-      devices = jax.devices()[:2] if config.data.name == "fashion_mnist" else None
-      self._train_resume_evaluate(config, workdir, devices)
-    else:  # the other image twins: one device, train, evaluate where bits/dim are set, sample
-      self._train_then_sample(config, workdir,
-                              evaluate=bool(config.eval.get("bpd_num_examples", 0)))
-
-  def _train_then_sample(self, config, workdir, evaluate=False):
-    # One device: the 8-device sharding is exercised by the configs above, and an SPMD compile
-    # for 8 devices costs about twice as much CPU time.
-    devices = jax.devices()[:1]
-    if config.sample.solver == "pc":
-      # EDM-initialised networks output ~0 (last layer scaled by 1e-5), so the Langevin step
-      # 2·(snr·‖z‖/‖score‖)² is unbounded before training: smoke-test the predictor path only.
-      config.sample.solver_kwargs.n_corrector = 0
-    state = loop.train_and_evaluate(config, workdir, devices)
-    self.assertEqual(int(jax.device_get(state.step)), 2)
-    self.assertEqual(os.listdir(os.path.join(workdir, "checkpoints")), ["2"])
-    _check_finite_params(self, state)
-    if evaluate:
-      metrics = evaluate.evaluate(config, workdir, devices)
-      self.assertIn("sliced_w2", metrics)
-      if config.eval.get("bpd_num_examples", 0):
-        self.assertTrue(np.isfinite(metrics["test_bpd"]))
-    config.sample.num_samples = config.sample.batch_size  # one batch: what --mode=sample does
-    samples = inference.sample(config, workdir, devices)
-    shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
-    self.assertEqual(samples.shape, (config.sample.num_samples,) + shape)
     if _is_tfds(config):
-      self.assertEqual(shape, (config_lib.SMOKE_IMAGE_SIZE, config_lib.SMOKE_IMAGE_SIZE, 3))
-    self.assertTrue(np.all(np.isfinite(samples)))
-
-  def _train_resume_evaluate(self, config, workdir, devices=None):
-    config.train.sample_every_steps = 2  # exercise the periodic hooks too
-    config.train.eval_every_steps = 4
-    state = loop.train_and_evaluate(config, workdir, devices)
-    self.assertEqual(int(jax.device_get(state.step)), 2)
-    want = len(devices) if devices is not None else jax.device_count()
-    self.assertLen(jax.tree.leaves(state.params)[0].sharding.device_set, want)
-    config.train.num_steps = 4
-    state = loop.train_and_evaluate(config, workdir, devices)
-    self.assertEqual(int(jax.device_get(state.step)), 4)
-    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["2", "4"])
-    self.assertEqual(sorted(os.listdir(os.path.join(workdir, "samples"))),
-                     ["step_00000002.png", "step_00000004.png"])
-    self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "metrics_00000004.json")))
-    self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "samples_00000004.png")))
-    _check_finite_params(self, state)
-    samples = inference.sample(config, workdir, devices)
-    shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
-    self.assertEqual(samples.shape[1:], shape)
-    self.assertTrue(np.all(np.isfinite(samples)))
+      with tfds.testing.mock_data(num_examples=16):
+        yield
+    else:
+      yield
 
 
-class ConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
+class ConfigBuildTest(_Data, chex.TestCase, parameterized.TestCase):
 
   def test_all_configs_listed(self):
     self.assertGreaterEqual(len(CONFIGS), 6, CONFIGS)
     self.assertIn(("configs/score_sde/cifar10.py", "variant=ve,smoke"), CASES)
+
+  def test_full_run_covers_every_pair(self):
+    """One full-runner case per (method.kind, model.kind) pair of the configs, no more."""
+    self.assertLessEqual(FULL_RUN, set(CASES))
+    pairs = {_kinds(p, a) for p, a in CASES}
+    covered = [_kinds(p, a) for p, a in sorted(FULL_RUN)]
+    self.assertEqual(sorted(covered), sorted(pairs))
 
   def test_tfds_configs_use_paper_data(self):
     """The paper configs (not only their smoke variants) read a TFDS set at full resolution."""
@@ -146,28 +106,98 @@ class ConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
         self.assertIn(config.data.tfds_name, sizes)
         self.assertEqual(config.data.get("image_size"), sizes[config.data.tfds_name][0])
 
-  def test_every_twin_builds(self):
-    """Every Fashion-MNIST twin (the slow-marked ones too) builds its data, Method, optimiser and
-    state shapes: what a config typo would break before the first step."""
-    data = self.create_tempdir().full_path
-    fashion_mnist.write_fake(data)
-    for path in (p for p in CONFIGS if p.endswith("fashion_mnist.py")):
-      with self.subTest(path=path):
-        config = config_lib.load(os.path.join(REPO, path), "smoke")
-        config.data.path = data
-        exp = experiment.Experiment(config, jax.devices()[:1])
-        shapes = jax.eval_shape(exp.init_state)
-        self.assertGreater(sum(x.size for x in jax.tree.leaves(shapes.params)), 10_000)
+  def test_reflow_stage_needs_the_first_run(self):
+    path = os.path.join(REPO, "configs", "rectified_flow", "fashion_mnist.py")
+    with self.assertRaisesRegex(ValueError, "init_from"):
+      config_lib.load(path, "stage=reflow")
+    config = config_lib.load(path, "stage=reflow,init_from=/runs/rf1")
+    self.assertEqual((config.init_from, config.data.path),
+                     ("/runs/rf1", "/runs/rf1/reflow/pairs_00006000.npz"))
 
-  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES if p not in SLOW])
-  def test_smoke(self, path, arg):
-    self._smoke(path, arg)
+  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES])
+  def test_builds_and_steps(self, path, arg):
+    config = config_lib.load(os.path.join(REPO, path), arg)
+    with self._data(config):
+      exp = experiment.Experiment(config, jax.devices()[:1])
+      batch = exp.example_batch
+    state = jax.eval_shape(exp.init_state)
+    self.assertGreater(sum(x.size for x in jax.tree.leaves(state.params)), 1000)
+    new_state, metrics = jax.eval_shape(exp.train_step, state, batch)
+    self.assertEqual((metrics["loss"].shape, metrics["loss"].dtype), ((), jnp.float32))
+    self.assertEqual(jax.tree.structure(new_state), jax.tree.structure(state))
+    chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
+    sample = lambda params: exp.method.sample(params, jax.random.PRNGKey(1), SAMPLE_BATCH)
+    try:
+      samples = jax.eval_shape(sample, state.ema_params)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+      # The σ grid is built on the host from the schedule; a learned one (VDM) is a function of
+      # the parameters, which must then be concrete (an eager init: seconds, so only here).
+      params = exp.method.init(jax.random.PRNGKey(0), batch)
+      samples = jax.eval_shape(lambda: sample(params))
+    shape = tuple(exp.dataset.element_shape)
+    self.assertEqual(samples.shape, (SAMPLE_BATCH,) + shape)
+    self.assertTrue(jnp.issubdtype(samples.dtype, jnp.floating))
+    if _is_tfds(config):
+      self.assertEqual(shape[:2], (config_lib.SMOKE_IMAGE_SIZE,) * 2)
+
+
+class _FullRun(_Data):
+  """Train 2 steps, resume to step 4, evaluate, sample: the runner's whole path for one case."""
+
+  def _full_run(self, path, arg):
+    config = config_lib.load(os.path.join(REPO, path), arg)
+    workdir = self.create_tempdir().full_path
+    if config.model.kind == "mlp":
+      devices = None  # all 8 (fake) devices: the batch splits along `data`
+      config.train.sample_every_steps = 2  # and the periodic hooks run in the loop
+      config.train.eval_every_steps = 4
+    elif config.data.name == "fashion_mnist":
+      devices = jax.devices()[:2]  # sharded, with less SPMD compile than on 8
+    else:
+      devices = jax.devices()[:1]  # an SPMD compile for 8 devices costs about twice the CPU time
+    if config.sample.solver == "pc":
+      # EDM-initialised networks output ~0 (last layer scaled by 1e-5), so the Langevin step
+      # 2·(snr·‖z‖/‖score‖)² is unbounded before training: run the predictor path only.
+      config.sample.solver_kwargs.n_corrector = 0
+    with self._data(config):
+      state = loop.train_and_evaluate(config, workdir, devices)
+      self.assertEqual(int(jax.device_get(state.step)), 2)
+      want = len(devices) if devices is not None else jax.device_count()
+      self.assertLen(jax.tree.leaves(state.params)[0].sharding.device_set, want)
+      config.train.num_steps = 4
+      state = loop.train_and_evaluate(config, workdir, devices)
+      self.assertEqual(int(jax.device_get(state.step)), 4)
+      self.assertEqual(sorted(os.listdir(os.path.join(workdir, "checkpoints"))), ["2", "4"])
+      leaves = jax.tree.leaves(jax.device_get(state.params))
+      self.assertTrue(all(np.all(np.isfinite(x)) for x in leaves))
+      if config.train.sample_every_steps:
+        self.assertEqual(sorted(os.listdir(os.path.join(workdir, "samples"))),
+                         ["step_00000002.png", "step_00000004.png"])
+      metrics = evaluate.evaluate(config, workdir, devices)
+      self.assertTrue(np.isfinite(metrics["sliced_w2"]))
+      if config.eval.get("bpd_num_examples", 0):
+        self.assertTrue(np.isfinite(metrics["test_bpd"]))
+      self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "metrics_00000004.json")))
+      config.sample.num_samples = config.sample.batch_size  # one batch of what --mode=sample does
+      samples = inference.sample(config, workdir, devices)
+      shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
+    self.assertEqual(samples.shape, (config.sample.num_samples,) + shape)
+    self.assertTrue(np.all(np.isfinite(samples)))
+
+
+class ConfigFullRunTest(_FullRun, chex.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES
+                                    if (p, a) in FULL_RUN])
+  def test_full_run(self, path, arg):
+    self._full_run(path, arg)
 
 
 @pytest.mark.slow  # a class mark reaches the methods absl's parameterized generates
-class SlowConfigSmokeTest(_Smoke, chex.TestCase, parameterized.TestCase):
-  """The SLOW twins' smoke cases (`make test-all`)."""
+class SlowConfigFullRunTest(_FullRun, chex.TestCase, parameterized.TestCase):
+  """The full run of every other case (`make test-all`)."""
 
-  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES if p in SLOW])
-  def test_smoke(self, path, arg):
-    self._smoke(path, arg)
+  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES
+                                    if (p, a) not in FULL_RUN])
+  def test_full_run(self, path, arg):
+    self._full_run(path, arg)
