@@ -11,6 +11,8 @@ float32 result, as the convolution is (the new code sums in float32 and rounds o
 equal nn.GroupNorm → (scale-shift) → nn.silu, forward and gradient; tolerances at each test.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -222,15 +224,14 @@ class FusedNormTest(chex.TestCase, parameterized.TestCase):
   def test_networks_same_parameters_and_outputs(self, **cfg):
     x, c = _x((2, 8, 8, 3)), jnp.array([0.3, -0.5])
     label = jnp.array([1, 0]) if cfg["kind"] == "adm" else None
-    outs, trees = {}, {}
-    for fused in ("none", "jnp", "pallas"):
-      module = models.make(dict(cfg, fused_norm=fused))
-      trees[fused] = jax.eval_shape(
-          lambda: module.init(jax.random.key(0), x, c, label, train=False)  # pylint: disable=cell-var-from-loop
-      )
-      if fused == "none":
-        v = models.random_variables(module, x, c, label)
-      outs[fused] = jax.jit(lambda v, x: module.apply(v, x, c, label, train=False))(v, x)  # pylint: disable=cell-var-from-loop
+    modules = {f: models.make(dict(cfg, fused_norm=f)) for f in ("none", "jnp", "pallas")}
+    v = models.random_variables(modules["none"], x, c, label)
+    trees, outs = {}, {}
+    for fused, module in modules.items():
+      init = functools.partial(module.init, jax.random.key(0), x, c, label, train=False)
+      trees[fused] = jax.eval_shape(init)
+      apply = functools.partial(module.apply, noise_cond=c, label=label, train=False)
+      outs[fused] = jax.jit(apply)(v, x)
     for fused in ("jnp", "pallas"):
       chex.assert_trees_all_equal_shapes_and_dtypes(trees[fused], trees["none"])
       self.assertLess(_max_rel(outs[fused], outs["none"]), 1e-5)
