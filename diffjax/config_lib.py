@@ -445,10 +445,31 @@ def fashion_mnist(batch_size: int, pad_to_32: bool = True,
   return dict(name="fashion_mnist", batch_size=batch_size, pad_to_32=pad_to_32, path=path)
 
 
+# Image networks run bfloat16 activations by default; parameters, optimiser state, the loss and the
+# solvers stay float32 (DESIGN.md, "dtypes"). `--config.model.dtype=float32` runs float32.
+# `fused_norm` picks the GroupNorm+SiLU implementation of the U-Nets (models/fused_norm.py): "none"
+# (flax GroupNorm, then SiLU), "jnp" (one function, same maths) or "pallas" (a fused GPU kernel).
+IMAGE_DTYPE = "bfloat16"
+
+
+def _image_net(defaults: dict, kwargs: dict, *, group_norm: bool = True) -> dict:
+  """A network section: `defaults`, bfloat16 activations (and fused_norm="none" for the U-Nets,
+  which use GroupNorm), then the caller's `kwargs` over all of them."""
+  out = dict(defaults, dtype=IMAGE_DTYPE)
+  if group_norm:
+    out["fused_norm"] = "none"
+  return {**out, **kwargs}
+
+
+def unet(**kwargs) -> dict:
+  """The DDPM-style U-Net (models/unet.py) with `kwargs` and the image networks' precision."""
+  return _image_net(dict(kind="unet"), kwargs)
+
+
 def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
   """A ~6 M-parameter DDPM-style U-Net for 32×32×1 (3 levels, attention at 8×8)."""
-  return dict(kind="unet", ch=ch, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,),
-              dropout=dropout, **kwargs)
+  return _image_net(dict(kind="unet", ch=ch, ch_mult=(1, 2, 2), num_res_blocks=2,
+                         attn_resolutions=(8,), dropout=dropout), kwargs)
 
 
 TWIN_STEPS = {"default": 6_000, "long": 40_000}
@@ -517,8 +538,8 @@ def imagenet64(batch_size: int, path: str | None = None) -> dict:
 
 def ddpm_unet(dropout: float = 0.1, **kwargs) -> dict:
   """Ho et al. 2020's CIFAR-10 U-Net (ch 128, mult (1, 2, 2, 2), 2 blocks, attention at 16×16)."""
-  return {**dict(kind="ddpm", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
-                 attn_resolutions=(16,), dropout=dropout), **kwargs}
+  return _image_net(dict(kind="ddpm", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
+                         attn_resolutions=(16,), dropout=dropout), kwargs)
 
 
 def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
@@ -529,14 +550,15 @@ def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
   `kwargs` override any of these (Score SDE's own CIFAR-10 runs use channel_mult (1, 2, 2, 2)).
   """
   pick(arch, {"ddpmpp": 0, "ncsnpp": 0}, key="arch")
-  return {**dict(kind=arch, model_channels=128, channel_mult=(2, 2, 2), num_blocks=4,
-                 attn_resolutions=(16,), dropout=dropout), **kwargs}
+  return _image_net(dict(kind=arch, model_channels=128, channel_mult=(2, 2, 2), num_blocks=4,
+                         attn_resolutions=(16,), dropout=dropout), kwargs)
 
 
 def adm(dropout: float = 0.1, **kwargs) -> dict:
   """ADM as EDM configures it for class-conditional ImageNet-64 (width 192, mult (1, 2, 3, 4))."""
-  return {**dict(kind="adm", model_channels=192, channel_mult=(1, 2, 3, 4), num_blocks=3,
-                 attn_resolutions=(32, 16, 8), channels_per_head=64, dropout=dropout), **kwargs}
+  return _image_net(dict(kind="adm", model_channels=192, channel_mult=(1, 2, 3, 4), num_blocks=3,
+                         attn_resolutions=(32, 16, 8), channels_per_head=64, dropout=dropout),
+                    kwargs)
 
 
 def dit(variant: str, **kwargs) -> dict:
@@ -545,7 +567,7 @@ def dit(variant: str, **kwargs) -> dict:
   size, _, patch = variant.partition("/")
   if size not in sizes or patch not in ("2", "4", "8"):
     raise ValueError(f"DiT variant={variant!r}: expected one of {sizes} / (2, 4, 8), e.g. 'B/4'")
-  return dict(kind="dit", variant=variant, **kwargs)
+  return _image_net(dict(kind="dit", variant=variant), kwargs, group_norm=False)
 
 
 def edm_augment(p: float = 0.12) -> dict:

@@ -31,7 +31,7 @@ def get_config(arg=None):
       # schedule, method: γ ∈ [-13.3, 5] (VDM's official configs/cifar10.py), continuous time.
       **config_lib.vdm(schedule=arg.schedule, variance_minimization=arg.variance_minimization),
       # float32 activations, unlike the other twins: the measured row ran so (see the docstring).
-      model=config_lib.small_unet(dropout=0.1),
+      model=config_lib.small_unet(dropout=0.1, dtype="float32"),
       optim=config_lib.adam(2e-4, b2=0.99, weight_decay=0.01, warmup_steps=100,
                             ema=config_lib.ema_constant(0.9995)),
       sample=config_lib.sampler("ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0)),

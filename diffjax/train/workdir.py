@@ -26,7 +26,7 @@ _MAY_CHANGE = (
     "train.num_steps", "train.log_every_steps", "train.ckpt_every_steps", "train.keep_checkpoints",
     "train.sample_every_steps", "train.eval_every_steps", "train.async_checkpoints",
     "train.profile_steps", "train.profile_from_step", "train.allow_new_config",
-    "train.steps_per_jit",
+    "train.steps_per_jit", "model.fused_norm",  # how, not what, the step computes
     "eval.*", "sample.*", "runtime.*", "mesh.*",  # what is measured and drawn; the machine
     "init_from",  # only read when the workdir has no checkpoint
     "data.path", "data.*.path",  # where the same data lie
