@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all install fashion-mnist clean
+.PHONY: demo test test-all format install fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,8 +20,14 @@ demo: $(STAMP)
 	$(BIN)/python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/demo --mode=train
 	$(BIN)/python -m diffjax.main --config=configs/edm/toy2d.py:demo --workdir=workdirs/demo --mode=eval
 
+FORMATTED := diffjax configs tests benchmarks experiments
+
 test: $(STAMP)
+	$(BIN)/pyink --check --quiet $(FORMATTED)
 	$(BIN)/python -m pytest -q -n 2 tests
+
+format: $(STAMP)
+	$(BIN)/pyink --quiet $(FORMATTED)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m '' tests

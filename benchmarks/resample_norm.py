@@ -66,25 +66,31 @@ def cases(groups: int):
   fused = lambda **kw: lambda x, g, b: fused_norm.group_norm_silu(x, g, b, groups, EPS, **kw)
   out = []
   for name, taps in (("box", (1, 1)), ("fir", (1, 3, 3, 1))):
-    out.append((
-        f"downsample_{name}",
-        lambda x, t=taps: layers._downsample_conv(x, t),
-        {"new": lambda x, t=taps: layers.downsample(x, t)},
-    ))
-    out.append((
-        f"upsample_{name}",
-        lambda x, t=taps: layers._upsample_conv(x, t),
-        {"new": lambda x, t=taps: layers.upsample(x, t)},
-    ))
-  out.append((
-      "group_norm_silu",
-      lambda x, g, b: _plain_norm_silu(x, g, b, groups),
-      {
-          "jnp": fused(impl="jnp"),
-          "pallas": fused(impl="pallas"),
-          "pallas_jnp_backward": fused(impl="pallas", pallas_backward=False),
-      },
-  ))
+    out.append(
+        (
+            f"downsample_{name}",
+            lambda x, t=taps: layers._downsample_conv(x, t),
+            {"new": lambda x, t=taps: layers.downsample(x, t)},
+        )
+    )
+    out.append(
+        (
+            f"upsample_{name}",
+            lambda x, t=taps: layers._upsample_conv(x, t),
+            {"new": lambda x, t=taps: layers.upsample(x, t)},
+        )
+    )
+  out.append(
+      (
+          "group_norm_silu",
+          lambda x, g, b: _plain_norm_silu(x, g, b, groups),
+          {
+              "jnp": fused(impl="jnp"),
+              "pallas": fused(impl="pallas"),
+              "pallas_jnp_backward": fused(impl="pallas", pallas_backward=False),
+          },
+      )
+  )
   return out
 
 
@@ -100,8 +106,12 @@ def measure(
 ):
   """One row per (op, shape, impl) as described in the module docstring; ops None = all."""
   rng = np.random.default_rng(0)
-  base = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-          "jax": jax.__version__, "dtype": dtype}
+  base = {
+      "device": jax.devices()[0].device_kind,
+      "backend": jax.default_backend(),
+      "jax": jax.__version__,
+      "dtype": dtype,
+  }
   rows = []
   for h, w, c in shapes:
     x = jnp.asarray(rng.standard_normal((batch, h, w, c)), dtype)
@@ -140,8 +150,13 @@ def main(argv=None):
   else:
     shapes, groups = PAPER_SHAPES, NUM_GROUPS
   rows = measure(
-      shapes, batch=args.batch, dtype=args.dtype, iters=args.iters, warmup=args.warmup,
-      groups=groups, ops=None if args.ops is None else tuple(args.ops.split(",")),
+      shapes,
+      batch=args.batch,
+      dtype=args.dtype,
+      iters=args.iters,
+      warmup=args.warmup,
+      groups=groups,
+      ops=None if args.ops is None else tuple(args.ops.split(",")),
   )
   lines = [json.dumps(r) for r in rows]
   print("\n".join(lines))

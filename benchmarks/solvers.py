@@ -35,14 +35,31 @@ DIM, COMPONENTS, BATCH, SAMPLES = 64, 8, 256, 4096
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 BUDGETS = (5, 10, 20, 35, 50)
 DETERMINISTIC = (
-    ("euler", {}), ("heun", {}), ("dpm_solver_2", {}), ("dpm_solver_3", {}), ("dpmpp_2s", {}),
-    ("dpmpp_2m", {}), ("dpmpp_3m", {}), ("dpmpp_3m", {"d2_scale": 2.0}), ("deis", {}),
-    ("lms", {}), ("ipndm", {}), ("pndm", {}), ("plms", {}),
+    ("euler", {}),
+    ("heun", {}),
+    ("dpm_solver_2", {}),
+    ("dpm_solver_3", {}),
+    ("dpmpp_2s", {}),
+    ("dpmpp_2m", {}),
+    ("dpmpp_3m", {}),
+    ("dpmpp_3m", {"d2_scale": 2.0}),
+    ("deis", {}),
+    ("lms", {}),
+    ("ipndm", {}),
+    ("pndm", {}),
+    ("plms", {}),
 )
 STOCHASTIC = (
-    ("ddpm", {}), ("ddim", {"eta": 1.0}), ("euler_ancestral", {}), ("euler_maruyama", {}),
+    ("ddpm", {}),
+    ("ddim", {"eta": 1.0}),
+    ("euler_ancestral", {}),
+    ("euler_maruyama", {}),
     ("edm_stochastic", {"S_churn": 40.0, "S_tmin": 0.05, "S_tmax": 50.0, "S_noise": 1.003}),
-    ("pc", {}), ("seeds_1", {}), ("seeds_2", {}), ("seeds_3", {}), ("sde_dpmpp_2m", {}),
+    ("pc", {}),
+    ("seeds_1", {}),
+    ("seeds_2", {}),
+    ("seeds_3", {}),
+    ("sde_dpmpp_2m", {}),
 )
 # The official implementations' own configurations (EDM generate.py, k-diffusion samplers on
 # get_sigmas_karras, DPM-Solver with skip_type='logSNR', lower_order_final and a final denoise).
@@ -71,8 +88,9 @@ def make_problem():
 
 def make_grid(kind, num_steps):
   if kind == "karras":
-    return solvers.grid("karras", num_steps, schedule=None, sigma_min=SIGMA_MIN,
-                        sigma_max=SIGMA_MAX)
+    return solvers.grid(
+        "karras", num_steps, schedule=None, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX
+    )
   if num_steps == 1:
     return np.array([SIGMA_MAX, 0.0])
   return np.append(np.exp(np.linspace(np.log(SIGMA_MAX), np.log(SIGMA_MIN), num_steps)), 0.0)
@@ -105,10 +123,12 @@ def main():
   start = time.time()
   gmm = make_problem()
   x_init = SIGMA_MAX * jax.random.normal(jax.random.key(0), (BATCH, DIM), jnp.float64)
-  exact, _, stats = adaptive_lib.adaptive(gmm.denoiser, x_init, jnp.array([SIGMA_MAX, 0.0]),
-                                          rtol=1e-9, atol=1e-9, return_stats=True)
-  check, _ = adaptive_lib.adaptive(gmm.denoiser, x_init, jnp.array([SIGMA_MAX, 0.0]),
-                                   rtol=1e-11, atol=1e-11)
+  exact, _, stats = adaptive_lib.adaptive(
+      gmm.denoiser, x_init, jnp.array([SIGMA_MAX, 0.0]), rtol=1e-9, atol=1e-9, return_stats=True
+  )
+  check, _ = adaptive_lib.adaptive(
+      gmm.denoiser, x_init, jnp.array([SIGMA_MAX, 0.0]), rtol=1e-11, atol=1e-11
+  )
   ref_err = float(jnp.sqrt(jnp.mean((exact - check) ** 2)))
   rms = lambda x: float(jnp.sqrt(jnp.mean((x - exact) ** 2)))
 
@@ -144,14 +164,16 @@ def main():
       if n == 0:
         row.append(None)
         continue
-      out = solvers.solve(name, gmm.denoiser, xs_init, make_grid("karras", n),
-                          key=jax.random.key(4), **options)
+      out = solvers.solve(
+          name, gmm.denoiser, xs_init, make_grid("karras", n), key=jax.random.key(4), **options
+      )
       row.append((sliced_w1(np.asarray(out), x0_b, directions), solvers.nfe(name, n, **options)))
     sto_rows[label(name, options)] = row
     print(label(name, options), [r and f"{r[0]:.3f}" for r in row], flush=True)
 
-  write_report(args.out, det_rows, official_rows, sto_rows, floor, ref_err, stats,
-               time.time() - start)
+  write_report(
+      args.out, det_rows, official_rows, sto_rows, floor, ref_err, stats, time.time() - start
+  )
 
 
 def _cell(entry, fmt):
@@ -194,33 +216,49 @@ def write_report(path, det_rows, official_rows, sto_rows, floor, ref_err, stats,
   ]
   for (name, grid_kind), row in det_rows.items():
     lines.append(f"| {name} | {grid_kind} | " + " | ".join(_cell(e, ".2e") for e in row) + " |")
-  lines += ["", "## Official configurations (same problem)", "",
-            "| official implementation | " + head[2:], "|---" + sep]
+  lines += [
+      "",
+      "## Official configurations (same problem)",
+      "",
+      "| official implementation | " + head[2:],
+      "|---" + sep,
+  ]
   for title, row in official_rows.items():
     lines.append(f"| {title} | " + " | ".join(_cell(e, ".2e") for e in row) + " |")
   i10 = BUDGETS.index(10)
   best = min((row[i10][0], key) for key, row in det_rows.items() if row[i10])
   best_off = min((row[i10][0], key) for key, row in official_rows.items() if row[i10])
-  lines += ["", f"At NFE ≤ 10 the best diffjax solver is {best[1][0]} on the {best[1][1]} grid "
-            f"({best[0]:.2e}); the best official configuration is {best_off[1]} "
-            f"({best_off[0]:.2e}).", "",
-            "## Stochastic solvers", "",
-            f"Sliced Wasserstein-1 (128 directions) between 4096 samples and 4096 exact samples; "
-            f"noise floor (two exact sample sets): {floor:.3f}. Karras grid.", "",
-            "| solver " + head, "|---" + sep]
+  lines += [
+      "",
+      f"At NFE ≤ 10 the best diffjax solver is {best[1][0]} on the {best[1][1]} grid "
+      f"({best[0]:.2e}); the best official configuration is {best_off[1]} "
+      f"({best_off[0]:.2e}).",
+      "",
+      "## Stochastic solvers",
+      "",
+      f"Sliced Wasserstein-1 (128 directions) between 4096 samples and 4096 exact samples; "
+      f"noise floor (two exact sample sets): {floor:.3f}. Karras grid.",
+      "",
+      "| solver " + head,
+      "|---" + sep,
+  ]
   for name, row in sto_rows.items():
     lines.append(f"| {name} | " + " | ".join(_cell(e, ".3f") for e in row) + " |")
-  lines += ["", "## Reading the tables", "",
-            "- Same-named rows in the two deterministic tables are the same numbers: the official "
-            "configurations are diffjax solvers with the official grids/settings, which the parity "
-            "tests tie to the official code to ≤ 1e-13.",
-            "- `dpmpp_3m(d2_scale=2.0)` is DPM-Solver++(3M) with the second-difference weight that "
-            "makes the update third order (see `ode.dpmpp_multistep_update`); the official update "
-            "(d2_scale=1) is second order.",
-            "- First-order ancestral samplers (ddpm = ddim(η=1) = euler_ancestral = seeds_1 in the "
-            "σ-frame, hence identical rows) need far more than 50 evaluations to reach the noise "
-            "floor; SEEDS-3 and DPM-Solver++(2M) SDE come close to it at about 20–35, "
-            "SEEDS-2 at 50."]
+  lines += [
+      "",
+      "## Reading the tables",
+      "",
+      "- Same-named rows in the two deterministic tables are the same numbers: the official "
+      "configurations are diffjax solvers with the official grids/settings, which the parity "
+      "tests tie to the official code to ≤ 1e-13.",
+      "- `dpmpp_3m(d2_scale=2.0)` is DPM-Solver++(3M) with the second-difference weight that "
+      "makes the update third order (see `ode.dpmpp_multistep_update`); the official update "
+      "(d2_scale=1) is second order.",
+      "- First-order ancestral samplers (ddpm = ddim(η=1) = euler_ancestral = seeds_1 in the "
+      "σ-frame, hence identical rows) need far more than 50 evaluations to reach the noise "
+      "floor; SEEDS-3 and DPM-Solver++(2M) SDE come close to it at about 20–35, "
+      "SEEDS-2 at 50.",
+  ]
   with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))

@@ -45,8 +45,9 @@ def _timed(fn, repeats: int) -> float:
   return (time.perf_counter() - start) / repeats
 
 
-def measure(config, *, steps: int, sample_batch: int, forward_calls: int,
-            trace_dir: str | None = None) -> dict:
+def measure(
+    config, *, steps: int, sample_batch: int, forward_calls: int, trace_dir: str | None = None
+) -> dict:
   """The three rates of the module docstring, and the device they were measured on."""
   exp = experiment.Experiment(config, jax.devices()[:1])
   step_fn = exp.jit_train_step()
@@ -104,8 +105,11 @@ def main():
   parser.add_argument("--batch", type=int, default=None, help="override data.batch_size")
   parser.add_argument("--dtype", default=None, help="override model.dtype (e.g. float32)")
   parser.add_argument("--dropout", type=float, default=None, help="override model.dropout")
-  parser.add_argument("--prng_impl", default=None,
-                      help="jax_default_prng_impl (default threefry2x32; rbg, unsafe_rbg)")
+  parser.add_argument(
+      "--prng_impl",
+      default=None,
+      help="jax_default_prng_impl (default threefry2x32; rbg, unsafe_rbg)",
+  )
   parser.add_argument("--trace_dir", default=None)
   parser.add_argument("--out", default=None, help="append a markdown row here")
   args = parser.parse_args()
@@ -121,29 +125,48 @@ def main():
     config.model.dtype = args.dtype
   if config.data.name == "fashion_mnist":
     config.data.path = args.data_path or fashion_mnist.write_fake(
-        tempfile.mkdtemp(prefix="fmnist_fake_"), num_examples=4096)
+        tempfile.mkdtemp(prefix="fmnist_fake_"), num_examples=4096
+    )
   elif args.data_path:
     config.data.path = args.data_path
-  r = measure(config, steps=args.steps, sample_batch=args.sample_batch,
-              forward_calls=args.forward_calls, trace_dir=args.trace_dir)
+  r = measure(
+      config,
+      steps=args.steps,
+      sample_batch=args.sample_batch,
+      forward_calls=args.forward_calls,
+      trace_dir=args.trace_dir,
+  )
   name = args.config + (f":{args.arg}" if args.arg else "")
-  name += "".join(f" {k}={v}" for k, v in (("batch", args.batch), ("dtype", args.dtype),
-                                            ("dropout", args.dropout), ("prng", args.prng_impl))
-                  if v is not None)
-  print(f"{name} on {r['device']}: batch {r['batch']}: runner {r['runner_steps_per_s']:.1f} "
-        f"steps/s, device batch {r['device_batch_steps_per_s']:.1f} steps/s (input pipeline and "
-        f"dispatch {100 * r['input_share']:.0f} % of a runner step); forward at batch "
-        f"{r['sample_batch']}: {r['forward_images_per_s']:.0f} images/s")
+  name += "".join(
+      f" {k}={v}"
+      for k, v in (
+          ("batch", args.batch),
+          ("dtype", args.dtype),
+          ("dropout", args.dropout),
+          ("prng", args.prng_impl),
+      )
+      if v is not None
+  )
+  print(
+      f"{name} on {r['device']}: batch {r['batch']}: runner {r['runner_steps_per_s']:.1f} "
+      f"steps/s, device batch {r['device_batch_steps_per_s']:.1f} steps/s (input pipeline and "
+      f"dispatch {100 * r['input_share']:.0f} % of a runner step); forward at batch "
+      f"{r['sample_batch']}: {r['forward_images_per_s']:.0f} images/s"
+  )
   if args.out:
     new = not os.path.exists(args.out)
     with open(args.out, "a") as f:
       if new:
-        f.write("| config | device | batch | runner steps/s | device-batch steps/s | "
-                "input share | forward images/s (batch) | jax |\n"
-                "|---|---|---|---|---|---|---|---|\n")
-      f.write(f"| `{name}` | {r['device']} | {r['batch']} | {r['runner_steps_per_s']:.1f} | "
-              f"{r['device_batch_steps_per_s']:.1f} | {100 * r['input_share']:.0f} % | "
-              f"{r['forward_images_per_s']:.0f} ({r['sample_batch']}) | {jax.__version__} |\n")
+        f.write(
+            "| config | device | batch | runner steps/s | device-batch steps/s | "
+            "input share | forward images/s (batch) | jax |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+        )
+      f.write(
+          f"| `{name}` | {r['device']} | {r['batch']} | {r['runner_steps_per_s']:.1f} | "
+          f"{r['device_batch_steps_per_s']:.1f} | {100 * r['input_share']:.0f} % | "
+          f"{r['forward_images_per_s']:.0f} ({r['sample_batch']}) | {jax.__version__} |\n"
+      )
 
 
 if __name__ == "__main__":

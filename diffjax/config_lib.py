@@ -95,8 +95,9 @@ def ema_constant(decay: float) -> dict:
 
 
 def ema_halflife(halflife_images: int, rampup_ratio: float = 0.05) -> dict:
-  return dict(kind="halflife", decay=0.0, halflife_images=halflife_images,
-              rampup_ratio=rampup_ratio)
+  return dict(
+      kind="halflife", decay=0.0, halflife_images=halflife_images, rampup_ratio=rampup_ratio
+  )
 
 
 def train(
@@ -174,8 +175,9 @@ _TINY_MODELS = {
     "ddpm": dict(ch=16, ch_mult=(1,), num_res_blocks=1, attn_resolutions=()),
     "ddpmpp": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=()),
     "ncsnpp": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=()),
-    "adm": dict(model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=(),
-                channels_per_head=8),
+    "adm": dict(
+        model_channels=16, channel_mult=(1,), num_blocks=1, attn_resolutions=(), channels_per_head=8
+    ),
     "dit": dict(hidden_size=32, depth=1, num_heads=2, patch_size=2, freq_dim=32),
     "mlp": dict(width=32, depth=2),
 }
@@ -332,9 +334,15 @@ def edm(
   lognormal = lambda: dict(p_mean=p_mean, p_std=p_std)
   return dict(
       schedule=dict(kind="edm", **grid()),
-      method=gaussian("edm", "edm", "edm_lognormal", param_kwargs=dict(sigma_data=sigma_data),
-                      weighting_kwargs=dict(sigma_data=sigma_data, **lognormal()),
-                      t_sampling_kwargs=lognormal(), conditional=conditional),
+      method=gaussian(
+          "edm",
+          "edm",
+          "edm_lognormal",
+          param_kwargs=dict(sigma_data=sigma_data),
+          weighting_kwargs=dict(sigma_data=sigma_data, **lognormal()),
+          t_sampling_kwargs=lognormal(),
+          conditional=conditional,
+      ),
       sample=sampler(solver, num_steps, "karras", grid_kwargs=grid(), **sample_kwargs),
   )
 
@@ -344,8 +352,14 @@ def edm(
 HEUN35 = {k: edm()["sample"][k] for k in ("solver", "num_steps", "grid", "grid_kwargs")}
 
 
-def ddpm(*, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
-         solver_kwargs: dict | None = None, **sample_kwargs) -> dict:
+def ddpm(
+    *,
+    num_timesteps: int = 1000,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+    solver_kwargs: dict | None = None,
+    **sample_kwargs,
+) -> dict:
   """DDPM's chain (Ho et al. 2020, §4) as the `schedule`, `method` and `sample` sections.
 
   The discrete `ddpm` schedule of T = num_timesteps steps (β linear from beta_start to beta_end;
@@ -365,13 +379,26 @@ def ddpm(*, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float
   return dict(
       schedule=dict(kind="ddpm", num_timesteps=t, beta_start=beta_start, beta_end=beta_end),
       method=gaussian("eps", "eps_mse", "uniform", param_kwargs=dict(noise_cond_scale=t - 1.0)),
-      sample=sampler("ddpm", t, "uniform_t", grid_kwargs=dict(t_min=0.0),
-                     solver_kwargs=solver_kwargs, **sample_kwargs),
+      sample=sampler(
+          "ddpm",
+          t,
+          "uniform_t",
+          grid_kwargs=dict(t_min=0.0),
+          solver_kwargs=solver_kwargs,
+          **sample_kwargs,
+      ),
   )
 
 
-def vdm(*, schedule: str = "nnet", variance_minimization: bool = True, gamma_min: float = -13.3,
-        gamma_max: float = 5.0, num_features: int = 1024, num_steps: int = 0) -> dict:
+def vdm(
+    *,
+    schedule: str = "nnet",
+    variance_minimization: bool = True,
+    gamma_min: float = -13.3,
+    gamma_max: float = 5.0,
+    num_features: int = 1024,
+    num_steps: int = 0,
+) -> dict:
   """VDM (Kingma et al. 2021) as the `schedule` and `method` sections (diffjax/methods/vdm.py).
 
   VDM writes γ = −λ; γ ∈ [gamma_min, gamma_max] (official CIFAR-10 config: [-13.3, 5]) is both the
@@ -398,11 +425,16 @@ def vdm(*, schedule: str = "nnet", variance_minimization: bool = True, gamma_min
           kind="vdm",
           learned_schedule=schedule != "fixed",
           variance_minimization=variance_minimization,
-          schedule_kwargs=dict(init_logsnr_max=-gamma_min, init_logsnr_min=-gamma_max,
-                               num_features=num_features, nonlinear=schedule == "nnet"),
+          schedule_kwargs=dict(
+              init_logsnr_max=-gamma_min,
+              init_logsnr_min=-gamma_max,
+              num_features=num_features,
+              nonlinear=schedule == "nnet",
+          ),
           param="eps",
-          param_kwargs=dict(noise_cond="logsnr",
-                            noise_cond_scale=-1000.0 / (gamma_max - gamma_min)),
+          param_kwargs=dict(
+              noise_cond="logsnr", noise_cond_scale=-1000.0 / (gamma_max - gamma_min)
+          ),
           num_steps=num_steps,
           decoder="vdm",
           data_grid="ddpm",  # diffjax data are k/127.5 - 1
@@ -413,11 +445,18 @@ def vdm(*, schedule: str = "nnet", variance_minimization: bool = True, gamma_min
   )
 
 
-def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1,
-               num_projections: int = 512,
-               *, fd_classifier_dir: str = "", fd_num_samples: int = 10_000,
-               fd_samplers: dict | None = None, bpd_num_examples: int = 0,
-               bpd_batch_size: int = 500):
+def evaluation(
+    num_samples: int = 5000,
+    num_plot: int = 2000,
+    seed: int = 1,
+    num_projections: int = 512,
+    *,
+    fd_classifier_dir: str = "",
+    fd_num_samples: int = 10_000,
+    fd_samplers: dict | None = None,
+    bpd_num_examples: int = 0,
+    bpd_batch_size: int = 500,
+):
   """`eval` section.
 
   Always: sliced W2 of `num_samples` generated samples against as many held-out examples.
@@ -426,21 +465,26 @@ def evaluation(num_samples: int = 5000, num_plot: int = 2000, seed: int = 1,
   name -> sample overrides (`{}` = the config's sampler; e.g. `heun35` below).
   Test-set bits/dim of the first `bpd_num_examples` test examples when > 0 and the Method has `bpd`.
   """
-  return dict(num_samples=num_samples, num_plot=num_plot, seed=seed,
-              num_projections=num_projections,
-              fd_classifier_dir=fd_classifier_dir, fd_num_samples=fd_num_samples,
-              fd_samplers=fd_samplers if fd_samplers is not None else {"default": {}},
-              bpd_num_examples=bpd_num_examples, bpd_batch_size=bpd_batch_size)
-
-
+  return dict(
+      num_samples=num_samples,
+      num_plot=num_plot,
+      seed=seed,
+      num_projections=num_projections,
+      fd_classifier_dir=fd_classifier_dir,
+      fd_num_samples=fd_num_samples,
+      fd_samplers=fd_samplers if fd_samplers is not None else {"default": {}},
+      bpd_num_examples=bpd_num_examples,
+      bpd_batch_size=bpd_batch_size,
+  )
 
 
 def mlp(width: int = 256, depth: int = 4, **kwargs) -> dict:
   return dict(kind="mlp", width=width, depth=depth, **kwargs)
 
 
-def fashion_mnist(batch_size: int, pad_to_32: bool = True,
-                  path: str = "/usr/share/datasets/fashion-mnist/"):
+def fashion_mnist(
+    batch_size: int, pad_to_32: bool = True, path: str = "/usr/share/datasets/fashion-mnist/"
+):
   """Fashion-MNIST from Debian's `dataset-fashion-mnist` (`make fashion-mnist`), in [-1, 1]."""
   return dict(name="fashion_mnist", batch_size=batch_size, pad_to_32=pad_to_32, path=path)
 
@@ -468,16 +512,32 @@ def unet(**kwargs) -> dict:
 
 def small_unet(ch: int = 64, dropout: float = 0.0, **kwargs) -> dict:
   """A ~6 M-parameter DDPM-style U-Net for 32×32×1 (3 levels, attention at 8×8)."""
-  return _image_net(dict(kind="unet", ch=ch, ch_mult=(1, 2, 2), num_res_blocks=2,
-                         attn_resolutions=(8,), dropout=dropout), kwargs)
+  return _image_net(
+      dict(
+          kind="unet",
+          ch=ch,
+          ch_mult=(1, 2, 2),
+          num_res_blocks=2,
+          attn_resolutions=(8,),
+          dropout=dropout,
+      ),
+      kwargs,
+  )
 
 
 TWIN_STEPS = {"default": 6_000, "long": 40_000}
 
 
-def fashion_mnist_twin(size: str, *, schedule: dict, method: dict, sample: dict,
-                       model: dict | None = None, optim: dict | None = None,
-                       bpd_num_examples: int = 0) -> ml_collections.ConfigDict:
+def fashion_mnist_twin(
+    size: str,
+    *,
+    schedule: dict,
+    method: dict,
+    sample: dict,
+    model: dict | None = None,
+    optim: dict | None = None,
+    bpd_num_examples: int = 0,
+) -> ml_collections.ConfigDict:
   """A paper's Fashion-MNIST twin under the table's shared protocol
   (experiments/results/fashion_mnist.md).
 
@@ -499,27 +559,42 @@ def fashion_mnist_twin(size: str, *, schedule: dict, method: dict, sample: dict,
   config.schedule = schedule
   config.method = method
   config.model = model if model is not None else small_unet(dtype="bfloat16")
-  config.optim = optim if optim is not None else adam(2e-4, warmup_steps=500, grad_clip=1.0,
-                                                      ema=ema_constant(0.9995))
-  config.train = train(pick(size, TWIN_STEPS), log_every_steps=200, ckpt_every_steps=1000,
-                       sample_every_steps=2000)
+  config.optim = (
+      optim
+      if optim is not None
+      else adam(2e-4, warmup_steps=500, grad_clip=1.0, ema=ema_constant(0.9995))
+  )
+  config.train = train(
+      pick(size, TWIN_STEPS), log_every_steps=200, ckpt_every_steps=1000, sample_every_steps=2000
+  )
   config.sample = dict(sample, batch_size=500, num_samples=10_000)
-  config.eval = evaluation(num_samples=2000, num_plot=100, bpd_num_examples=bpd_num_examples,
-                           fd_samplers={"default": {}, "heun35": HEUN35})
+  config.eval = evaluation(
+      num_samples=2000,
+      num_plot=100,
+      bpd_num_examples=bpd_num_examples,
+      fd_samplers={"default": {}, "heun35": HEUN35},
+  )
   return config
 
 
 # -- Paper-scale image sets and networks (CIFAR-10 / ImageNet-64 configs) ------------------------
 
 
-def tfds_images(tfds_name: str, batch_size: int, *, image_size: int | None = None,
-                path: str | None = None) -> dict:
+def tfds_images(
+    tfds_name: str, batch_size: int, *, image_size: int | None = None, path: str | None = None
+) -> dict:
   """A TFDS image set read with `tfds.data_source` (array_record; see diffjax/data/tfds_images.py).
 
   Images in [-1, 1]; `image_size` centre-crops to a square and resizes (PIL bicubic, antialiased).
   """
-  return dict(name="tfds", tfds_name=tfds_name, batch_size=batch_size, image_size=image_size,
-              crop="center", path=path)
+  return dict(
+      name="tfds",
+      tfds_name=tfds_name,
+      batch_size=batch_size,
+      image_size=image_size,
+      crop="center",
+      path=path,
+  )
 
 
 def cifar10(batch_size: int, path: str | None = None) -> dict:
@@ -538,8 +613,17 @@ def imagenet64(batch_size: int, path: str | None = None) -> dict:
 
 def ddpm_unet(dropout: float = 0.1, **kwargs) -> dict:
   """Ho et al. 2020's CIFAR-10 U-Net (ch 128, mult (1, 2, 2, 2), 2 blocks, attention at 16×16)."""
-  return _image_net(dict(kind="ddpm", ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
-                         attn_resolutions=(16,), dropout=dropout), kwargs)
+  return _image_net(
+      dict(
+          kind="ddpm",
+          ch=128,
+          ch_mult=(1, 2, 2, 2),
+          num_res_blocks=2,
+          attn_resolutions=(16,),
+          dropout=dropout,
+      ),
+      kwargs,
+  )
 
 
 def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
@@ -550,15 +634,33 @@ def song_unet(arch: str, *, dropout: float = 0.13, **kwargs) -> dict:
   `kwargs` override any of these (Score SDE's own CIFAR-10 runs use channel_mult (1, 2, 2, 2)).
   """
   pick(arch, {"ddpmpp": 0, "ncsnpp": 0}, key="arch")
-  return _image_net(dict(kind=arch, model_channels=128, channel_mult=(2, 2, 2), num_blocks=4,
-                         attn_resolutions=(16,), dropout=dropout), kwargs)
+  return _image_net(
+      dict(
+          kind=arch,
+          model_channels=128,
+          channel_mult=(2, 2, 2),
+          num_blocks=4,
+          attn_resolutions=(16,),
+          dropout=dropout,
+      ),
+      kwargs,
+  )
 
 
 def adm(dropout: float = 0.1, **kwargs) -> dict:
   """ADM as EDM configures it for class-conditional ImageNet-64 (width 192, mult (1, 2, 3, 4))."""
-  return _image_net(dict(kind="adm", model_channels=192, channel_mult=(1, 2, 3, 4), num_blocks=3,
-                         attn_resolutions=(32, 16, 8), channels_per_head=64, dropout=dropout),
-                    kwargs)
+  return _image_net(
+      dict(
+          kind="adm",
+          model_channels=192,
+          channel_mult=(1, 2, 3, 4),
+          num_blocks=3,
+          attn_resolutions=(32, 16, 8),
+          channels_per_head=64,
+          dropout=dropout,
+      ),
+      kwargs,
+  )
 
 
 def dit(variant: str, **kwargs) -> dict:
@@ -602,5 +704,6 @@ def ddim_sampler(num_steps: int, skip: str = "uniform", **kwargs) -> dict:
   """`sample` section: DDIM η = 0 (Song et al. 2021a, Eq. 12) on its S-step sub-sequence of the
   model's discrete chain (grid `ddim`, `skip` "uniform" or "quadratic"); num_steps is S."""
   pick(skip, {"uniform": 0, "quadratic": 0}, key="skip")
-  return sampler("ddim", num_steps, "ddim", grid_kwargs=dict(skip=skip),
-                 solver_kwargs=dict(eta=0.0), **kwargs)
+  return sampler(
+      "ddim", num_steps, "ddim", grid_kwargs=dict(skip=skip), solver_kwargs=dict(eta=0.0), **kwargs
+  )

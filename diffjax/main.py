@@ -30,8 +30,12 @@ from diffjax.train import evaluate
 from diffjax.train import inference
 from diffjax.train import loop
 
-MODES = {"train": loop.train_and_evaluate, "eval": evaluate.evaluate, "sample": inference.sample,
-         "pairs": inference.pairs}
+MODES = {
+    "train": loop.train_and_evaluate,
+    "eval": evaluate.evaluate,
+    "sample": inference.sample,
+    "pairs": inference.pairs,
+}
 # What a user can fix: bad values, missing files, unwritable or busy workdirs, a diverged run.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
@@ -76,8 +80,9 @@ def _unknown_override(argv: list[str]) -> str | None:
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
         where = f"config.{'.'.join(walked)}" if walked else "the config"
         known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-        return (f"--config.{match.group(1)}: {where} has no key {part!r}"
-                + (f" (it has: {', '.join(known)})" if known else ""))
+        return f"--config.{match.group(1)}: {where} has no key {part!r}" + (
+            f" (it has: {', '.join(known)})" if known else ""
+        )
       node, walked = node[part], walked + [part]
   return None
 
@@ -87,8 +92,10 @@ def parse_flags(argv: list[str]) -> list[str]:
   (which ml_collections reports as tracebacks) end in one line."""
   spec = _config_arg(argv)
   if spec is not None and not os.path.isfile(spec.split(":", 1)[0]):
-    _fail(f"--config={spec}: no config file {spec.split(':', 1)[0]!r} (run from the repository "
-          f"root, or give its path)")
+    _fail(
+        f"--config={spec}: no config file {spec.split(':', 1)[0]!r} (run from the repository "
+        f"root, or give its path)"
+    )
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
@@ -108,8 +115,9 @@ def main(argv):
   try:
     if config.runtime.distributed:
       jax.distributed.initialize()  # the launcher (SLURM, TPU pod, ...) provides the coordinates
-    logging.info("jax %s, %d processes, devices: %s", jax.__version__, jax.process_count(),
-                 jax.devices())
+    logging.info(
+        "jax %s, %d processes, devices: %s", jax.__version__, jax.process_count(), jax.devices()
+    )
     MODES[_MODE.value](config, _WORKDIR.value)
   except USER_ERRORS as e:
     _fail(str(e) or repr(e), e)

@@ -26,9 +26,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.", required=T
 _COMMAND = flags.DEFINE_multi_string("command", [], "Command(s) that produced the run.")
 _TRAIN_LOG = flags.DEFINE_string("train_log", "", "Captured stdout/stderr of the training run.")
 _PICTURE = flags.DEFINE_string("picture", "", "Sample picture to copy (default: newest in eval/).")
-_OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "results"), "Output folder.")
+_OUT = flags.DEFINE_string(
+    "out", os.path.join(os.path.dirname(__file__), "results"), "Output folder."
+)
 _NOTES = flags.DEFINE_string("notes", "", "Free text appended to the report.")
-_COMMIT = flags.DEFINE_string("commit", "", "Commit of the code (default: git rev-parse HEAD here).")
+_COMMIT = flags.DEFINE_string(
+    "commit", "", "Commit of the code (default: git rev-parse HEAD here)."
+)
 
 _PROGRESS = re.compile(r"step (\d+)/(\d+) \|.*?\| loss ([0-9.eE+-]+) \|.*?([0-9.]+) steps/s")
 
@@ -38,16 +42,24 @@ def _hardware() -> str:
 
   devices = jax.devices()
   kinds = sorted({d.device_kind for d in devices})
-  return (f"{len(devices)} × {', '.join(kinds)} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
-          f"jax {jax.__version__}, {platform.machine()}")
+  return (
+      f"{len(devices)} × {', '.join(kinds)} ({jax.default_backend()}), {os.cpu_count()} CPU cores, "
+      f"jax {jax.__version__}, {platform.machine()}"
+  )
 
 
 def _commit() -> str:
   try:
     here = os.path.dirname(os.path.abspath(__file__))
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                           capture_output=True, text=True).stdout
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True
+    ).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+    ).stdout
     return sha.strip() + (" (with uncommitted changes)" if dirty.strip() else "")
   except OSError:
     return "unknown"
@@ -66,20 +78,27 @@ def main(argv):
     rows = [m.groups() for m in _PROGRESS.finditer(open(_TRAIN_LOG.value).read())]
     if rows:
       rates = [float(r[3]) for r in rows[1:]] or [float(rows[0][3])]
-      lines += [f"- training: {rows[-1][0]} steps, loss {rows[0][2]} (step {rows[0][0]}) → {rows[-1][2]} "
-                f"(step {rows[-1][0]}), median {sorted(rates)[len(rates) // 2]:.2f} steps/s"]
+      lines += [
+          f"- training: {rows[-1][0]} steps, loss {rows[0][2]} (step {rows[0][0]}) → {rows[-1][2]} "
+          f"(step {rows[-1][0]}), median {sorted(rates)[len(rates) // 2]:.2f} steps/s"
+      ]
     # A run restarted after a time limit logs KILLED_SECONDS for each cut-off attempt: summed.
     log = open(_TRAIN_LOG.value).read()
     wall = re.findall(r"WALL_SECONDS=([0-9.]+)", log)
     killed = re.findall(r"KILLED_SECONDS=([0-9.]+)", log)
     if wall:
       total = float(wall[-1]) + sum(map(float, killed))
-      lines += [f"- wall time (all commands above): {total:.0f} s"
-                + (f", over {len(killed) + 1} calls" if killed else "")]
+      lines += [
+          f"- wall time (all commands above): {total:.0f} s"
+          + (f", over {len(killed) + 1} calls" if killed else "")
+      ]
   if metrics:
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items())]
-  picture = _PICTURE.value or (sorted(glob.glob(os.path.join(workdir, "eval", "samples_*.png"))) or [""])[-1]
+  picture = (
+      _PICTURE.value
+      or (sorted(glob.glob(os.path.join(workdir, "eval", "samples_*.png"))) or [""])[-1]
+  )
   os.makedirs(_OUT.value, exist_ok=True)
   if picture:
     dst = os.path.join(_OUT.value, f"{_NAME.value}.png")

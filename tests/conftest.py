@@ -1,4 +1,5 @@
 """Test set-up: 8 fake CPU devices, so sharding code is exercised on any machine (STYLE.md §7)."""
+
 import os
 import tempfile
 

@@ -50,8 +50,15 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
     grid = dict(sigma_min=0.01, sigma_max=50.0, rho=5.0)
     self.assertEqual(out["schedule"], dict(kind="edm", **grid))
     self.assertEqual(out["sample"]["grid_kwargs"], grid)
-    self.assertEqual((out["sample"]["solver"], out["sample"]["num_steps"], out["sample"]["grid"],
-                      out["sample"]["batch_size"]), ("euler", 7, "karras", 3))
+    self.assertEqual(
+        (
+            out["sample"]["solver"],
+            out["sample"]["num_steps"],
+            out["sample"]["grid"],
+            out["sample"]["batch_size"],
+        ),
+        ("euler", 7, "karras", 3),
+    )
     m = out["method"]
     self.assertEqual((m["param"], m["weighting"], m["t_sampling"]), ("edm", "edm", "edm_lognormal"))
     self.assertEqual(m["param_kwargs"], dict(sigma_data=0.7))
@@ -61,9 +68,15 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
     # ln σ ~ N(P_mean, P_std²) and λ = -2 ln σ: p(λ) = N(λ; -2 P_mean, (2 P_std)²).
     p = jnp.exp(-0.5 * ((lam + 2 * -0.4) / (2 * 1.5)) ** 2) / (2 * 1.5 * math.sqrt(2 * math.pi))
     chex.assert_trees_all_close(w(lam) / p, (jnp.exp(-lam) + 0.49) / 0.49, rtol=1e-5)
-    self.assertEqual(config_lib.HEUN35, dict(solver="heun", num_steps=18, grid="karras",
-                                             grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0,
-                                                              rho=7.0)))
+    self.assertEqual(
+        config_lib.HEUN35,
+        dict(
+            solver="heun",
+            num_steps=18,
+            grid="karras",
+            grid_kwargs=dict(sigma_min=0.002, sigma_max=80.0, rho=7.0),
+        ),
+    )
 
   def test_ddpm_ties_the_chain_length(self):
     out = config_lib.ddpm(num_timesteps=4000, solver_kwargs=dict(clip_denoised=True))
@@ -76,8 +89,9 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
     out = config_lib.vdm(schedule="linear", gamma_min=-10.0, gamma_max=6.0)
     self.assertEqual(out["schedule"], dict(kind="linear_logsnr", logsnr_lo=-6.0, logsnr_hi=10.0))
     kw = out["method"]["schedule_kwargs"]
-    self.assertEqual((kw["init_logsnr_min"], kw["init_logsnr_max"], kw["nonlinear"]),
-                     (-6.0, 10.0, False))
+    self.assertEqual(
+        (kw["init_logsnr_min"], kw["init_logsnr_max"], kw["nonlinear"]), (-6.0, 10.0, False)
+    )
     self.assertEqual(out["method"]["param_kwargs"]["noise_cond_scale"], -1000.0 / 16.0)
     self.assertFalse(config_lib.vdm(schedule="fixed")["method"]["learned_schedule"])
     with self.assertRaisesRegex(ValueError, "schedule='cubic'"):
@@ -86,8 +100,9 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
   def test_ddim_sampler_names_the_grid(self):
     sample = config_lib.ddim_sampler(50, "quadratic")
     self.assertEqual((sample["solver"], sample["num_steps"], sample["grid"]), ("ddim", 50, "ddim"))
-    self.assertEqual((sample["grid_kwargs"], sample["solver_kwargs"]),
-                     (dict(skip="quadratic"), dict(eta=0.0)))
+    self.assertEqual(
+        (sample["grid_kwargs"], sample["solver_kwargs"]), (dict(skip="quadratic"), dict(eta=0.0))
+    )
     sigmas = solvers.grid("ddim", 50, schedule=schedules.make("ddpm"), **sample["grid_kwargs"])
     self.assertLen(sigmas, 50)  # S = 50 quadratic keeps 49 distinct steps: 49 levels + 0
     with self.assertRaisesRegex(ValueError, "skip='cubic'"):
@@ -109,9 +124,14 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
     def losses_of(w):
       raw_fn = lambda z, noise_cond: w * z  # ε̂ = w·z_t: one scalar parameter
       ours, aux = losses.weighted_loss(
-          raw_fn, x, jax.random.key(2), schedule=schedules.make("ddpm"), param=param,
+          raw_fn,
+          x,
+          jax.random.key(2),
+          schedule=schedules.make("ddpm"),
+          param=param,
           weight_fn=weighting.make_weighting("eps_mse", schedule=schedules.make("ddpm")),
-          t_sampler=weighting.make_t_sampler("uniform"))
+          t_sampler=weighting.make_t_sampler("uniform"),
+      )
       sq = aux["eps_mse"]  # ‖ε - ε̂‖² summed over the D values
       paper = sq / math.prod(shape) if paper_loss == "mean" else sq
       return jnp.mean(ours), jnp.mean(paper)
@@ -142,8 +162,9 @@ class ShrinkTest(chex.TestCase, parameterized.TestCase):
     config = _paper_config(model)
     config_lib.shrink(config)
     self.assertEqual(config.data.image_size, 8)
-    self.assertEqual((config.train.num_steps, config.data.batch_size, config.sample.num_steps),
-                     (2, 8, 2))
+    self.assertEqual(
+        (config.train.num_steps, config.data.batch_size, config.sample.num_steps), (2, 8, 2)
+    )
     for key in ("augment_dim", "learn_sigma", "embedding_type"):
       if key in model:
         self.assertEqual(config.model[key], model[key])
@@ -151,8 +172,11 @@ class ShrinkTest(chex.TestCase, parameterized.TestCase):
     count = models.param_count(module, (1,) + shape)
     self.assertLess(count, 300_000)  # the paper sizes: 35.7 M (DDPM) to 675 M (DiT-XL/2)
     x = jnp.zeros((2,) + shape)
-    out = jax.eval_shape(lambda: module.init_with_output(
-        {"params": jax.random.key(0)}, x, jnp.ones(2), train=False)[0])
+    out = jax.eval_shape(
+        lambda: module.init_with_output({"params": jax.random.key(0)}, x, jnp.ones(2), train=False)[
+            0
+        ]
+    )
     self.assertEqual(out.shape, x.shape)
 
   def test_explicit_grid_keeps_its_ends(self):
@@ -161,15 +185,20 @@ class ShrinkTest(chex.TestCase, parameterized.TestCase):
     config.sample = config_lib.sampler("ddim", 10, "array", grid_kwargs=dict(sigmas=sigmas))
     config_lib.shrink(config)
     self.assertEqual(list(config.sample.grid_kwargs.sigmas), [sigmas[0], sigmas[5], 0.0])
-    solvers.grid("array", config.sample.num_steps, schedule=None,
-                 **config.sample.grid_kwargs)  # valid grid
+    solvers.grid(
+        "array", config.sample.num_steps, schedule=None, **config.sample.grid_kwargs
+    )  # valid grid
 
   def test_ddim_grid_shrinks_to_two_steps(self):
     config = _paper_config(config_lib.ddpm_unet())
     config.sample = config_lib.ddim_sampler(100, "quadratic")
     config_lib.shrink(config)
-    got = solvers.grid(config.sample.grid, config.sample.num_steps,
-                       schedule=schedules.make("ddpm"), **config.sample.grid_kwargs)
+    got = solvers.grid(
+        config.sample.grid,
+        config.sample.num_steps,
+        schedule=schedules.make("ddpm"),
+        **config.sample.grid_kwargs,
+    )
     self.assertLen(got, 3)  # DDIM's own S = 2 sub-sequence: steps 801 and 1, then 0
 
   def test_unknown_model_kind_names_it(self):
@@ -184,8 +213,9 @@ class SmokeArgsTest(chex.TestCase):
     root = self.create_tempdir()
     plain = root.create_file("plain.py", "def get_config(arg=None):\n  return arg\n")
     listed = root.create_file(
-        "listed.py", "SMOKE_ARGS = ('a=1,smoke', 'a=2,smoke')\ndef get_config(arg=None):\n"
-        "  return arg\n")
+        "listed.py",
+        "SMOKE_ARGS = ('a=1,smoke', 'a=2,smoke')\ndef get_config(arg=None):\n" "  return arg\n",
+    )
     self.assertEqual(config_lib.smoke_args(plain.full_path), ("smoke",))
     self.assertEqual(config_lib.smoke_args(listed.full_path), ("a=1,smoke", "a=2,smoke"))
     self.assertEqual(config_lib.load(listed.full_path, "x"), "x")
@@ -216,13 +246,17 @@ class FashionTwinProtocolTest(chex.TestCase):
     for path in paths:
       c = config_lib.load(path)
       name = os.path.relpath(path, repo)
-      self.assertEqual((c.data.name, c.data.batch_size, c.data.pad_to_32),
-                       ("fashion_mnist", 256, True), name)
+      self.assertEqual(
+          (c.data.name, c.data.batch_size, c.data.pad_to_32), ("fashion_mnist", 256, True), name
+      )
       self.assertEqual(c.train.num_steps, 6000, name)
       for key in ("kind", "ch", "ch_mult", "num_res_blocks", "attn_resolutions"):
         self.assertEqual(c.model[key], unet[key], f"{name}: model.{key}")
-      self.assertEqual((c.sample.num_samples, c.eval.num_samples, c.eval.fd_num_samples),
-                       (10_000, 2000, 10_000), name)
+      self.assertEqual(
+          (c.sample.num_samples, c.eval.num_samples, c.eval.fd_num_samples),
+          (10_000, 2000, 10_000),
+          name,
+      )
       self.assertEqual(c.eval.fd_samplers["default"].to_dict(), {}, name)
       self.assertEqual(c.eval.fd_samplers["heun35"].to_dict(), config_lib.HEUN35, name)
       self.assertEqual(c.seed, 0, name)

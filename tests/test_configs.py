@@ -33,8 +33,9 @@ from diffjax.train import inference
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(os.path.relpath(p, REPO)
-                 for p in glob.glob(os.path.join(REPO, "configs", "*", "*.py")))
+CONFIGS = sorted(
+    os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "configs", "*", "*.py"))
+)
 CASES = [(path, arg) for path in CONFIGS for arg in config_lib.smoke_args(os.path.join(REPO, path))]
 # The full runner once per (method.kind, model.kind): the cheapest case with that pair (measured
 # with --durations on 2 CPU cores). test_full_run_covers_every_pair checks that none is missing.
@@ -53,7 +54,7 @@ SAMPLE_BATCH = 2
 
 def _case_name(path: str, arg: str) -> str:
   """`ddpm_cifar10`, `score_sde_cifar10_variant_ve`: what `pytest -k` matches."""
-  name = path[len("configs/"):-len(".py")].replace("/", "_")
+  name = path[len("configs/") : -len(".py")].replace("/", "_")
   extra = [a.replace("=", "_").replace("/", "") for a in arg.split(",") if a != "smoke"]
   return "_".join([name] + extra)
 
@@ -111,8 +112,9 @@ class ConfigBuildTest(_Data, chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "init_from"):
       config_lib.load(path, "stage=reflow")
     config = config_lib.load(path, "stage=reflow,init_from=/runs/rf1")
-    self.assertEqual((config.init_from, config.data.path),
-                     ("/runs/rf1", "/runs/rf1/reflow/pairs_00006000.npz"))
+    self.assertEqual(
+        (config.init_from, config.data.path), ("/runs/rf1", "/runs/rf1/reflow/pairs_00006000.npz")
+    )
 
   @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES])
   def test_builds_and_steps(self, path, arg):
@@ -171,8 +173,10 @@ class _FullRun(_Data):
       leaves = jax.tree.leaves(jax.device_get(state.params))
       self.assertTrue(all(np.all(np.isfinite(x)) for x in leaves))
       if config.train.sample_every_steps:
-        self.assertEqual(sorted(os.listdir(os.path.join(workdir, "samples"))),
-                         ["step_00000002.png", "step_00000004.png"])
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(workdir, "samples"))),
+            ["step_00000002.png", "step_00000004.png"],
+        )
       metrics = evaluate.evaluate(config, workdir, devices)
       self.assertTrue(np.isfinite(metrics["sliced_w2"]))
       if config.eval.get("bpd_num_examples", 0):
@@ -187,8 +191,9 @@ class _FullRun(_Data):
 
 class ConfigFullRunTest(_FullRun, chex.TestCase, parameterized.TestCase):
 
-  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES
-                                    if (p, a) in FULL_RUN])
+  @parameterized.named_parameters(
+      *[(_case_name(p, a), p, a) for p, a in CASES if (p, a) in FULL_RUN]
+  )
   def test_full_run(self, path, arg):
     self._full_run(path, arg)
 
@@ -197,7 +202,8 @@ class ConfigFullRunTest(_FullRun, chex.TestCase, parameterized.TestCase):
 class SlowConfigFullRunTest(_FullRun, chex.TestCase, parameterized.TestCase):
   """The full run of every other case (`make test-all`)."""
 
-  @parameterized.named_parameters(*[(_case_name(p, a), p, a) for p, a in CASES
-                                    if (p, a) not in FULL_RUN])
+  @parameterized.named_parameters(
+      *[(_case_name(p, a), p, a) for p, a in CASES if (p, a) not in FULL_RUN]
+  )
   def test_full_run(self, path, arg):
     self._full_run(path, arg)

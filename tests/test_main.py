@@ -40,8 +40,12 @@ class CliErrorTest(chex.TestCase, parameterized.TestCase):
       ("missing_config_file", "configs/edm/nope.py:smoke", [], "configs/edm/nope.py"),
       ("bad_config_arg", "configs/edm/toy2d.py:smoke,sise=big", [], "'sise'"),
       ("bad_data_name", TOY, ["--config.data.name=nope"], "nope"),
-      ("missing_data_path", "configs/edm/fashion_mnist.py:smoke",
-       ["--config.data.path=/nonexistent/fmnist"], "/nonexistent/fmnist"),
+      (
+          "missing_data_path",
+          "configs/edm/fashion_mnist.py:smoke",
+          ["--config.data.path=/nonexistent/fmnist"],
+          "/nonexistent/fmnist",
+      ),
   )
   def test_fails_naming_the_problem_in_one_line(self, config, flags, needle):
     workdir = self.create_tempdir().full_path
@@ -51,8 +55,11 @@ class CliErrorTest(chex.TestCase, parameterized.TestCase):
     self.assertFalse(os.path.exists(os.path.join(workdir, "checkpoints", "1")))
 
   def test_missing_data_says_how_to_get_it(self):
-    rc, _, stderr = _run(self.create_tempdir().full_path, "configs/edm/fashion_mnist.py:smoke",
-                         "--config.data.path=/nonexistent/fmnist")
+    rc, _, stderr = _run(
+        self.create_tempdir().full_path,
+        "configs/edm/fashion_mnist.py:smoke",
+        "--config.data.path=/nonexistent/fmnist",
+    )
     self.assertOneErrorLine(rc, stderr, "make fashion-mnist")
 
   def test_eval_without_checkpoint(self):

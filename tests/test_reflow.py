@@ -56,7 +56,11 @@ class ReflowTest(chex.TestCase):
     self.assertTrue(np.all(np.isfinite(inference.sample(reflow, rf2, one))))
 
   def test_missing_pairs_file_is_named(self):
-    cfg = dict(name="pairs", path="/nonexistent/pairs.npz", batch_size=4,
-               reference=config_lib.fashion_mnist(batch_size=4))
+    cfg = dict(
+        name="pairs",
+        path="/nonexistent/pairs.npz",
+        batch_size=4,
+        reference=config_lib.fashion_mnist(batch_size=4),
+    )
     with self.assertRaisesRegex(FileNotFoundError, "--mode=pairs"):
       data.make(cfg, seed=0)

@@ -27,8 +27,7 @@ DDPM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ddpm", "c
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, steps=100, skip="quadratic", smoke=False)
   config = config_lib.load(DDPM)
-  config.sample = config_lib.ddim_sampler(arg.steps, arg.skip, batch_size=1000,
-                                          num_samples=50_000)
+  config.sample = config_lib.ddim_sampler(arg.steps, arg.skip, batch_size=1000, num_samples=50_000)
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -33,6 +33,9 @@ def get_config(arg=None):
   config.eval.bpd_num_examples = 0  # bits/dim: the DDPM row measures this same model
   clip = dict(clip_denoised=True)
   config.eval.fd_samplers = dict(
-      default={}, default_clip=dict(solver_kwargs=dict(config.sample.solver_kwargs, **clip)),
-      heun35=config_lib.HEUN35, heun35_clip=dict(config_lib.HEUN35, solver_kwargs=clip))
+      default={},
+      default_clip=dict(solver_kwargs=dict(config.sample.solver_kwargs, **clip)),
+      heun35=config_lib.HEUN35,
+      heun35_clip=dict(config_lib.HEUN35, solver_kwargs=clip),
+  )
   return config

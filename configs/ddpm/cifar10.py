@@ -30,11 +30,15 @@ def get_config(arg=None):
   config.update(config_lib.ddpm(batch_size=1000, num_samples=50_000))
   config.method.random_flip = True  # Ho et al.: random horizontal flips
   config.model = config_lib.ddpm_unet(dropout=0.1)
-  config.optim = config_lib.adam(2e-4, warmup_steps=5000,
-                                 grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
-                                 ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(800_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
+  config.optim = config_lib.adam(
+      2e-4,
+      warmup_steps=5000,
+      grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
+      ema=config_lib.ema_constant(0.9999),
+  )
+  config.train = config_lib.train(
+      800_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   # Bits/dim (`eval.bpd_num_examples`) with σ² = β, the official run's `model_var_type='fixedlarge'`.
   config.eval.bpd_kwargs = dict(var_type="large", num_strata=16)

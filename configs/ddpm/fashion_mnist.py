@@ -23,7 +23,8 @@ def get_config(arg=None):
       model=config_lib.small_unet(dropout=0.1, dtype="bfloat16"),
       # Test bits/dim: the discrete VLB of the chain (x_1..x_1000) with σ² = β ("large") reverse
       # variances, stratified estimate (methods/gaussian.py `bpd`), on all 10k test images.
-      bpd_num_examples=10_000)
+      bpd_num_examples=10_000,
+  )
   config.eval.bpd_kwargs = dict(var_type="large", num_strata=16)
   if arg.smoke:
     config_lib.shrink(config)

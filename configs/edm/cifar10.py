@@ -39,11 +39,17 @@ def get_config(arg=None):
   config.method.augment = config_lib.edm_augment(p=0.12)
   config.model = config_lib.song_unet(arg.arch, dropout=0.13, augment_dim=9)
   config.optim = config_lib.adam(
-      1e-3, warmup_steps=config_lib.steps_for_images(10e6, BATCH), nan_to_num=True,
-      ema=config_lib.ema_halflife(500_000, 0.05))
-  config.train = config_lib.train(config_lib.steps_for_images(200e6, BATCH),
-                                  log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
+      1e-3,
+      warmup_steps=config_lib.steps_for_images(10e6, BATCH),
+      nan_to_num=True,
+      ema=config_lib.ema_halflife(500_000, 0.05),
+  )
+  config.train = config_lib.train(
+      config_lib.steps_for_images(200e6, BATCH),
+      log_every_steps=1000,
+      ckpt_every_steps=10_000,
+      sample_every_steps=50_000,
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

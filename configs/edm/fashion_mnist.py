@@ -18,8 +18,9 @@ def get_config(arg=None):
   config = config_lib.fashion_mnist_twin(
       arg.size,
       **config_lib.edm(),  # schedule, method, sample: EDM's CIFAR-10 constants (Table 1)
-      optim=config_lib.adam(1e-3, warmup_steps=500, nan_to_num=True,
-                            ema=config_lib.ema_halflife(50_000, 0.05)),
+      optim=config_lib.adam(
+          1e-3, warmup_steps=500, nan_to_num=True, ema=config_lib.ema_halflife(50_000, 0.05)
+      ),
   )
   if arg.smoke:
     config_lib.shrink(config)

@@ -15,8 +15,14 @@ weighing ~20 % in the average.
 from diffjax import config_lib
 
 # Per-axis standard deviations of the FFJORD toys (measured on 40k draws; two_moons: 1.74 / 1.01).
-SIGMA_DATA = {"checkerboard": 2.31, "eight_gaussians": 2.03, "two_moons": 1.4, "swiss_roll": 1.37,
-              "rings": 1.46, "pinwheel": 1.48}
+SIGMA_DATA = {
+    "checkerboard": 2.31,
+    "eight_gaussians": 2.03,
+    "two_moons": 1.4,
+    "swiss_roll": 1.37,
+    "rings": 1.46,
+    "pinwheel": 1.48,
+}
 
 
 def get_config(arg=None):

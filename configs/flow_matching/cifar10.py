@@ -27,16 +27,28 @@ def get_config(arg=None):
   config.data = config_lib.cifar10(batch_size=256)
   config.schedule = dict(kind="flow", sigma_min=1e-4)
   config.method = config_lib.gaussian("flow", "flow", "uniform")
-  config.model = config_lib.adm(dropout=0.0, model_channels=256, channel_mult=(1, 2, 2, 2),
-                                num_blocks=2, attn_resolutions=(16,), channels_per_head=64,
-                                num_classes=0)
+  config.model = config_lib.adm(
+      dropout=0.0,
+      model_channels=256,
+      channel_mult=(1, 2, 2, 2),
+      num_blocks=2,
+      attn_resolutions=(16,),
+      channels_per_head=64,
+      num_classes=0,
+  )
   config.optim = config_lib.adam(1e-4, warmup_steps=45_000, ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(391_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
+  config.train = config_lib.train(
+      391_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
   config.sample = config_lib.sampler(
-      "adaptive", 100, "uniform_t", grid_kwargs=dict(t_max=0.999),
+      "adaptive",
+      100,
+      "uniform_t",
+      grid_kwargs=dict(t_max=0.999),
       solver_kwargs=dict(rtol=1e-5, atol=1e-5, method="dopri5"),
-      batch_size=1000, num_samples=50_000)
+      batch_size=1000,
+      num_samples=50_000,
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

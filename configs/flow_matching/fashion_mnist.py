@@ -13,10 +13,12 @@ from diffjax import config_lib
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
   config = config_lib.fashion_mnist_twin(
-      arg.size, schedule=dict(kind="flow", sigma_min=0.0),
+      arg.size,
+      schedule=dict(kind="flow", sigma_min=0.0),
       method=config_lib.gaussian("flow", "flow", "uniform"),
       # Flow σ̃ = t/(1 − t) is infinite at t = 1: start at t = 0.999 (z ≈ 0.999·ε + 0.001·x).
-      sample=config_lib.sampler("euler", 100, "uniform_t", grid_kwargs=dict(t_max=0.999)))
+      sample=config_lib.sampler("euler", 100, "uniform_t", grid_kwargs=dict(t_max=0.999)),
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

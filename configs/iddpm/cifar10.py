@@ -30,15 +30,27 @@ def get_config(arg=None):
   config.method = config_lib.gaussian("eps", "eps_mse", "uniform")
   config.method.objective = "iddpm_hybrid"
   config.method.objective_kwargs = dict(lambda_vlb=0.001)
-  config.model = config_lib.unet(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=3,
-                                 attn_resolutions=(16, 8), num_heads=4, dropout=0.3,
-                                 learn_sigma=True)
+  config.model = config_lib.unet(
+      ch=128,
+      ch_mult=(1, 2, 2, 2),
+      num_res_blocks=3,
+      attn_resolutions=(16, 8),
+      num_heads=4,
+      dropout=0.3,
+      learn_sigma=True,
+  )
   config.optim = config_lib.adam(1e-4, ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(500_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
-  config.sample = config_lib.sampler("iddpm_ancestral", 100, "uniform_t",
-                                     solver_kwargs=dict(clip_x0=True), batch_size=500,
-                                     num_samples=50_000)
+  config.train = config_lib.train(
+      500_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
+  config.sample = config_lib.sampler(
+      "iddpm_ancestral",
+      100,
+      "uniform_t",
+      solver_kwargs=dict(clip_x0=True),
+      batch_size=500,
+      num_samples=50_000,
+  )
   config.eval = config_lib.evaluation(num_samples=5000, num_plot=100, bpd_num_examples=10_000)
   config.eval.bpd_kwargs = dict(num_strata=64)
   if arg.smoke:

@@ -28,12 +28,16 @@ def get_config(arg=None):
   method = config_lib.gaussian("eps", "eps_mse", "uniform")
   method.update(objective="iddpm_hybrid", objective_kwargs=dict(lambda_vlb=0.001))
   config = config_lib.fashion_mnist_twin(
-      arg.size, schedule=dict(kind="iddpm_cosine", num_timesteps=1000), method=method,
+      arg.size,
+      schedule=dict(kind="iddpm_cosine", num_timesteps=1000),
+      method=method,
       model=config_lib.small_unet(dropout=0.1, learn_sigma=True, dtype="bfloat16"),
       # `grid` is unused by iddpm_ancestral (the K steps are nodes of the chain); kept for overrides.
-      sample=config_lib.sampler("iddpm_ancestral", 100, "uniform_t",
-                                solver_kwargs=dict(clip_x0=True)),
-      bpd_num_examples=10_000)
+      sample=config_lib.sampler(
+          "iddpm_ancestral", 100, "uniform_t", solver_kwargs=dict(clip_x0=True)
+      ),
+      bpd_num_examples=10_000,
+  )
   # var_type named so that `--config.eval.bpd_kwargs.var_type=small|large` can evaluate the same
   # checkpoint with DDPM's fixed variances, isolating what the learned Σ contributes.
   config.eval.bpd_kwargs = dict(var_type="learned_range", num_strata=16)

@@ -35,16 +35,19 @@ WEIGHTINGS = {
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, size="default", weighting="sigmoid", bias=2.0,
-                             t_sampling="adaptive", smoke=False)
+  arg = config_lib.parse_arg(
+      arg, size="default", weighting="sigmoid", bias=2.0, t_sampling="adaptive", smoke=False
+  )
   config_lib.pick(arg.t_sampling, {"adaptive": 0, "uniform_logsnr": 0}, key="t_sampling")
   kind, kwargs = config_lib.pick(arg.weighting, WEIGHTINGS, key="weighting")
   if kind == "sigmoid":
     kwargs = dict(bias=arg.bias)
   config = config_lib.fashion_mnist_twin(
-      arg.size, schedule=dict(kind="cosine"),
+      arg.size,
+      schedule=dict(kind="cosine"),
       method=config_lib.gaussian("v", kind, arg.t_sampling, weighting_kwargs=kwargs),
-      sample=config_lib.sampler("euler", 100, "uniform_t"))
+      sample=config_lib.sampler("euler", 100, "uniform_t"),
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -28,18 +28,27 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = config_lib.imagenet64(batch_size=BATCH)
   config.schedule = dict(kind="cosine")
-  config.method = config_lib.gaussian(arg.param, "sigmoid", "adaptive",
-                                      weighting_kwargs=dict(bias=arg.bias), conditional=True)
+  config.method = config_lib.gaussian(
+      arg.param, "sigmoid", "adaptive", weighting_kwargs=dict(bias=arg.bias), conditional=True
+  )
   config.model = config_lib.adm(dropout=0.1, dtype="bfloat16")
   config.optim = config_lib.adam(
-      1e-4, warmup_steps=config_lib.steps_for_images(10e6, BATCH), nan_to_num=True,
-      ema=config_lib.ema_halflife(50_000_000, 0.05))
-  config.train = config_lib.train(config_lib.steps_for_images(2500e6, BATCH),
-                                  log_every_steps=1000, ckpt_every_steps=5_000,
-                                  sample_every_steps=50_000)
+      1e-4,
+      warmup_steps=config_lib.steps_for_images(10e6, BATCH),
+      nan_to_num=True,
+      ema=config_lib.ema_halflife(50_000_000, 0.05),
+  )
+  config.train = config_lib.train(
+      config_lib.steps_for_images(2500e6, BATCH),
+      log_every_steps=1000,
+      ckpt_every_steps=5_000,
+      sample_every_steps=50_000,
+  )
   config.sample = config_lib.sampler(**config_lib.HEUN35, batch_size=500, num_samples=50_000)
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
-  config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
+  config.eval.split = (
+      "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -30,20 +30,30 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = config_lib.cifar10(batch_size=128)
   config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
-  config.method = config_lib.gaussian("flow", "flow", "uniform",
-                                      param_kwargs=dict(noise_cond_scale=999.0))
+  config.method = config_lib.gaussian(
+      "flow", "flow", "uniform", param_kwargs=dict(noise_cond_scale=999.0)
+  )
   config.method.random_flip = True
   config.model = config_lib.song_unet("ddpmpp", dropout=0.15, channel_mult=(1, 2, 2, 2))
-  config.optim = config_lib.adam(2e-4, warmup_steps=5000,
-                                 grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
-                                 ema=config_lib.ema_constant(0.999999))
-  config.train = config_lib.train(1_300_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=100_000)
+  config.optim = config_lib.adam(
+      2e-4,
+      warmup_steps=5000,
+      grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
+      ema=config_lib.ema_constant(0.999999),
+  )
+  config.train = config_lib.train(
+      1_300_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=100_000
+  )
   solver_kwargs = {"adaptive": dict(rtol=1e-5, atol=1e-5, method="dopri5"), "euler": {}}
   config.sample = config_lib.sampler(
-      arg.solver, arg.steps, "uniform_t", grid_kwargs=dict(t_min=0.0, t_max=0.999),
+      arg.solver,
+      arg.steps,
+      "uniform_t",
+      grid_kwargs=dict(t_min=0.0, t_max=0.999),
       solver_kwargs=config_lib.pick(arg.solver, solver_kwargs, key="solver"),
-      batch_size=1000, num_samples=50_000)
+      batch_size=1000,
+      num_samples=50_000,
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

@@ -35,17 +35,26 @@ from diffjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, size="default", stage="1rf", smoke=False, sampler="adaptive",
-                             pairs="", init_from="")
+  arg = config_lib.parse_arg(
+      arg, size="default", stage="1rf", smoke=False, sampler="adaptive", pairs="", init_from=""
+  )
   config_lib.pick(arg.stage, {"1rf": 0, "reflow": 0}, key="stage")
   if config_lib.pick(arg.sampler, {"adaptive": False, "heun35": True}, key="sampler"):
     sample = config_lib.sampler(**config_lib.HEUN35)
   else:
-    sample = config_lib.sampler("adaptive", 1, "uniform_t", grid_kwargs=dict(t_max=0.999),
-                                solver_kwargs=dict(rtol=1e-5, atol=1e-5))
+    sample = config_lib.sampler(
+        "adaptive",
+        1,
+        "uniform_t",
+        grid_kwargs=dict(t_max=0.999),
+        solver_kwargs=dict(rtol=1e-5, atol=1e-5),
+    )
   config = config_lib.fashion_mnist_twin(
-      arg.size, schedule=dict(kind="rectified_flow"),
-      method=config_lib.gaussian("flow", "flow", "uniform"), sample=sample)
+      arg.size,
+      schedule=dict(kind="rectified_flow"),
+      method=config_lib.gaussian("flow", "flow", "uniform"),
+      sample=sample,
+  )
   # Few-step Euler FDs too: the baseline that reflow's straightening is measured against.
   one_step = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
   config.eval.fd_samplers.update(euler1=one_step, euler4=dict(one_step, num_steps=4))
@@ -58,10 +67,12 @@ def get_config(arg=None):
       raise ValueError("config arg stage=reflow needs init_from=<the 1-RF run's workdir>")
     # The couples `--mode=pairs` writes from that run's last checkpoint (same size, same budget).
     pairs = arg.pairs or f"{arg.init_from}/reflow/pairs_{config_lib.TWIN_STEPS[arg.size]:08d}.npz"
-    config.data = dict(name="pairs", path=pairs, batch_size=config.data.batch_size,
-                       reference=dict(config.data))
+    config.data = dict(
+        name="pairs", path=pairs, batch_size=config.data.batch_size, reference=dict(config.data)
+    )
     config.init_from = arg.init_from
-    config.sample = config_lib.sampler(**one_step, batch_size=config.sample.batch_size,
-                                       num_samples=config.sample.num_samples)
+    config.sample = config_lib.sampler(
+        **one_step, batch_size=config.sample.batch_size, num_samples=config.sample.num_samples
+    )
     del config.eval.fd_samplers["euler1"]  # = default
   return config

@@ -30,7 +30,7 @@ from diffjax import config_lib
 
 SHAPE = (32, 32, 3)
 SMOKE_ARGS = ("variant=vp,smoke", "variant=ve,smoke")
-T_MIN = 1e-5     # Score SDE's training / likelihood cut-off, built into the `vp`/`sub_vp` schedule
+T_MIN = 1e-5  # Score SDE's training / likelihood cut-off, built into the `vp`/`sub_vp` schedule
 T_SAMPLE = 1e-3  # its sampling cut-off, in the SDE's own time s = T_MIN + (1 - T_MIN)·t
 
 
@@ -41,32 +41,47 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = config_lib.cifar10(batch_size=128)
   if variant in ("vp", "subvp"):
-    config.schedule = dict(kind="vp" if variant == "vp" else "sub_vp", beta_min=0.1,
-                           beta_max=20.0, t_min=T_MIN)
-    config.method = config_lib.gaussian("eps", "eps_mse", "uniform",
-                                        param_kwargs=dict(noise_cond_scale=999.0))
+    config.schedule = dict(
+        kind="vp" if variant == "vp" else "sub_vp", beta_min=0.1, beta_max=20.0, t_min=T_MIN
+    )
+    config.method = config_lib.gaussian(
+        "eps", "eps_mse", "uniform", param_kwargs=dict(noise_cond_scale=999.0)
+    )
     config.model = config_lib.song_unet("ddpmpp", dropout=0.1, channel_mult=(1, 2, 2, 2))
     clip, ema = config_lib.grad_clip_for(1.0, SHAPE, "mean"), 0.9999  # reduce_mean=True
     t_min = (T_SAMPLE - T_MIN) / (1.0 - T_MIN)
-    config.sample = config_lib.sampler("euler_maruyama", 1000, "uniform_t",
-                                       grid_kwargs=dict(t_min=t_min), batch_size=1000,
-                                       num_samples=50_000)
+    config.sample = config_lib.sampler(
+        "euler_maruyama",
+        1000,
+        "uniform_t",
+        grid_kwargs=dict(t_min=t_min),
+        batch_size=1000,
+        num_samples=50_000,
+    )
   else:
     config.schedule = dict(kind="ve", sigma_min=0.02, sigma_max=100.0)
     # noise_cond = -½·λ = log σ, what NCSN++'s Fourier embedding takes.
     config.method = config_lib.gaussian(
-        "eps", "eps_mse", "uniform",
-        param_kwargs=dict(noise_cond="logsnr", noise_cond_scale=-0.5))
+        "eps", "eps_mse", "uniform", param_kwargs=dict(noise_cond="logsnr", noise_cond_scale=-0.5)
+    )
     config.model = config_lib.song_unet("ncsnpp", dropout=0.1, channel_mult=(1, 2, 2, 2))
     clip, ema = config_lib.grad_clip_for(1.0, SHAPE, "sum"), 0.999  # reduce_mean=False
-    config.sample = config_lib.sampler("pc", 1000, "uniform_t", grid_kwargs=dict(t_min=T_SAMPLE),
-                                       solver_kwargs=dict(snr=0.16, n_corrector=1),
-                                       batch_size=1000, num_samples=50_000)
+    config.sample = config_lib.sampler(
+        "pc",
+        1000,
+        "uniform_t",
+        grid_kwargs=dict(t_min=T_SAMPLE),
+        solver_kwargs=dict(snr=0.16, n_corrector=1),
+        batch_size=1000,
+        num_samples=50_000,
+    )
   config.method.random_flip = True  # score_sde: random_flip=True
-  config.optim = config_lib.adam(2e-4, warmup_steps=5000, grad_clip=clip,
-                                 ema=config_lib.ema_constant(ema))
-  config.train = config_lib.train(1_300_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
+  config.optim = config_lib.adam(
+      2e-4, warmup_steps=5000, grad_clip=clip, ema=config_lib.ema_constant(ema)
+  )
+  config.train = config_lib.train(
+      1_300_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

@@ -29,17 +29,27 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = config_lib.imagenet64(batch_size=256)
   config.schedule = dict(kind="shifted_flow", shift=arg.shift)
-  config.method = config_lib.gaussian("flow", "flow", "logit_normal",
-                                      t_sampling_kwargs=dict(m=0.0, s=1.0), conditional=True)
+  config.method = config_lib.gaussian(
+      "flow", "flow", "logit_normal", t_sampling_kwargs=dict(m=0.0, s=1.0), conditional=True
+  )
   config.model = config_lib.dit(arg.variant, learn_sigma=False, label_dropout=0.1)
   config.optim = config_lib.adam(1e-4, ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(400_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
-  config.sample = config_lib.sampler("euler", 50, "uniform_t", grid_kwargs=dict(t_max=0.999),
-                                     guidance_scale=arg.guidance, batch_size=500,
-                                     num_samples=50_000)
+  config.train = config_lib.train(
+      400_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
+  config.sample = config_lib.sampler(
+      "euler",
+      50,
+      "uniform_t",
+      grid_kwargs=dict(t_max=0.999),
+      guidance_scale=arg.guidance,
+      batch_size=500,
+      num_samples=50_000,
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
-  config.eval.split = "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
+  config.eval.split = (
+      "validation"  # imagenet2012's labelled held-out split (its "test" has no labels)
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -29,13 +29,18 @@ def get_config(arg=None):
   config.method = config_lib.gaussian("v", "v_mse", "uniform")
   config.method.random_flip = True
   config.model = config_lib.ddpm_unet(dropout=0.1)
-  config.optim = config_lib.adam(2e-4, warmup_steps=5000,
-                                 grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
-                                 ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(800_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=50_000)
-  config.sample = config_lib.sampler("euler", arg.steps, "uniform_t", batch_size=1000,
-                                     num_samples=50_000)
+  config.optim = config_lib.adam(
+      2e-4,
+      warmup_steps=5000,
+      grad_clip=config_lib.grad_clip_for(1.0, SHAPE, "mean"),
+      ema=config_lib.ema_constant(0.9999),
+  )
+  config.train = config_lib.train(
+      800_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=50_000
+  )
+  config.sample = config_lib.sampler(
+      "euler", arg.steps, "uniform_t", batch_size=1000, num_samples=50_000
+  )
   config.eval = config_lib.evaluation(num_samples=2000, num_plot=100)
   if arg.smoke:
     config_lib.shrink(config)

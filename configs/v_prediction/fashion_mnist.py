@@ -14,8 +14,11 @@ from diffjax import config_lib
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False)
   config = config_lib.fashion_mnist_twin(
-      arg.size, schedule=dict(kind="cosine"), method=config_lib.gaussian("v", "v_mse", "uniform"),
-      sample=config_lib.sampler("euler", 100, "uniform_t"))
+      arg.size,
+      schedule=dict(kind="cosine"),
+      method=config_lib.gaussian("v", "v_mse", "uniform"),
+      sample=config_lib.sampler("euler", 100, "uniform_t"),
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

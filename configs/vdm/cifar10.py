@@ -33,18 +33,28 @@ def get_config(arg=None):
   config = config_lib.base(seed=1)
   config.data = dict(name="tfds", tfds_name="cifar10", batch_size=128)
   # schedule, method: γ ∈ [-13.3, 5] at initialisation, continuous time (sm_n_timesteps = 0).
-  config.update(config_lib.vdm(schedule=arg.schedule,
-                               variance_minimization=arg.variance_minimization))
+  config.update(
+      config_lib.vdm(schedule=arg.schedule, variance_minimization=arg.variance_minimization)
+  )
   # float32 activations, unlike the other image configs: a likelihood reproduction, whose diffusion
   # term weights ‖ε − ε̂‖² by −λ'(t), large at high SNR (VDM's released code computes in float32).
-  config.model = config_lib.unet(ch=128, ch_mult=(1,), num_res_blocks=32, attn_resolutions=(),
-                                 dropout=0.1, dtype="float32")
-  config.optim = config_lib.adam(2e-4, b2=0.99, eps=1e-8, weight_decay=0.01, warmup_steps=100,
-                                 ema=config_lib.ema_constant(0.9999))
-  config.train = config_lib.train(10_000_000, log_every_steps=1000, ckpt_every_steps=10_000,
-                                  sample_every_steps=100_000)
-  config.sample = config_lib.sampler("ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0),
-                                     batch_size=500, num_samples=10_000)
+  config.model = config_lib.unet(
+      ch=128, ch_mult=(1,), num_res_blocks=32, attn_resolutions=(), dropout=0.1, dtype="float32"
+  )
+  config.optim = config_lib.adam(
+      2e-4,
+      b2=0.99,
+      eps=1e-8,
+      weight_decay=0.01,
+      warmup_steps=100,
+      ema=config_lib.ema_constant(0.9999),
+  )
+  config.train = config_lib.train(
+      10_000_000, log_every_steps=1000, ckpt_every_steps=10_000, sample_every_steps=100_000
+  )
+  config.sample = config_lib.sampler(
+      "ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0), batch_size=500, num_samples=10_000
+  )
   config.eval = config_lib.evaluation(num_samples=5000, num_plot=100, bpd_num_examples=10_000)
   if arg.smoke:
     config_lib.shrink(config)

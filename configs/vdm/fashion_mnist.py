@@ -24,18 +24,21 @@ from diffjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, size="default", schedule="nnet", variance_minimization=True,
-                             smoke=False)
+  arg = config_lib.parse_arg(
+      arg, size="default", schedule="nnet", variance_minimization=True, smoke=False
+  )
   config = config_lib.fashion_mnist_twin(
       arg.size,
       # schedule, method: γ ∈ [-13.3, 5] (VDM's official configs/cifar10.py), continuous time.
       **config_lib.vdm(schedule=arg.schedule, variance_minimization=arg.variance_minimization),
       # float32 activations, unlike the other twins: the measured row ran so (see the docstring).
       model=config_lib.small_unet(dropout=0.1, dtype="float32"),
-      optim=config_lib.adam(2e-4, b2=0.99, weight_decay=0.01, warmup_steps=100,
-                            ema=config_lib.ema_constant(0.9995)),
+      optim=config_lib.adam(
+          2e-4, b2=0.99, weight_decay=0.01, warmup_steps=100, ema=config_lib.ema_constant(0.9995)
+      ),
       sample=config_lib.sampler("ddpm", 1001, "uniform_t", grid_kwargs=dict(t_min=0.0)),
-      bpd_num_examples=10_000)
+      bpd_num_examples=10_000,
+  )
   if arg.smoke:
     config_lib.shrink(config)
     config.method.schedule_kwargs.num_features = 16

@@ -59,8 +59,9 @@ def eps_mmse(lam: Array, var: Array) -> Array:
 
 def diffusion_loss(logsnr_min: float, logsnr_max: float, var: Array) -> Array:
   """Continuous-time diffusion loss with the optimal denoiser, nats (sum over dims)."""
-  return 0.5 * jnp.sum(jnp.log1p(var * math.exp(logsnr_max))
-                       - jnp.log1p(var * math.exp(logsnr_min)))
+  return 0.5 * jnp.sum(
+      jnp.log1p(var * math.exp(logsnr_max)) - jnp.log1p(var * math.exp(logsnr_min))
+  )
 
 
 def discrete_diffusion_loss(lams: Array, var: Array) -> Array:

@@ -70,8 +70,9 @@ def data_grid(num_bins: int = 256, grid: str = "ddpm") -> Array:
   raise ValueError(f"grid must be one of {GRIDS}; got {grid!r}.")
 
 
-def vdm_decoder_nll(x: Array, z0: Array, alpha0: Array, sigma0: Array, num_bins: int = 256,
-                    grid: str = "ddpm") -> Array:
+def vdm_decoder_nll(
+    x: Array, z0: Array, alpha0: Array, sigma0: Array, num_bins: int = 256, grid: str = "ddpm"
+) -> Array:
   """VDM's decoder (Kingma et al. 2021, App. C): p(x_k | z₀) ∝ exp(-½((z₀/α₀ - g_k)/σ̃₀)²) over the
   grid values g_k of `data_grid` (the grid must be the one the data live on: with σ̃₀ ≈ 1e-3 a
   1/256 offset costs nats); x is snapped to its nearest grid value. -log p summed [B]."""
@@ -105,8 +106,9 @@ def discretized_gaussian_nll(x: Array, mean: Array, log_var: Array, num_bins: in
   b = jnp.where(pos, -lower, upper)
   log_b = special.log_ndtr(b)
   mid = log_b + jnp.log(-jnp.expm1(special.log_ndtr(a) - log_b))
-  logp = jnp.where(x < -0.999, special.log_ndtr(upper),
-                   jnp.where(x > 0.999, special.log_ndtr(-lower), mid))
+  logp = jnp.where(
+      x < -0.999, special.log_ndtr(upper), jnp.where(x > 0.999, special.log_ndtr(-lower), mid)
+  )
   return -_sum(logp)
 
 
@@ -114,10 +116,19 @@ def discretized_gaussian_nll(x: Array, mean: Array, log_var: Array, num_bins: in
 # VDM continuous / discrete ELBO.
 
 
-def vdm_elbo(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *, schedule: Any,
-             param: param_lib.Parameterization, num_steps: int | None = None,
-             decoder: str = "vdm", num_bins: int = 256, grid: str = "ddpm",
-             low_discrepancy: bool = True) -> tuple[Array, dict]:
+def vdm_elbo(
+    raw_fn: Callable[[Array, Array], Array],
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int | None = None,
+    decoder: str = "vdm",
+    num_bins: int = 256,
+    grid: str = "ddpm",
+    low_discrepancy: bool = True,
+) -> tuple[Array, dict]:
   r"""VDM's ELBO (Kingma et al. 2021, eq. 11): -log p(x) ≤ L_prior + L_recon + L_diffusion.
 
   L_diffusion = ½ E_t[-λ'(t) ‖ε - ε̂‖²] (continuous, eq. 17) or, with num_steps = T,
@@ -153,7 +164,8 @@ def vdm_elbo(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *, s
   z = param_lib.bcast(alpha, x) * x + param_lib.bcast(sigma, x) * eps
   raw = raw_fn(*param.net_inputs(z, t, alpha, sigma))
   eps_mse = jnp.square(param.eps_scale(alpha, sigma)) * _sum(
-      jnp.square(raw - param.raw_target(x, eps, alpha, sigma)))
+      jnp.square(raw - param.raw_target(x, eps, alpha, sigma))
+  )
   if num_steps is None:
     diffusion = 0.5 * -schedule.dlogsnr_dt(t) * eps_mse
   else:
@@ -170,9 +182,11 @@ def vdm_elbo(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *, s
 def _split_output(out: Array, x: Array, var_type: str) -> tuple[Array, Array | None]:
   if var_type == "learned_range":
     if out.shape[:-1] != x.shape[:-1] or out.shape[-1] != 2 * x.shape[-1]:
-      raise ValueError(f"var_type='learned_range' needs raw_fn to output {x.shape[:-1]} + "
-                       f"({2 * x.shape[-1]},) (mean and variance channels); got {out.shape}.")
-    return out[..., :x.shape[-1]], out[..., x.shape[-1]:]
+      raise ValueError(
+          f"var_type='learned_range' needs raw_fn to output {x.shape[:-1]} + "
+          f"({2 * x.shape[-1]},) (mean and variance channels); got {out.shape}."
+      )
+    return out[..., : x.shape[-1]], out[..., x.shape[-1] :]
   if out.shape != x.shape:
     raise ValueError(f"raw_fn output shape {out.shape} must equal x's shape {x.shape}.")
   return out, None
@@ -190,10 +204,22 @@ def _transition(schedule, s, t):
   return c_x, c_z, v_q, v_fwd
 
 
-def vlb_term(raw_fn: Callable, x: Array, eps: Array, i: Array, *, schedule: Any,
-             param: param_lib.Parameterization, num_steps: int, var_type: str = "small",
-             num_bins: int = 256, decoder: str = "discretized", clip_x0: bool = False,
-             stop_grad_mean: bool = False, t_start: float = 0.0) -> Array:
+def vlb_term(
+    raw_fn: Callable,
+    x: Array,
+    eps: Array,
+    i: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int,
+    var_type: str = "small",
+    num_bins: int = 256,
+    decoder: str = "discretized",
+    clip_x0: bool = False,
+    stop_grad_mean: bool = False,
+    t_start: float = 0.0,
+) -> Array:
   r"""One term of the discrete VLB per example, nats [B], at node i ∈ {0..N} ([B] int).
 
   Node i sits at t_i = t_start + (1 - t_start) i/N (`node_t`). t_start = 0 puts node 0 at the
@@ -218,9 +244,21 @@ def vlb_term(raw_fn: Callable, x: Array, eps: Array, i: Array, *, schedule: Any,
   alpha, sigma = schedule.alpha_sigma(t)
   z = param_lib.bcast(alpha, x) * x + param_lib.bcast(sigma, x) * eps
   out = raw_fn(*param.net_inputs(z, t, alpha, sigma))
-  return _vlb_term_from_output(out, x, z, i, schedule=schedule, param=param, num_steps=num_steps,
-                               var_type=var_type, num_bins=num_bins, decoder=decoder,
-                               clip_x0=clip_x0, stop_grad_mean=stop_grad_mean, t_start=t_start)
+  return _vlb_term_from_output(
+      out,
+      x,
+      z,
+      i,
+      schedule=schedule,
+      param=param,
+      num_steps=num_steps,
+      var_type=var_type,
+      num_bins=num_bins,
+      decoder=decoder,
+      clip_x0=clip_x0,
+      stop_grad_mean=stop_grad_mean,
+      t_start=t_start,
+  )
 
 
 def node_t(i, num_steps: int, t_start: float = 0.0):
@@ -228,8 +266,22 @@ def node_t(i, num_steps: int, t_start: float = 0.0):
   return t_start + (1.0 - t_start) * (jnp.asarray(i).astype(jnp.float32) / num_steps)
 
 
-def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type, num_bins,
-                          decoder, clip_x0, stop_grad_mean, t_start=0.0):
+def _vlb_term_from_output(
+    out,
+    x,
+    z,
+    i,
+    *,
+    schedule,
+    param,
+    num_steps,
+    var_type,
+    num_bins,
+    decoder,
+    clip_x0,
+    stop_grad_mean,
+    t_start=0.0,
+):
   t = node_t(i, num_steps, t_start)
   s = node_t(jnp.maximum(i - 1, 0), num_steps, t_start)
   alpha, sigma = schedule.alpha_sigma(t)
@@ -242,8 +294,9 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
 
   # Transition i-1 <- i (for i = 0 the first transition 0 <- 1 provides the clipped β̃).
   c_x, c_z, v_q, v_fwd = _transition(schedule, s, t)
-  _, _, v_q1, _ = _transition(schedule, jnp.full_like(t, t_start),
-                              jnp.full_like(t, node_t(1, num_steps, t_start)))
+  _, _, v_q1, _ = _transition(
+      schedule, jnp.full_like(t, t_start), jnp.full_like(t, node_t(1, num_steps, t_start))
+  )
   is_dec = i == 0
   # guided-diffusion: at node 0 fixed-small and fixed-large both use the clipped β̃ (that of the
   # first transition); learned-range interpolates it with β = σ₀² (= β_1 = 1 - ᾱ_1 on VP).
@@ -260,8 +313,9 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
   diff = param_lib.bcast(c_x, x) * (x - x0_hat)  # μ_q - μ_p
   # v_q = 0 at node 0, whose row takes the decoder below: keep its unused KL finite.
   log_vq = param_lib.bcast(jnp.log(jnp.where(is_dec, v_q1, v_q)), x)
-  kl = 0.5 * _sum(log_var - log_vq + jnp.exp(log_vq - log_var) - 1.0
-                  + jnp.square(diff) * jnp.exp(-log_var))
+  kl = 0.5 * _sum(
+      log_var - log_vq + jnp.exp(log_vq - log_var) - 1.0 + jnp.square(diff) * jnp.exp(-log_var)
+  )
   # The decoder is only used at node 0; elsewhere it sees a benign input (exact mean, β̃_1), so
   # its unused value cannot put NaN into the gradient.
   dec_mask = param_lib.bcast(is_dec, x)
@@ -275,9 +329,16 @@ def _vlb_term_from_output(out, x, z, i, *, schedule, param, num_steps, var_type,
   return jnp.where(is_dec, dec, kl)
 
 
-def discrete_vlb(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
-                 param: param_lib.Parameterization, num_steps: int, **term_kwargs
-                 ) -> tuple[Array, dict]:
+def discrete_vlb(
+    raw_fn: Callable,
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int,
+    **term_kwargs,
+) -> tuple[Array, dict]:
   """L_prior + (N + 1) E_{i~U{0..N}}[vlb_term_i]: an unbiased one-sample estimate of the VLB.
 
   Returns (bits per dim [B], aux {"prior", "term", "nats"} [B]).
@@ -285,17 +346,25 @@ def discrete_vlb(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
   rng_i, rng_eps = jax.random.split(rng)
   i = jax.random.randint(rng_i, x.shape[:1], 0, num_steps + 1)
   eps = jax.random.normal(rng_eps, x.shape)
-  term = vlb_term(raw_fn, x, eps, i, schedule=schedule, param=param, num_steps=num_steps,
-                  **term_kwargs)
+  term = vlb_term(
+      raw_fn, x, eps, i, schedule=schedule, param=param, num_steps=num_steps, **term_kwargs
+  )
   (_, a1), (_, s1) = _ends(schedule, [0.0, 1.0])
   prior = prior_kl(x, a1, s1)
   nats = prior + (num_steps + 1) * term
   return nats / (_num_dims(x) * math.log(2.0)), {"prior": prior, "term": term, "nats": nats}
 
 
-def discrete_vlb_full(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
-                      param: param_lib.Parameterization, num_steps: int, **term_kwargs
-                      ) -> tuple[Array, dict]:
+def discrete_vlb_full(
+    raw_fn: Callable,
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int,
+    **term_kwargs,
+) -> tuple[Array, dict]:
   """The whole VLB, every term evaluated (N + 1 network calls in a lax.scan), as for bpd eval.
 
   Returns (bits per dim [B], aux {"prior", "decoder", "kl" (sum of KL terms), "nats"} [B]).
@@ -304,8 +373,9 @@ def discrete_vlb_full(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
   def step(acc, i):
     eps = jax.random.normal(jax.random.fold_in(rng, i), x.shape)
     ii = jnp.full(x.shape[:1], i, jnp.int32)
-    term = vlb_term(raw_fn, x, eps, ii, schedule=schedule, param=param, num_steps=num_steps,
-                    **term_kwargs)
+    term = vlb_term(
+        raw_fn, x, eps, ii, schedule=schedule, param=param, num_steps=num_steps, **term_kwargs
+    )
     return acc + jnp.where(i == 0, 0.0, term), jnp.where(i == 0, term, 0.0)
 
   kl, dec_terms = jax.lax.scan(step, jnp.zeros(x.shape[:1]), jnp.arange(num_steps + 1))
@@ -325,9 +395,17 @@ def strata(num_steps: int, num_strata: int) -> tuple[np.ndarray, np.ndarray]:
   return bounds[:-1] + 1, np.diff(bounds)
 
 
-def discrete_vlb_stratified(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
-                            param: param_lib.Parameterization, num_steps: int,
-                            num_strata: int = 16, **term_kwargs) -> tuple[Array, dict]:
+def discrete_vlb_stratified(
+    raw_fn: Callable,
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int,
+    num_strata: int = 16,
+    **term_kwargs,
+) -> tuple[Array, dict]:
   r"""Unbiased stratified estimate of the whole discrete VLB, with an unbiased estimate of its
   Monte-Carlo variance; 2M + 2 network calls per example instead of `discrete_vlb_full`'s N + 1.
 
@@ -354,8 +432,9 @@ def discrete_vlb_stratified(raw_fn: Callable, x: Array, rng: Array, *, schedule:
     rng_i, rng_eps = jax.random.split(key)
     i = first + jax.random.randint(rng_i, (batch,), 0, count)
     eps = jax.random.normal(rng_eps, x.shape)
-    return None, vlb_term(raw_fn, x, eps, i, schedule=schedule, param=param,
-                          num_steps=num_steps, **term_kwargs)
+    return None, vlb_term(
+        raw_fn, x, eps, i, schedule=schedule, param=param, num_steps=num_steps, **term_kwargs
+    )
 
   _, terms = jax.lax.scan(slot, None, (jnp.arange(slot_lo.shape[0]), slot_lo, slot_size))
   pairs = terms.reshape(-1, 2, batch)  # [M + 1, 2, B]; row 0 is the decoder
@@ -370,9 +449,17 @@ def discrete_vlb_stratified(raw_fn: Callable, x: Array, rng: Array, *, schedule:
   return nats / (_num_dims(x) * math.log(2.0)), aux
 
 
-def iddpm_hybrid_loss(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
-                      param: param_lib.Parameterization, num_steps: int,
-                      lambda_vlb: float = 0.001, num_bins: int = 256) -> tuple[Array, dict]:
+def iddpm_hybrid_loss(
+    raw_fn: Callable,
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    num_steps: int,
+    lambda_vlb: float = 0.001,
+    num_bins: int = 256,
+) -> tuple[Array, dict]:
   r"""IDDPM's L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, eq. 16), λ = 0.001.
 
   raw_fn outputs 2C channels: the parameterisation's raw output and v ∈ [-1, 1] for the
@@ -392,13 +479,24 @@ def iddpm_hybrid_loss(raw_fn: Callable, x: Array, rng: Array, *, schedule: Any,
   z = param_lib.bcast(alpha, x) * x + param_lib.bcast(sigma, x) * eps
 
   out = raw_fn(*param.net_inputs(z, t, alpha, sigma))
-  vb_nats = _vlb_term_from_output(out, x, z, i, schedule=schedule, param=param,
-                                  num_steps=num_steps, var_type="learned_range",
-                                  num_bins=num_bins, decoder="discretized", clip_x0=False,
-                                  stop_grad_mean=True)
+  vb_nats = _vlb_term_from_output(
+      out,
+      x,
+      z,
+      i,
+      schedule=schedule,
+      param=param,
+      num_steps=num_steps,
+      var_type="learned_range",
+      num_bins=num_bins,
+      decoder="discretized",
+      clip_x0=False,
+      stop_grad_mean=True,
+  )
   mean_raw, _ = _split_output(out, x, "learned_range")
-  mse = jnp.mean(jnp.square(mean_raw - param.raw_target(x, eps, alpha, sigma)).reshape(batch, -1),
-                 axis=1)
+  mse = jnp.mean(
+      jnp.square(mean_raw - param.raw_target(x, eps, alpha, sigma)).reshape(batch, -1), axis=1
+  )
   vb = vb_nats / (_num_dims(x) * math.log(2.0))
   loss = mse + lambda_vlb * (num_steps + 1) * vb
   return loss, {"mse": mse, "vb": vb, "i": i}

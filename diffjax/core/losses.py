@@ -24,11 +24,17 @@ def noisy(x: Array, eps: Array, alpha: Array, sigma: Array) -> Array:
   return param_lib.bcast(alpha, x) * x + param_lib.bcast(sigma, x) * eps
 
 
-def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array, *,
-                  schedule: Any, param: param_lib.Parameterization,
-                  weight_fn: Callable[[Array], Array],
-                  t_sampler: Callable[..., tuple[Array, Array]],
-                  eps: Array | None = None) -> tuple[Array, dict]:
+def weighted_loss(
+    raw_fn: Callable[[Array, Array], Array],
+    x: Array,
+    rng: Array,
+    *,
+    schedule: Any,
+    param: param_lib.Parameterization,
+    weight_fn: Callable[[Array], Array],
+    t_sampler: Callable[..., tuple[Array, Array]],
+    eps: Array | None = None,
+) -> tuple[Array, dict]:
   """½ w(λ)/p(λ) ‖ε - ε̂‖² per example (Kingma & Gao 2023, eq. 5).
 
   Args:
@@ -64,7 +70,8 @@ def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array,
   target = param.raw_target(x, eps, alpha, sigma)
   axes = tuple(range(1, x.ndim))
   eps_mse = jnp.square(param.eps_scale(alpha, sigma)) * jnp.sum(
-      jnp.square(raw.astype(jnp.float32) - target), axis=axes)
+      jnp.square(raw.astype(jnp.float32) - target), axis=axes
+  )
   w = weight_fn(lam)
   # A t-sampler can draw an end point where both w and p vanish (t = 0 exactly on a flow schedule,
   # λ = +∞: probability 2^-23 per float32 draw, so it does happen in long runs). That point has
@@ -72,6 +79,5 @@ def weighted_loss(raw_fn: Callable[[Array, Array], Array], x: Array, rng: Array,
   ok = p_lam > 0
   ratio = jnp.where(ok, w / jnp.where(ok, p_lam, 1.0), 0.0)
   loss = 0.5 * ratio * eps_mse
-  aux = {"t": t, "logsnr": lam, "weight": ratio, "eps_mse": eps_mse,
-         "integrand": 0.5 * w * eps_mse}
+  aux = {"t": t, "logsnr": lam, "weight": ratio, "eps_mse": eps_mse, "integrand": 0.5 * w * eps_mse}
   return loss, aux

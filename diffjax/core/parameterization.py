@@ -30,8 +30,10 @@ def bcast(scalar: Array, like: Array) -> Array:
   """Reshapes a per-example [B] array to broadcast against data [B, ...]."""
   scalar = jnp.asarray(scalar)
   if scalar.ndim != 1 or scalar.shape[0] != like.shape[0]:
-    raise ValueError(f"per-example scalars must have shape [{like.shape[0]}] to match data of "
-                     f"shape {like.shape}; got shape {scalar.shape}.")
+    raise ValueError(
+        f"per-example scalars must have shape [{like.shape[0]}] to match data of "
+        f"shape {like.shape}; got shape {scalar.shape}."
+    )
   return scalar.reshape(scalar.shape + (1,) * (like.ndim - 1))
 
 
@@ -242,4 +244,3 @@ def denoise(param: Parameterization, raw_fn, z: Array, t: Array, schedule) -> tu
   alpha, sigma = schedule.alpha_sigma(t)
   raw = raw_fn(*param.net_inputs(z, t, alpha, sigma))
   return param.x0_eps(raw, z, alpha, sigma)
-

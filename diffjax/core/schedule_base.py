@@ -47,8 +47,9 @@ def alpha_sigma_from_logsnr(lam: Array, family: str) -> tuple[Array, Array]:
   raise ValueError(f"family must be one of {FAMILIES}; got {family!r}.")
 
 
-def bisect_decreasing(fn: Callable[[Array], Array], lam: Array, lo: float, hi: float,
-                       num_iters: int = 40) -> Array:
+def bisect_decreasing(
+    fn: Callable[[Array], Array], lam: Array, lo: float, hi: float, num_iters: int = 40
+) -> Array:
   """Solves fn(t) = lam for t ∈ [lo, hi] with fn strictly decreasing, by bisection (pure, jittable).
 
   40 halvings shrink the bracket below float32 resolution on [0, 1]; values of lam outside
@@ -120,4 +121,3 @@ def as_t(t: Array) -> Array:
   """t as float32 (float64 if given float64), checked to lie in [0, 1] when concrete."""
   check_t(t)
   return as_float(t)
-

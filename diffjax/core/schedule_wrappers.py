@@ -16,7 +16,6 @@ Schedule = schedule_base.Schedule
 alpha_sigma_from_logsnr = schedule_base.alpha_sigma_from_logsnr
 
 
-
 @dataclasses.dataclass(frozen=True)
 class InputScaled(Schedule):
   r"""Input scaling by b (Chen 2023, "On the importance of noise scheduling", eq. 4-5).
@@ -75,8 +74,9 @@ class ZeroTerminalSNR(Schedule):
 
   def __post_init__(self):
     if self.base.family != "vp":
-      raise ValueError(f"base must be a variance-preserving schedule; got family "
-                       f"{self.base.family!r}.")
+      raise ValueError(
+          f"base must be a variance-preserving schedule; got family " f"{self.base.family!r}."
+      )
 
   @functools.cached_property
   def _ends(self):
@@ -102,5 +102,3 @@ class ZeroTerminalSNR(Schedule):
     one_minus_new = jax.nn.sigmoid(-lam) / (1.0 + alpha_new)
     one_minus = ((a0 - a1) * one_minus_new + a1 * s0**2 / (1.0 + a0)) / a0
     return self.base.t_from_logsnr(2.0 * jnp.log(alpha) - jnp.log(one_minus * (1.0 + alpha)))
-
-

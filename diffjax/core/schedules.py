@@ -43,8 +43,17 @@ InputScaled = schedule_wrappers.InputScaled
 ZeroTerminalSNR = schedule_wrappers.ZeroTerminalSNR
 _f32 = schedule_base.as_t
 
-__all__ = ["FAMILIES", "Schedule", "alpha_sigma_from_logsnr", "bisect_decreasing", "check_t",
-           "InputScaled", "ZeroTerminalSNR", "make", "SCHEDULES"]
+__all__ = [
+    "FAMILIES",
+    "Schedule",
+    "alpha_sigma_from_logsnr",
+    "bisect_decreasing",
+    "check_t",
+    "InputScaled",
+    "ZeroTerminalSNR",
+    "make",
+    "SCHEDULES",
+]
 
 # ------------------------------------------------------------------------------------------------
 # Variance preserving schedules.
@@ -156,8 +165,8 @@ class Cosine(Schedule):
 class LinearLogSNR(Schedule):
   """λ linear in t from logsnr_max to logsnr_min (VDM's fixed linear schedule, Kingma 2021 §5)."""
 
-  logsnr_lo: float = -5.0   # λ(1); VDM's γ_max = 5
-  logsnr_hi: float = 13.3   # λ(0); VDM's γ_min = -13.3
+  logsnr_lo: float = -5.0  # λ(1); VDM's γ_max = 5
+  logsnr_hi: float = 13.3  # λ(0); VDM's γ_min = -13.3
   family = "vp"
 
   def logsnr(self, t):
@@ -239,9 +248,11 @@ class DiscreteChain(Schedule):
     """ᾱ_1..ᾱ_T, float64 [T]."""
     betas = self.betas()
     if not (np.all(betas > 0) and np.all(betas < 1)):
-      raise ValueError(f"num_timesteps={self.num_timesteps} gives betas outside (0, 1) "
-                       f"(range [{betas.min()}, {betas.max()}]); the linear schedule is scaled by "
-                       "1000/num_timesteps, so use num_timesteps >= 21.")
+      raise ValueError(
+          f"num_timesteps={self.num_timesteps} gives betas outside (0, 1) "
+          f"(range [{betas.min()}, {betas.max()}]); the linear schedule is scaled by "
+          "1000/num_timesteps, so use num_timesteps >= 21."
+      )
     return np.cumprod(1.0 - betas)
 
   @functools.cached_property
@@ -353,20 +364,24 @@ class Flow(Schedule):
   def dlogsnr_dt(self, t):
     t = _f32(t)
     return -2.0 / (1.0 - t) - 2.0 * (1.0 - self.sigma_min) / (
-        self.sigma_min + (1.0 - self.sigma_min) * t)
-
-
+        self.sigma_min + (1.0 - self.sigma_min) * t
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # Registry.
 
 
-def _shifted_cosine(resolution: float = 64.0, base_resolution: float = 64.0,
-                    truncate_logsnr_min: float = -15.0, truncate_logsnr_max: float = 15.0):
+def _shifted_cosine(
+    resolution: float = 64.0,
+    base_resolution: float = 64.0,
+    truncate_logsnr_min: float = -15.0,
+    truncate_logsnr_max: float = 15.0,
+):
   """Simple diffusion's shifted cosine: λ_cos(t) + 2 log(base_resolution / resolution)."""
-  return InputScaled(Cosine(0.0, truncate_logsnr_min, truncate_logsnr_max),
-                     scale=base_resolution / resolution)
+  return InputScaled(
+      Cosine(0.0, truncate_logsnr_min, truncate_logsnr_max), scale=base_resolution / resolution
+  )
 
 
 def _shifted_flow(shift: float = 3.0, sigma_min: float = 0.0):

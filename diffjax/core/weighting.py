@@ -63,8 +63,10 @@ class Weighting:
     if self.kind not in WEIGHTINGS:
       raise ValueError(f"Unknown weighting kind {self.kind!r}; known: {sorted(WEIGHTINGS)}.")
     if self.kind in _NEEDS_SCHEDULE and self.schedule is None:
-      raise ValueError(f"weighting {self.kind!r} needs schedule= (the schedule whose uniform-t "
-                       "density the paper's MSE implies).")
+      raise ValueError(
+          f"weighting {self.kind!r} needs schedule= (the schedule whose uniform-t "
+          "density the paper's MSE implies)."
+      )
     if self.kind == "sigmoid" and self.bias is None:
       raise ValueError("weighting 'sigmoid' needs bias= (w = sigmoid(bias - λ)).")
 
@@ -153,7 +155,8 @@ _NEEDS_SCHEDULE = ("eps_mse", "x0_mse", "v_mse", "flow", "p2", "min_snr")
 
 def make_weighting(kind: str, **kwargs) -> Weighting:
   """w(λ) by name. kwargs: schedule (for the MSE-type kinds), sigma_data, p_mean, p_std, bias,
-  gamma, k (P2), snr_gamma (min-SNR), sigma_min (flow). Raises ValueError naming a bad kind or keyword."""
+  gamma, k (P2), snr_gamma (min-SNR), sigma_min (flow). Raises ValueError naming a bad kind or keyword.
+  """
   if kind not in WEIGHTINGS:
     raise ValueError(f"Unknown weighting kind {kind!r}; known: {sorted(WEIGHTINGS)}.")
   try:
@@ -184,12 +187,12 @@ class TSampler:
 
   kind: str
   low_discrepancy: bool = False
-  p_mean: float = -1.2      # EDM log-normal over ln σ̃ (Karras et al. 2022, Table 1)
+  p_mean: float = -1.2  # EDM log-normal over ln σ̃ (Karras et al. 2022, Table 1)
   p_std: float = 1.2
-  m: float = 0.0            # SD3 logit-normal (Esser et al. 2024, eq. 19)
+  m: float = 0.0  # SD3 logit-normal (Esser et al. 2024, eq. 19)
   s: float = 1.0
   mode_scale: float = 1.29  # SD3 mode sampling (eq. 20)
-  image_d: float = 64.0     # cosine-interpolated (Hoogeboom 2023; k-diffusion)
+  image_d: float = 64.0  # cosine-interpolated (Hoogeboom 2023; k-diffusion)
   noise_d_low: float = 32.0
   noise_d_high: float = 64.0
   logsnr_lo: float | None = None  # uniform-λ range (defaults to the schedule's)
@@ -199,8 +202,10 @@ class TSampler:
     if self.kind not in _SAMPLERS:
       raise ValueError(f"Unknown t_sampler kind {self.kind!r}; known: {sorted(_SAMPLERS)}.")
     if self.kind == "mode" and not -1.0 < self.mode_scale < 1.0 / (math.pi / 2 - 1.0):
-      raise ValueError(f"mode_scale must lie in (-1, {1.0 / (math.pi / 2 - 1.0):.4f}) for the "
-                       f"mode density to be monotone; got {self.mode_scale}.")
+      raise ValueError(
+          f"mode_scale must lie in (-1, {1.0 / (math.pi / 2 - 1.0):.4f}) for the "
+          f"mode density to be monotone; got {self.mode_scale}."
+      )
 
   def __call__(self, rng: Array, batch_size: int, schedule: Any) -> tuple[Array, Array]:
     u = uniform_u(rng, batch_size, self.low_discrepancy)
@@ -302,13 +307,11 @@ class Adaptive:
 
   def update(self, state, lam: Array, values: Array, schedule: Any) -> dict[str, Array]:
     lo, hi = self._edges(schedule)
-    idx = jnp.clip(((lam - lo) / (hi - lo) * self.num_bins).astype(jnp.int32), 0,
-                   self.num_bins - 1)
+    idx = jnp.clip(((lam - lo) / (hi - lo) * self.num_bins).astype(jnp.int32), 0, self.num_bins - 1)
     sums = jax.ops.segment_sum(values, idx, self.num_bins)
     counts = jax.ops.segment_sum(jnp.ones_like(values), idx, self.num_bins)
     mean = sums / jnp.maximum(counts, 1.0)
-    ema = jnp.where(counts > 0, self.decay * state["ema"] + (1.0 - self.decay) * mean,
-                    state["ema"])
+    ema = jnp.where(counts > 0, self.decay * state["ema"] + (1.0 - self.decay) * mean, state["ema"])
     return {"ema": ema}
 
   def sample(self, state, rng: Array, batch_size: int, schedule: Any) -> tuple[Array, Array]:
@@ -344,4 +347,3 @@ def make_t_sampler(kind: str, **kwargs) -> TSampler | Adaptive:
     return ctor(**kwargs)
   except TypeError as e:
     raise ValueError(f"Bad keyword argument for t_sampler {kind!r}: {e}") from e
-

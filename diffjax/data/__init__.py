@@ -49,8 +49,17 @@ from diffjax.data import tfds_images
 from diffjax.data import toy2d
 from diffjax.data.base import Dataset
 
-__all__ = ["make", "Dataset", "SOURCES", "base", "fashion_mnist", "gmm", "text", "tfds_images",
-           "toy2d"]
+__all__ = [
+    "make",
+    "Dataset",
+    "SOURCES",
+    "base",
+    "fashion_mnist",
+    "gmm",
+    "text",
+    "tfds_images",
+    "toy2d",
+]
 
 COMMON_KEYS = ("name", "batch_size", "split")
 _REQUIRED = object()  # marks a key without a default
@@ -60,8 +69,13 @@ def _toy(name: str) -> Callable[..., Dataset]:
   sampler = toy2d.SAMPLERS[name]
 
   def build(opts, **shard):
-    return base.make_dataset(element_shape=(2,), num_classes=0, num_examples=None,
-                             sample_fn=lambda rng, n: {"x": sampler(rng, n)}, **shard)
+    return base.make_dataset(
+        element_shape=(2,),
+        num_classes=0,
+        num_examples=None,
+        sample_fn=lambda rng, n: {"x": sampler(rng, n)},
+        **shard,
+    )
 
   return build
 
@@ -77,22 +91,39 @@ def _gmm(opts, **shard) -> Dataset:
   else:
     if opts["weights"] is not None or opts["covs"] is not None:
       raise ValueError("data.weights / data.covs need data.means (explicit mixture)")
-    mix = gmm.random_mixture(opts["mixture_seed"], opts["dim"], opts["num_components"],
-                             covariance=opts["covariance"], mean_scale=opts["mean_scale"],
-                             std_range=opts["std_range"], random_weights=opts["random_weights"])
+    mix = gmm.random_mixture(
+        opts["mixture_seed"],
+        opts["dim"],
+        opts["num_components"],
+        covariance=opts["covariance"],
+        mean_scale=opts["mean_scale"],
+        std_range=opts["std_range"],
+        random_weights=opts["random_weights"],
+    )
 
   def sample(rng, n):
     return {"x": gmm.sample(mix, rng, n).astype(np.float32)}
 
-  return base.make_dataset(element_shape=(mix.dim,), num_classes=0, num_examples=None,
-                           sample_fn=sample, info={"mixture": mix}, **shard)
+  return base.make_dataset(
+      element_shape=(mix.dim,),
+      num_classes=0,
+      num_examples=None,
+      sample_fn=sample,
+      info={"mixture": mix},
+      **shard,
+  )
 
 
 def _fashion_mnist(opts, **shard) -> Dataset:
   read, n, shape = fashion_mnist.read_fn(opts["path"], shard["split"], bool(opts["pad_to_32"]))
-  return base.make_dataset(element_shape=shape, num_classes=fashion_mnist.NUM_CLASSES,
-                           num_examples=n, read_fn=read,
-                           info={"class_names": fashion_mnist.CLASS_NAMES}, **shard)
+  return base.make_dataset(
+      element_shape=shape,
+      num_classes=fashion_mnist.NUM_CLASSES,
+      num_examples=n,
+      read_fn=read,
+      info={"class_names": fashion_mnist.CLASS_NAMES},
+      **shard,
+  )
 
 
 def _tfds(opts, **shard) -> Dataset:
@@ -100,18 +131,41 @@ def _tfds(opts, **shard) -> Dataset:
     raise ValueError("data.tfds_name is required for name='tfds' (e.g. 'cifar10')")
   image_size = None if opts["image_size"] is None else int(opts["image_size"])
   read, n, shape, num_classes = tfds_images.read_fn(
-      opts["tfds_name"], shard["split"], opts["path"], image_size, opts["crop"],
-      opts["image_key"], opts["label_key"])
-  return base.make_dataset(element_shape=shape, num_classes=num_classes, num_examples=n,
-                           read_fn=read, info={"tfds_name": opts["tfds_name"]}, **shard)
+      opts["tfds_name"],
+      shard["split"],
+      opts["path"],
+      image_size,
+      opts["crop"],
+      opts["image_key"],
+      opts["label_key"],
+  )
+  return base.make_dataset(
+      element_shape=shape,
+      num_classes=num_classes,
+      num_examples=n,
+      read_fn=read,
+      info={"tfds_name": opts["tfds_name"]},
+      **shard,
+  )
 
 
 def _shakespeare(opts, **shard) -> Dataset:
-  read, n = text.read_fn(opts["path"], opts["pattern"], shard["split"], int(opts["seq_len"]),
-                         opts["stride"], float(opts["test_fraction"]))
-  return base.make_dataset(element_shape=(int(opts["seq_len"]),), num_classes=0, num_examples=n,
-                           read_fn=read, info={"vocab": text.VOCAB, "vocab_size": text.VOCAB_SIZE},
-                           **shard)
+  read, n = text.read_fn(
+      opts["path"],
+      opts["pattern"],
+      shard["split"],
+      int(opts["seq_len"]),
+      opts["stride"],
+      float(opts["test_fraction"]),
+  )
+  return base.make_dataset(
+      element_shape=(int(opts["seq_len"]),),
+      num_classes=0,
+      num_examples=n,
+      read_fn=read,
+      info={"vocab": text.VOCAB, "vocab_size": text.VOCAB_SIZE},
+      **shard,
+  )
 
 
 def _arrays(opts, **shard) -> Dataset:
@@ -124,8 +178,7 @@ def _arrays(opts, **shard) -> Dataset:
     label = np.asarray(label).astype(np.int32)
     if label.shape != x.shape[:1]:
       raise ValueError(f"data.label must have shape [{x.shape[0]}], got {label.shape}")
-    num_classes = (int(label.max()) + 1 if opts["num_classes"] is None
-                   else int(opts["num_classes"]))
+    num_classes = int(label.max()) + 1 if opts["num_classes"] is None else int(opts["num_classes"])
   x = x.astype(np.float32) if np.issubdtype(x.dtype, np.floating) else x.astype(np.int32)
 
   def read(indices):
@@ -134,9 +187,14 @@ def _arrays(opts, **shard) -> Dataset:
       out["label"] = label[indices]
     return out
 
-  return base.make_dataset(element_shape=x.shape[1:], num_classes=num_classes,
-                           num_examples=x.shape[0], read_fn=read, shuffle=bool(opts["shuffle"]),
-                           **shard)
+  return base.make_dataset(
+      element_shape=x.shape[1:],
+      num_classes=num_classes,
+      num_examples=x.shape[0],
+      read_fn=read,
+      shuffle=bool(opts["shuffle"]),
+      **shard,
+  )
 
 
 def _pairs(opts, **shard) -> Dataset:
@@ -144,38 +202,71 @@ def _pairs(opts, **shard) -> Dataset:
   if shard["split"] != "train":
     reference = _as_dict(opts["reference"])
     reference["batch_size"] = shard["global_batch_size"]
-    return make(reference, seed=shard["seed"], split=shard["split"],
-                process_index=shard["process_index"], process_count=shard["process_count"])
+    return make(
+        reference,
+        seed=shard["seed"],
+        split=shard["split"],
+        process_index=shard["process_index"],
+        process_count=shard["process_count"],
+    )
   path = opts["path"]
   try:
     with np.load(path) as f:
       x, eps = np.asarray(f["x"], np.float32), np.asarray(f["eps"], np.float32)
   except FileNotFoundError as e:
-    raise FileNotFoundError(f"data.path={path!r}: no pairs file; make one with "
-                            "`python -m diffjax.main --mode=pairs` on the 1-rectified-flow run") from e
+    raise FileNotFoundError(
+        f"data.path={path!r}: no pairs file; make one with "
+        "`python -m diffjax.main --mode=pairs` on the 1-rectified-flow run"
+    ) from e
   except KeyError as e:
     raise ValueError(f"data.path={path!r} must hold arrays 'x' and 'eps'") from e
   if x.shape != eps.shape or x.ndim < 2:
-    raise ValueError(f"data.path={path!r}: x {x.shape} and eps {eps.shape} must have one shape [N, ...]")
+    raise ValueError(
+        f"data.path={path!r}: x {x.shape} and eps {eps.shape} must have one shape [N, ...]"
+    )
 
   def read(indices):
     return {"x": x[indices], "eps": eps[indices]}
 
-  return base.make_dataset(element_shape=x.shape[1:], num_classes=0, num_examples=x.shape[0],
-                           read_fn=read, **shard)
+  return base.make_dataset(
+      element_shape=x.shape[1:], num_classes=0, num_examples=x.shape[0], read_fn=read, **shard
+  )
 
 
 # name -> (source-specific keys with defaults, builder(opts, **shard) -> Dataset)
 SOURCES: dict[str, tuple[Mapping[str, Any], Callable[..., Dataset]]] = {
     **{name: ({}, _toy(name)) for name in toy2d.SAMPLERS},
-    "gmm": (dict(dim=2, num_components=8, covariance="diag", mixture_seed=0, mean_scale=2.0,
-                 std_range=(0.2, 0.6), random_weights=False, weights=None, means=None, covs=None),
-            _gmm),
+    "gmm": (
+        dict(
+            dim=2,
+            num_components=8,
+            covariance="diag",
+            mixture_seed=0,
+            mean_scale=2.0,
+            std_range=(0.2, 0.6),
+            random_weights=False,
+            weights=None,
+            means=None,
+            covs=None,
+        ),
+        _gmm,
+    ),
     "fashion_mnist": (dict(path=fashion_mnist.DEFAULT_PATH, pad_to_32=False), _fashion_mnist),
-    "tfds": (dict(tfds_name=None, path=None, image_size=None, crop="center", image_key="image",
-                  label_key="label"), _tfds),
-    "shakespeare": (dict(path=None, pattern="*_gut.txt", seq_len=256, stride=None,
-                         test_fraction=0.1), _shakespeare),
+    "tfds": (
+        dict(
+            tfds_name=None,
+            path=None,
+            image_size=None,
+            crop="center",
+            image_key="image",
+            label_key="label",
+        ),
+        _tfds,
+    ),
+    "shakespeare": (
+        dict(path=None, pattern="*_gut.txt", seq_len=256, stride=None, test_fraction=0.1),
+        _shakespeare,
+    ),
     "arrays": (dict(x=_REQUIRED, label=None, num_classes=None, shuffle=True), _arrays),
     "pairs": (dict(path=_REQUIRED, reference=_REQUIRED), _pairs),
 }
@@ -189,8 +280,14 @@ def _as_dict(data_cfg: Any) -> dict[str, Any]:
   raise ValueError(f"data config must be a dict or ConfigDict, got {type(data_cfg).__name__}")
 
 
-def make(data_cfg: Any, *, seed: int, split: str = "train", process_index: int = 0,
-         process_count: int = 1) -> Dataset:
+def make(
+    data_cfg: Any,
+    *,
+    seed: int,
+    split: str = "train",
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Dataset:
   """Builds the data source named by `data_cfg.name` (keys in this module's docstring).
 
   Args:
@@ -211,25 +308,34 @@ def make(data_cfg: Any, *, seed: int, split: str = "train", process_index: int =
   cfg = _as_dict(data_cfg)
   name = cfg.get("name")
   if isinstance(name, str) and name.startswith("tfds:"):
-    cfg.setdefault("tfds_name", name[len("tfds:"):])
+    cfg.setdefault("tfds_name", name[len("tfds:") :])
     name = "tfds"
   if name not in SOURCES:
-    raise ValueError(f"data.name={name!r} is not a data source; known: {sorted(SOURCES)} "
-                     f"(TFDS image sets: name='tfds', tfds_name='cifar10', or name='tfds:cifar10')")
+    raise ValueError(
+        f"data.name={name!r} is not a data source; known: {sorted(SOURCES)} "
+        f"(TFDS image sets: name='tfds', tfds_name='cifar10', or name='tfds:cifar10')"
+    )
   if "batch_size" not in cfg:
     raise ValueError("data.batch_size (the global batch size) is required")
   defaults, build = SOURCES[name]
   unknown = sorted(set(cfg) - set(COMMON_KEYS) - set(defaults))
   if unknown:
-    raise ValueError(f"unknown key(s) {['data.' + k for k in unknown]} for data source {name!r}; "
-                     f"its keys: {sorted(set(COMMON_KEYS) | set(defaults))}")
+    raise ValueError(
+        f"unknown key(s) {['data.' + k for k in unknown]} for data source {name!r}; "
+        f"its keys: {sorted(set(COMMON_KEYS) | set(defaults))}"
+    )
   opts = {key: cfg.get(key, default) for key, default in defaults.items()}
   missing = [key for key, value in opts.items() if value is _REQUIRED]
   if missing:
     raise ValueError(f"data source {name!r} needs {['data.' + k for k in missing]}")
   if not isinstance(split, str) or not split:
     raise ValueError(f"split must be a non-empty string, got {split!r}")
-  shard = dict(global_batch_size=cfg["batch_size"], seed=seed, split=split,
-               process_index=process_index, process_count=process_count)
+  shard = dict(
+      global_batch_size=cfg["batch_size"],
+      seed=seed,
+      split=split,
+      process_index=process_index,
+      process_count=process_count,
+  )
   base.local_batch_size(cfg["batch_size"], process_count)  # fail on batch size before any I/O
   return build(opts, **shard)

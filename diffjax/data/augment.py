@@ -59,28 +59,71 @@ import numpy as np
 LABEL_DIM = 9  # width of the labels with edm_augment's defaults (EDM's CIFAR-10 setting)
 
 # Label entries per transform, in the order EDM concatenates them.
-_LABEL_WIDTHS = dict(xflip=1, yflip=1, rotate_int=2, translate_int=2, scale=1, rotate_frac=2,
-                     aniso=2, translate_frac=2, brightness=1, contrast=1, lumaflip=1, hue=2,
-                     saturation=1)
+_LABEL_WIDTHS = dict(
+    xflip=1,
+    yflip=1,
+    rotate_int=2,
+    translate_int=2,
+    scale=1,
+    rotate_frac=2,
+    aniso=2,
+    translate_frac=2,
+    brightness=1,
+    contrast=1,
+    lumaflip=1,
+    hue=2,
+    saturation=1,
+)
 # Columns of the two random draws per transform: uniform = (gate, values...), normal = values.
-_UNIFORM_COLUMNS = dict(xflip=2, yflip=2, rotate_int=2, translate_int=3, scale=1, rotate_frac=2,
-                        aniso=3, translate_frac=1, brightness=1, contrast=1, lumaflip=2, hue=2,
-                        saturation=1)
+_UNIFORM_COLUMNS = dict(
+    xflip=2,
+    yflip=2,
+    rotate_int=2,
+    translate_int=3,
+    scale=1,
+    rotate_frac=2,
+    aniso=3,
+    translate_frac=1,
+    brightness=1,
+    contrast=1,
+    lumaflip=2,
+    hue=2,
+    saturation=1,
+)
 _NORMAL_COLUMNS = dict(scale=1, aniso=1, translate_frac=2, brightness=1, contrast=1, saturation=1)
 _GEOMETRIC = ("scale", "rotate_frac", "aniso", "translate_frac")
 _COLOR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
 
 
-def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip: float = 1.0,
-                scale: float = 1.0, rotate_frac: float = 1.0, aniso: float = 1.0,
-                translate_frac: float = 1.0, *, rotate_int: float = 0.0,
-                translate_int: float = 0.0, translate_int_max: float = 0.125,
-                scale_std: float = 0.2, rotate_frac_max: float = 1.0, aniso_std: float = 0.2,
-                aniso_rotate_prob: float = 0.5, translate_frac_std: float = 0.125,
-                brightness: float = 0.0, contrast: float = 0.0, lumaflip: float = 0.0,
-                hue: float = 0.0, saturation: float = 0.0, brightness_std: float = 0.2,
-                contrast_std: float = 0.5, hue_max: float = 1.0, saturation_std: float = 1.0
-                ) -> tuple[jax.Array, jax.Array]:
+def edm_augment(
+    rng: jax.Array,
+    x: jax.Array,
+    p=0.12,
+    xflip: float = 1e8,
+    yflip: float = 1.0,
+    scale: float = 1.0,
+    rotate_frac: float = 1.0,
+    aniso: float = 1.0,
+    translate_frac: float = 1.0,
+    *,
+    rotate_int: float = 0.0,
+    translate_int: float = 0.0,
+    translate_int_max: float = 0.125,
+    scale_std: float = 0.2,
+    rotate_frac_max: float = 1.0,
+    aniso_std: float = 0.2,
+    aniso_rotate_prob: float = 0.5,
+    translate_frac_std: float = 0.125,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    lumaflip: float = 0.0,
+    hue: float = 0.0,
+    saturation: float = 0.0,
+    brightness_std: float = 0.2,
+    contrast_std: float = 0.5,
+    hue_max: float = 1.0,
+    saturation_std: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
   """Augments a batch as EDM's `AugmentPipe` does, and returns its conditioning labels.
 
   The order is EDM's: pixel blitting (xflip, yflip, rotate_int, translate_int), then one affine
@@ -129,10 +172,12 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   # draw per parameter); every transform owns fixed columns, so enabling one transform does not
   # change the parameters of another.
   rng_uniform, rng_normal = jax.random.split(rng)
-  uniform = _split_columns(jax.random.uniform(rng_uniform, (b, sum(_UNIFORM_COLUMNS.values()))),
-                           _UNIFORM_COLUMNS)  # name -> [B, k] ~ U[0, 1)
-  normal = _split_columns(jax.random.normal(rng_normal, (b, sum(_NORMAL_COLUMNS.values()))),
-                          _NORMAL_COLUMNS)  # name -> [B, k] ~ N(0, 1)
+  uniform = _split_columns(
+      jax.random.uniform(rng_uniform, (b, sum(_UNIFORM_COLUMNS.values()))), _UNIFORM_COLUMNS
+  )  # name -> [B, k] ~ U[0, 1)
+  normal = _split_columns(
+      jax.random.normal(rng_normal, (b, sum(_NORMAL_COLUMNS.values()))), _NORMAL_COLUMNS
+  )  # name -> [B, k] ~ N(0, 1)
   labels = []
 
   def gate(name, prob, value):
@@ -175,8 +220,11 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
     labels.append(v[:, None])
 
   if rotate_frac > 0:
-    theta = gate("rotate_frac", rotate_frac * p,
-                 (2 * uniform["rotate_frac"][:, 1] - 1) * (math.pi * rotate_frac_max))
+    theta = gate(
+        "rotate_frac",
+        rotate_frac * p,
+        (2 * uniform["rotate_frac"][:, 1] - 1) * (math.pi * rotate_frac_max),
+    )
     g_inv = g_inv @ _rotate2d(theta)
     labels += [(jnp.cos(theta) - 1)[:, None], jnp.sin(theta)[:, None]]
 
@@ -193,8 +241,9 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
 
   if translate_frac > 0:
     t = gate("translate_frac", translate_frac * p, normal["translate_frac"])
-    g_inv = g_inv @ _translate2d(-t[:, 0] * (w * translate_frac_std),
-                                 -t[:, 1] * (h * translate_frac_std))
+    g_inv = g_inv @ _translate2d(
+        -t[:, 0] * (w * translate_frac_std), -t[:, 1] * (h * translate_frac_std)
+    )
     labels += [t[:, :1], t[:, 1:]]
 
   if any(knobs[name] > 0 for name in _GEOMETRIC):
@@ -228,8 +277,9 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
   if saturation > 0:
     v = gate("saturation", saturation * p, normal["saturation"][:, 0])
     # P + 2^(std·v)·(I − P), written as I + (2^(std·v) − 1)(I − P) so v = 0 is exactly I.
-    m = (jnp.eye(4) + (jnp.exp2(v * saturation_std) - 1)[:, None, None]
-         * (jnp.eye(4) - luma_proj)) @ m
+    m = (
+        jnp.eye(4) + (jnp.exp2(v * saturation_std) - 1)[:, None, None] * (jnp.eye(4) - luma_proj)
+    ) @ m
     labels.append(v[:, None])
 
   if any(knobs[name] > 0 for name in _COLOR):
@@ -239,8 +289,11 @@ def edm_augment(rng: jax.Array, x: jax.Array, p=0.12, xflip: float = 1e8, yflip:
       gain = jnp.sum(m[:, :3, :3], axis=(1, 2)) / 3
       x = x * gain[:, None, None, None] + jnp.mean(m[:, :3, 3], axis=1)[:, None, None, None]
 
-  labels = jnp.concatenate([l.astype(jnp.float32) for l in labels], axis=1) if labels else (
-      jnp.zeros((b, 0), jnp.float32))
+  labels = (
+      jnp.concatenate([l.astype(jnp.float32) for l in labels], axis=1)
+      if labels
+      else (jnp.zeros((b, 0), jnp.float32))
+  )
   return x.astype(dtype), labels
 
 
@@ -249,12 +302,17 @@ def label_dim(**knobs) -> int:
 
   Example: `label_dim()` is 9 (= LABEL_DIM); `label_dim(xflip=0, brightness=1)` is 9.
   """
-  defaults = {k: v.default for k, v in inspect.signature(edm_augment).parameters.items()
-              if k in _LABEL_WIDTHS}
+  defaults = {
+      k: v.default
+      for k, v in inspect.signature(edm_augment).parameters.items()
+      if k in _LABEL_WIDTHS
+  }
   unknown = set(knobs) - set(defaults)
   if unknown:
-    raise ValueError(f"label_dim: unknown transform multiplier(s) {sorted(unknown)}; "
-                     f"known: {list(_LABEL_WIDTHS)}")
+    raise ValueError(
+        f"label_dim: unknown transform multiplier(s) {sorted(unknown)}; "
+        f"known: {list(_LABEL_WIDTHS)}"
+    )
   defaults.update(knobs)
   return sum(width for name, width in _LABEL_WIDTHS.items() if defaults[name] > 0)
 
@@ -281,12 +339,21 @@ def warp(x: jax.Array, g_inv: jax.Array) -> jax.Array:
   coef = jnp.einsum("ij,bjwc->biwc", _spline_prefilter(h), x.astype(jnp.float32))
   coef = jnp.einsum("ij,bhjc->bhic", _spline_prefilter(w), coef)
   cx, cy = (w - 1) / 2, (h - 1) / 2
-  qy, qx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32) - cy,
-                        jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
-  src_x = (g_inv[:, 0, 0, None, None] * qx + g_inv[:, 0, 1, None, None] * qy
-           + g_inv[:, 0, 2, None, None] + cx)  # [B, H, W], in pixel indices
-  src_y = (g_inv[:, 1, 0, None, None] * qx + g_inv[:, 1, 1, None, None] * qy
-           + g_inv[:, 1, 2, None, None] + cy)
+  qy, qx = jnp.meshgrid(
+      jnp.arange(h, dtype=jnp.float32) - cy, jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij"
+  )
+  src_x = (
+      g_inv[:, 0, 0, None, None] * qx
+      + g_inv[:, 0, 1, None, None] * qy
+      + g_inv[:, 0, 2, None, None]
+      + cx
+  )  # [B, H, W], in pixel indices
+  src_y = (
+      g_inv[:, 1, 0, None, None] * qx
+      + g_inv[:, 1, 1, None, None] * qy
+      + g_inv[:, 1, 2, None, None]
+      + cy
+  )
   cols, wx = _spline_taps(src_x, w)  # [B, H, W, 4]
   rows, wy = _spline_taps(src_y, h)
   patch = _gather_pixels(coef, rows[..., :, None], cols[..., None, :])  # [B, H, W, 4, 4, C]
@@ -314,7 +381,7 @@ def _split_columns(draws, columns):
   """[B, Σk] -> {name: [B, k]} in the order of `columns`."""
   out, start = {}, 0
   for name, k in columns.items():
-    out[name], start = draws[:, start:start + k], start + k
+    out[name], start = draws[:, start : start + k], start + k
   return out
 
 
@@ -339,8 +406,13 @@ def _gather_pixels(x, rows, cols):
 def _stack_matrix(rows):
   """[[entries]] of [B] arrays or Python numbers -> [B, n, n]."""
   ref = next(e for row in rows for e in row if isinstance(e, jax.Array))
-  return jnp.stack([jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float32), ref.shape)
-                               for e in row], -1) for row in rows], -2)
+  return jnp.stack(
+      [
+          jnp.stack([jnp.broadcast_to(jnp.asarray(e, jnp.float32), ref.shape) for e in row], -1)
+          for row in rows
+      ],
+      -2,
+  )
 
 
 def _translate2d(tx, ty):
@@ -370,18 +442,22 @@ def _rotate_about(axis, theta):
   ux, uy, uz = (float(v) for v in axis[:3])
   c, s = jnp.cos(theta), jnp.sin(theta)
   cc = 1 - c
-  return _stack_matrix([
-      [ux * ux * cc + c, ux * uy * cc - uz * s, ux * uz * cc + uy * s, 0],
-      [uy * ux * cc + uz * s, uy * uy * cc + c, uy * uz * cc - ux * s, 0],
-      [uz * ux * cc - uy * s, uz * uy * cc + ux * s, uz * uz * cc + c, 0],
-      [0, 0, 0, 1],
-  ])
+  return _stack_matrix(
+      [
+          [ux * ux * cc + c, ux * uy * cc - uz * s, ux * uz * cc + uy * s, 0],
+          [uy * ux * cc + uz * s, uy * uy * cc + c, uy * uz * cc - ux * s, 0],
+          [uz * ux * cc - uy * s, uz * uy * cc + ux * s, uz * uz * cc + c, 0],
+          [0, 0, 0, 1],
+      ]
+  )
 
 
 def _check_args(x, p, knobs):
   if getattr(x, "ndim", None) != 4 or not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"x must be a float [B, H, W, C] array, got {getattr(x, 'shape', x)} "
-                     f"{getattr(x, 'dtype', type(x))}")
+    raise ValueError(
+        f"x must be a float [B, H, W, C] array, got {getattr(x, 'shape', x)} "
+        f"{getattr(x, 'dtype', type(x))}"
+    )
   if isinstance(p, numbers.Real) and p < 0:
     raise ValueError(f"p must be >= 0, got {p}")
   for name, value in knobs.items():

@@ -73,8 +73,14 @@ def epoch_permutation(seed: int, split: str, epoch: int, num_examples: int) -> n
   return perm
 
 
-def global_indices(seed: int, split: str, step: int, global_batch_size: int, num_examples: int,
-                   shuffle: bool = True) -> np.ndarray:
+def global_indices(
+    seed: int,
+    split: str,
+    step: int,
+    global_batch_size: int,
+    num_examples: int,
+    shuffle: bool = True,
+) -> np.ndarray:
   """Example indices of the global batch of `step`, int64 [B].
 
   Position `g = step*B + j` in the stream belongs to epoch `g // N` and is example
@@ -147,8 +153,9 @@ class Dataset:
     step = _check_step(step)
     if self.sample_fn is not None:
       return self.sample_fn(step_rng(self.seed, self.split, step), self.global_batch_size)
-    idx = global_indices(self.seed, self.split, step, self.global_batch_size, self.num_examples,
-                         self.shuffle)
+    idx = global_indices(
+        self.seed, self.split, step, self.global_batch_size, self.num_examples, self.shuffle
+    )
     return self.read_fn(idx)
 
   def indices(self, step: int) -> np.ndarray:
@@ -156,8 +163,9 @@ class Dataset:
     step = _check_step(step)
     if self.read_fn is None:
       raise ValueError("indices() is only defined for finite data sources")
-    idx = global_indices(self.seed, self.split, step, self.global_batch_size, self.num_examples,
-                         self.shuffle)
+    idx = global_indices(
+        self.seed, self.split, step, self.global_batch_size, self.num_examples, self.shuffle
+    )
     return idx[self._local_rows()]
 
   def batch(self, step: int) -> Batch:
@@ -173,9 +181,21 @@ class Dataset:
     return self.read_fn(self.indices(step))
 
 
-def make_dataset(*, element_shape, num_classes, num_examples, global_batch_size, seed, split,
-                 process_index, process_count, sample_fn=None, read_fn=None, shuffle=True,
-                 info=None) -> Dataset:
+def make_dataset(
+    *,
+    element_shape,
+    num_classes,
+    num_examples,
+    global_batch_size,
+    seed,
+    split,
+    process_index,
+    process_count,
+    sample_fn=None,
+    read_fn=None,
+    shuffle=True,
+    info=None,
+) -> Dataset:
   """Validates the sharding arguments and builds a `Dataset` (one of sample_fn/read_fn)."""
   if (sample_fn is None) == (read_fn is None):
     raise ValueError("exactly one of sample_fn (infinite) and read_fn (finite) must be given")

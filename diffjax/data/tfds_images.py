@@ -20,7 +20,7 @@ CROPS = ("center", "none")
 def _prepare_hint(name: str, path: str | None) -> str:
   where = f", data_dir={path!r}" if path else ""
   return (
-      f"Prepare it once (needs TensorFlow and network) with: python -c \"import "
+      f'Prepare it once (needs TensorFlow and network) with: python -c "import '
       f"tensorflow_datasets as tfds; tfds.builder({name!r}{where})"
       f".download_and_prepare(file_format='array_record')\", "
       f"or point --config.data.path to a TFDS data_dir that holds it in array_record format"
@@ -56,7 +56,7 @@ def crop_resize(image: np.ndarray, image_size: int | None, crop: str) -> np.ndar
   if crop == "center":
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    image = image[top:top + side, left:left + side]
+    image = image[top : top + side, left : left + side]
   if image.shape[:2] == (image_size, image_size):
     return image
   channels = image.shape[2]
@@ -65,8 +65,15 @@ def crop_resize(image: np.ndarray, image_size: int | None, crop: str) -> np.ndar
   return out.reshape(image_size, image_size, channels)
 
 
-def read_fn(name: str, split: str, path: str | None, image_size: int | None, crop: str,
-            image_key: str, label_key: str | None):
+def read_fn(
+    name: str,
+    split: str,
+    path: str | None,
+    image_size: int | None,
+    crop: str,
+    image_key: str,
+    label_key: str | None,
+):
   """(indices -> batch, num_examples, element_shape, num_classes) of a TFDS image split."""
   if crop not in CROPS:
     raise ValueError(f"data.crop must be one of {CROPS}, got {crop!r}")
@@ -75,12 +82,15 @@ def read_fn(name: str, split: str, path: str | None, image_size: int | None, cro
   source = open_source(name, split, path)
   features = source.dataset_info.features
   if image_key not in features:
-    raise ValueError(f"data.image_key={image_key!r} is not a feature of {name} "
-                     f"(features: {sorted(features.keys())})")
+    raise ValueError(
+        f"data.image_key={image_key!r} is not a feature of {name} "
+        f"(features: {sorted(features.keys())})"
+    )
   height, width, channels = features[image_key].shape
   if image_size is None and (height is None or width is None):
-    raise ValueError(f"{name} images have no fixed size {features[image_key].shape}: set "
-                     f"data.image_size")
+    raise ValueError(
+        f"{name} images have no fixed size {features[image_key].shape}: set " f"data.image_size"
+    )
   num_classes = 0
   if label_key is not None and label_key in features:
     num_classes = int(getattr(features[label_key], "num_classes", 0) or 0)

@@ -18,5 +18,6 @@ def make(config, dataset) -> Method:
   kind = config.method.kind
   if kind not in METHODS:
     raise ValueError(f"method.kind={kind!r}: expected one of {sorted(METHODS)}")
-  return METHODS[kind](config, element_shape=tuple(dataset.element_shape),
-                       num_classes=int(dataset.num_classes))
+  return METHODS[kind](
+      config, element_shape=tuple(dataset.element_shape), num_classes=int(dataset.num_classes)
+  )

@@ -113,9 +113,13 @@ class Method:
   def init_network(self, rng: jax.Array, example_batch: dict) -> Any:
     """The network's parameters for `example_batch` (noise conditioning of ones, eval mode)."""
     x = jnp.asarray(example_batch["x"])
-    variables = self.model.init({"params": rng, "dropout": rng}, x,
-                                jnp.ones(x.shape[:1], jnp.float32), self.labels(example_batch),
-                                train=False)
+    variables = self.model.init(
+        {"params": rng, "dropout": rng},
+        x,
+        jnp.ones(x.shape[:1], jnp.float32),
+        self.labels(example_batch),
+        train=False,
+    )
     return variables["params"]
 
   def network_fn(self, params, label=None, *, train: bool = False, rng=None, **extra) -> Callable:
@@ -124,8 +128,9 @@ class Method:
     rngs = {"dropout": rng} if train else {}
 
     def fn(z_in, noise_cond):
-      return self.model.apply({"params": params}, z_in, noise_cond, label, train=train, rngs=rngs,
-                              **extra)
+      return self.model.apply(
+          {"params": params}, z_in, noise_cond, label, train=train, rngs=rngs, **extra
+      )
 
     return fn
 

@@ -54,16 +54,21 @@ class GaussianDiffusion(base.Method):
     if flow_sigma_min is not None:
       # Flow matching's target (1 − σ_min)ε − x and its loss weight are the path's velocity only
       # with the schedule's σ_min (Lipman et al. 2023, §4.1): one value, the schedule's.
-      for where, kwargs, used in (("param_kwargs", param_kwargs, mcfg.param == "flow"),
-                                  ("weighting_kwargs", weighting_kwargs, mcfg.weighting == "flow")):
+      for where, kwargs, used in (
+          ("param_kwargs", param_kwargs, mcfg.param == "flow"),
+          ("weighting_kwargs", weighting_kwargs, mcfg.weighting == "flow"),
+      ):
         if used and kwargs.setdefault("sigma_min", flow_sigma_min) != flow_sigma_min:
-          raise ValueError(f"method.{where}.sigma_min={kwargs['sigma_min']} differs from the "
-                           f"schedule's sigma_min={flow_sigma_min}; leave it unset")
+          raise ValueError(
+              f"method.{where}.sigma_min={kwargs['sigma_min']} differs from the "
+              f"schedule's sigma_min={flow_sigma_min}; leave it unset"
+          )
     self.param = parameterization.make(mcfg.param, **param_kwargs)
     # The schedule is passed to every weighting: the MSE-type ones (ε-MSE, v-MSE, flow) are w = p(λ)
     # of uniform t under it (Kingma & Gao 2023, Table 1), the others ignore it.
-    self.weight_fn = weighting.make_weighting(mcfg.weighting, schedule=self._schedule,
-                                              **weighting_kwargs)
+    self.weight_fn = weighting.make_weighting(
+        mcfg.weighting, schedule=self._schedule, **weighting_kwargs
+    )
     self.t_sampler = weighting.make_t_sampler(mcfg.t_sampling, **mcfg.get("t_sampling_kwargs", {}))
     self.adaptive = isinstance(self.t_sampler, weighting.Adaptive)
     # IDDPM's learned variance: the network outputs the mean's C channels, then C for v ∈ [-1, 1].
@@ -75,8 +80,10 @@ class GaussianDiffusion(base.Method):
       raise ValueError(f"method.objective={self.objective!r}: expected one of {OBJECTIVES}")
     if self.objective == "iddpm_hybrid":
       if self.adaptive:
-        raise ValueError("method.t_sampling='adaptive' needs method.objective='weighted' (the "
-                         "hybrid objective samples chain steps uniformly)")
+        raise ValueError(
+            "method.t_sampling='adaptive' needs method.objective='weighted' (the "
+            "hybrid objective samples chain steps uniformly)"
+        )
       self.chain.check_hybrid()
     self.random_flip = bool(mcfg.get("random_flip", False))
     if self.random_flip and len(self.element_shape) != 3:
@@ -86,8 +93,10 @@ class GaussianDiffusion(base.Method):
       want = augment_lib.label_dim(**{k: v for k, v in self.augment.items() if k != "p"})
       have = int(getattr(self.model, "augment_dim", 0))
       if have != want:
-        raise ValueError(f"method.augment gives {want} augmentation labels but model.augment_dim="
-                         f"{have}; set model.augment_dim={want} (a network that takes them)")
+        raise ValueError(
+            f"method.augment gives {want} augmentation labels but model.augment_dim="
+            f"{have}; set model.augment_dim={want} (a network that takes them)"
+        )
     else:
       self.augment = {}
 
@@ -138,17 +147,23 @@ class GaussianDiffusion(base.Method):
       x, aug = augment_lib.edm_augment(jax.random.fold_in(rng, 2), x, **self.augment)
     if self.objective == "iddpm_hybrid":
       if return_aux or t_sampler is not None:
-        raise ValueError("method.objective='iddpm_hybrid' samples its own chain steps: it takes "
-                         "no t-sampler (and no adaptive noise schedule)")
+        raise ValueError(
+            "method.objective='iddpm_hybrid' samples its own chain steps: it takes "
+            "no t-sampler (and no adaptive noise schedule)"
+        )
       if "eps" in batch:
-        raise ValueError("batch['eps'] (a coupled noise) is used by method.objective='weighted' "
-                         "only; 'iddpm_hybrid' draws its own")
+        raise ValueError(
+            "batch['eps'] (a coupled noise) is used by method.objective='weighted' "
+            "only; 'iddpm_hybrid' draws its own"
+        )
       raw_fn = self.raw_fn(params, label, train=True, rng=rng_drop, augment_labels=aug)
       per_example, aux = self.chain.hybrid_loss(raw_fn, x, rng_loss)
       return jnp.mean(per_example), {"mse": jnp.mean(aux["mse"]), "vb": jnp.mean(aux["vb"])}
     if t_sampler is None and self.adaptive:
-      raise ValueError("method.t_sampling='adaptive' keeps state between steps: train it with "
-                       "loss_with_state (the training loop does)")
+      raise ValueError(
+          "method.t_sampling='adaptive' keeps state between steps: train it with "
+          "loss_with_state (the training loop does)"
+      )
     per_example, aux = losses.weighted_loss(
         self.mean_raw_fn(params, label, train=True, rng=rng_drop, augment_labels=aug),
         x,
@@ -184,8 +199,12 @@ class GaussianDiffusion(base.Method):
       return self.t_sampler.sample(sampler_state, key, batch_size, schedule)
 
     loss, metrics, aux = self.loss(params, batch, rng, t_sampler=t_sampler, return_aux=True)
-    new = self.t_sampler.update(sampler_state, jax.lax.stop_gradient(aux["logsnr"]),
-                                jax.lax.stop_gradient(aux["integrand"]), self._schedule)
+    new = self.t_sampler.update(
+        sampler_state,
+        jax.lax.stop_gradient(aux["logsnr"]),
+        jax.lax.stop_gradient(aux["integrand"]),
+        self._schedule,
+    )
     return loss, (metrics, {"t_sampler": new})
 
   # -- sampling and likelihood ---------------------------------------------------------------------

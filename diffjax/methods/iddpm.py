@@ -1,7 +1,8 @@
 """The discrete chain of a variance-preserving GaussianDiffusion (Ho et al. 2020; Nichol & Dhariwal
 2021): its VLB in bits/dim, IDDPM's hybrid objective with learned variances, and IDDPM's respaced
 ancestral sampler (guided-diffusion `respace.py`: the K kept nodes of the N-step chain, the
-respaced β_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}} and β̃_k, the variance exp(f log β_k + (1 − f) log β̃_k)).
+respaced β_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}} and β̃_k, the variance exp(f log β_k + (1 − f) log β̃_k);
+its pure functions are in respacing.py).
 
 The chain has N transitions whose nodes sit at t_i = t_start + (1 − t_start)·i/N, i = 0..N
 (`core.likelihood`); a `DiscreteChain` schedule of T steps is that chain with N = T − 1.
@@ -28,106 +29,11 @@ import numpy as np
 from diffjax.core import likelihood
 from diffjax.core import schedules
 from diffjax.methods import base
+from diffjax.methods import respacing
 
 HYBRID_KWARGS = ("num_steps", "lambda_vlb", "num_bins")
 ANCESTRAL_KWARGS = ("var_type", "clip_x0", "chain_steps")
 BPD_KWARGS = ("num_steps", "var_type", "num_strata", "decoder", "clip_x0", "num_bins", "t_start")
-
-
-def space_timesteps(num_nodes: int, num_steps: int) -> np.ndarray:
-  """IDDPM's "K evenly strided steps" of a chain of `num_nodes` nodes (guided-diffusion
-  `respace.space_timesteps(T, "K")`): node round(k (T - 1)/(K - 1)), k = 0..K-1, Python's
-  round-half-to-even on the accumulated stride. Increasing int64 [K], first 0, last T - 1."""
-  if not 2 <= num_steps <= num_nodes:
-    raise ValueError(f"sample.num_steps={num_steps}: the respaced chain takes 2..{num_nodes} of "
-                     f"the chain's {num_nodes} nodes")
-  stride, cur, steps = (num_nodes - 1) / (num_steps - 1), 0.0, []
-  for _ in range(num_steps):
-    steps.append(round(cur))
-    cur += stride
-  return np.asarray(steps, np.int64)
-
-
-def respaced_chain(alphas_cumprod: np.ndarray) -> dict[str, np.ndarray]:
-  """The chain through the kept nodes (Nichol & Dhariwal 2021, §4; guided-diffusion `respace.py`).
-
-  Args:
-    alphas_cumprod: ᾱ at the K kept nodes, increasing noise, float64 [K].
-
-  Returns:
-    float64 [K] arrays: "alphas_cumprod", "alpha" = √ᾱ_k, "sigma" = √(1 - ᾱ_k) (in float64, so
-    that float32 users keep σ's precision where ᾱ → 1); "log_beta" = log β_k,
-    β_k = 1 - ᾱ_k/ᾱ_{k-1} (ᾱ_{-1} = 1);
-    "log_beta_tilde" = log β̃_k, β̃_k = β_k (1 - ᾱ_{k-1})/(1 - ᾱ_k), clipped to β̃_1 at k = 0
-    (guided-diffusion's `posterior_log_variance_clipped`); "coef_x0", "coef_z": the posterior
-    mean μ̃_k = coef_x0 x̂₀ + coef_z z_k (Ho et al. 2020, eq. 7).
-  """
-  abar = np.asarray(alphas_cumprod, np.float64)
-  prev = np.concatenate([[1.0], abar[:-1]])
-  beta = 1.0 - abar / prev
-  beta_tilde = beta * (1.0 - prev) / (1.0 - abar)
-  return {
-      "alphas_cumprod": abar,
-      "alpha": np.sqrt(abar),
-      "sigma": np.sqrt(1.0 - abar),
-      "log_beta": np.log(beta),
-      "log_beta_tilde": np.log(np.concatenate([beta_tilde[1:2], beta_tilde[1:]])),
-      "coef_x0": beta * np.sqrt(prev) / (1.0 - abar),
-      "coef_z": np.sqrt(1.0 - beta) * (1.0 - prev) / (1.0 - abar),
-  }
-
-
-def iddpm_ancestral(raw_fn, z: jax.Array, key: jax.Array, *, t: jax.Array, chain: dict,
-                    param, var_type: str = "learned_range", clip_x0: bool = False) -> jax.Array:
-  r"""Ancestral sampling down a (respaced) discrete chain with IDDPM's variances (Ho et al. 2020,
-  Alg. 2, with Nichol & Dhariwal 2021, eq. 15), as guided-diffusion's `p_sample_loop`.
-
-  At kept node k = K-1..0: x̂₀ from the network at (z, t_k), z ← μ̃_k + √v_k ξ_k with
-  v_k = exp(f log β_k + (1 - f) log β̃_k), f = (v + 1)/2 from the extra output channels
-  ("learned_range"), β̃_k ("small", = f ≡ 0) or β_k ("large", = f ≡ 1; guided-diffusion's β̃_1
-  at k = 0 is never used, no noise being added there). The last step (k = 0: coef_x0 = 1,
-  coef_z = 0) returns x̂₀. ξ of scan step j (j = 0 at the noisiest node) is
-  `normal(fold_in(key, j))`, as in `solvers.ddpm`.
-
-  Args:
-    raw_fn: raw_fn(z_in [B, ...], noise_cond [B]) -> [B, ..., C] or [B, ..., 2C] (mean, then v).
-    z: [B, ..., C] start, N(0, I) in guided-diffusion.
-    key: PRNG key for the noise.
-    t: [K] float, t of the kept nodes (increasing).
-    chain: `respaced_chain` of the kept nodes' ᾱ ([K] arrays).
-    param: the model's parameterisation.
-    var_type: "learned_range", "small" or "large".
-    clip_x0: clip x̂₀ to [-1, 1] (guided-diffusion's clip_denoised, for image data).
-
-  Returns:
-    [B, ..., C] samples in data space.
-  """
-  if var_type not in likelihood.VAR_TYPES:
-    raise ValueError(f"var_type must be one of {likelihood.VAR_TYPES}; got {var_type!r}")
-  channels, batch, num = z.shape[-1], z.shape[0], t.shape[0]
-  f32 = lambda a: jnp.asarray(a, jnp.float32)[::-1]  # pylint: disable=unnecessary-lambda-assignment
-  xs = (jnp.arange(num), f32(t), f32(chain["alpha"]), f32(chain["sigma"]),
-        f32(chain["log_beta"]), f32(chain["log_beta_tilde"]), f32(chain["coef_x0"]),
-        f32(chain["coef_z"]))
-
-  def step(z, inputs):
-    j, t_k, alpha, sigma, log_beta, log_beta_tilde, coef_x0, coef_z = inputs
-    ones = jnp.ones((batch,), jnp.float32)
-    alpha, sigma = alpha * ones, sigma * ones
-    out = raw_fn(*param.net_inputs(z, t_k * ones, alpha, sigma))
-    x0, _ = param.x0_eps(out[..., :channels], z, alpha, sigma)
-    if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
-    if var_type == "learned_range":
-      frac = (out[..., channels:] + 1.0) / 2.0
-      log_var = frac * log_beta + (1.0 - frac) * log_beta_tilde
-    else:
-      log_var = log_beta_tilde if var_type == "small" else log_beta
-    noise = jax.random.normal(jax.random.fold_in(key, j), z.shape, z.dtype)
-    scale = jnp.where(j == num - 1, 0.0, jnp.exp(0.5 * log_var))
-    return (coef_x0 * x0 + coef_z * z + scale * noise).astype(z.dtype), None
-
-  return jax.lax.scan(step, z, xs)[0]
 
 
 class Chain:
@@ -156,8 +62,10 @@ class Chain:
         a, s = self.schedule.alpha_sigma(jnp.linspace(0.0, 1.0, 17))
         ok = bool(np.allclose(np.square(a) + np.square(s), 1.0, atol=1e-5))
     if not ok:
-      raise ValueError(f"{what} needs a variance-preserving schedule (α² + σ² = 1); "
-                       f"schedule.kind={kind!r} is not")
+      raise ValueError(
+          f"{what} needs a variance-preserving schedule (α² + σ² = 1); "
+          f"schedule.kind={kind!r} is not"
+      )
 
   def num_steps(self, num_steps: int | None = None) -> int:
     """N, the transitions of the discrete chain (nodes t_i = i/N, i = 0..N).
@@ -168,8 +76,10 @@ class Chain:
     if isinstance(self.schedule, schedules.DiscreteChain):
       n = int(self.schedule.num_timesteps) - 1
       if num_steps is not None and int(num_steps) != n:
-        raise ValueError(f"num_steps={num_steps}: the {self.config.schedule.kind!r} schedule has "
-                         f"num_timesteps={n + 1}, i.e. N = {n} transitions; leave num_steps unset")
+        raise ValueError(
+            f"num_steps={num_steps}: the {self.config.schedule.kind!r} schedule has "
+            f"num_timesteps={n + 1}, i.e. N = {n} transitions; leave num_steps unset"
+        )
       return n
     n = num_steps if num_steps is not None else self.objective_kwargs.get("num_steps", 1000)
     if int(n) < 1:
@@ -182,20 +92,25 @@ class Chain:
     if isinstance(self.schedule, schedules.DiscreteChain):
       return self.schedule.alphas_cumprod()
     with jax.ensure_compile_time_eval():
-      lam = np.asarray(self.schedule.logsnr(likelihood.node_t(jnp.arange(num_steps + 1), num_steps,
-                                                               t_start)), np.float64)
+      lam = np.asarray(
+          self.schedule.logsnr(likelihood.node_t(jnp.arange(num_steps + 1), num_steps, t_start)),
+          np.float64,
+      )
     abar = 1.0 / (1.0 + np.exp(-lam))
     if not np.all((abar > 0) & (abar < 1)):
-      raise ValueError(f"schedule.kind={self.config.schedule.kind!r} has an infinite log-SNR at a "
-                       "node of the discrete chain; use a schedule with finite λ(0), λ(1)")
+      raise ValueError(
+          f"schedule.kind={self.config.schedule.kind!r} has an infinite log-SNR at a "
+          "node of the discrete chain; use a schedule with finite λ(0), λ(1)"
+      )
     return abar
 
   def _var_type(self, where: str, var_type: str | None) -> str:
     learn_sigma = self.method.learn_sigma
     var_type = var_type or ("learned_range" if learn_sigma else "small")
     if var_type == "learned_range" and not learn_sigma:
-      raise ValueError(f"{where}var_type='learned_range' needs model.learn_sigma=True; use "
-                       "'small' or 'large'")
+      raise ValueError(
+          f"{where}var_type='learned_range' needs model.learn_sigma=True; use " "'small' or 'large'"
+      )
     return var_type
 
   # -- training: the hybrid objective -------------------------------------------------------------
@@ -204,8 +119,10 @@ class Chain:
     """Validates `method.objective="iddpm_hybrid"` against the model and schedule."""
     base.check_keys("method.objective_kwargs", self.objective_kwargs, HYBRID_KWARGS)
     if not self.method.learn_sigma:
-      raise ValueError("method.objective='iddpm_hybrid' trains a learned variance: it needs "
-                       "model.learn_sigma=True")
+      raise ValueError(
+          "method.objective='iddpm_hybrid' trains a learned variance: it needs "
+          "model.learn_sigma=True"
+      )
     self.require_vp("method.objective='iddpm_hybrid'")
     self.num_steps(self.objective_kwargs.get("num_steps"))  # checks it against the schedule
 
@@ -213,9 +130,15 @@ class Chain:
     """L_simple + λ L_vlb per example [B] (Nichol & Dhariwal 2021, eq. 16) and its parts."""
     kw = self.objective_kwargs
     return likelihood.iddpm_hybrid_loss(
-        raw_fn, x, rng, schedule=self.schedule, param=self.method.param,
+        raw_fn,
+        x,
+        rng,
+        schedule=self.schedule,
+        param=self.method.param,
         num_steps=self.num_steps(kw.get("num_steps")),
-        lambda_vlb=float(kw.get("lambda_vlb", 0.001)), num_bins=int(kw.get("num_bins", 256)))
+        lambda_vlb=float(kw.get("lambda_vlb", 0.001)),
+        num_bins=int(kw.get("num_bins", 256)),
+    )
 
   # -- sampling: IDDPM's respaced ancestral sampler ------------------------------------------------
 
@@ -229,12 +152,18 @@ class Chain:
     var_type = self._var_type("", options.get("var_type"))
     self.require_vp("solver 'iddpm_ancestral'")
     n = self.num_steps(options.get("chain_steps"))
-    kept = space_timesteps(n + 1, int(settings["num_steps"]))
-    chain = respaced_chain(self.alphas_cumprod(n)[kept])
-    return self._ancestral_jit(params, rng, jnp.asarray(kept / n, jnp.float32),
-                               {k: jnp.asarray(v, jnp.float32) for k, v in chain.items()},
-                               num=num, var_type=var_type,
-                               clip_x0=bool(options.get("clip_x0", False)), label=label)
+    kept = respacing.space_timesteps(n + 1, int(settings["num_steps"]))
+    chain = respacing.respaced_chain(self.alphas_cumprod(n)[kept])
+    return self._ancestral_jit(
+        params,
+        rng,
+        jnp.asarray(kept / n, jnp.float32),
+        {k: jnp.asarray(v, jnp.float32) for k, v in chain.items()},
+        num=num,
+        var_type=var_type,
+        clip_x0=bool(options.get("clip_x0", False)),
+        label=label,
+    )
 
   def _ancestral(self, params, rng, t, chain, *, num, var_type, clip_x0, label=None):
     method = self.method
@@ -251,8 +180,16 @@ class Chain:
         mean = out_u[..., :c] + scale * (out_c[..., :c] - out_u[..., :c])
         return jnp.concatenate([mean, out_c[..., c:]], axis=-1)
 
-    return iddpm_ancestral(raw_fn, z, rng_solve, t=t, chain=chain, param=method.param,
-                           var_type=var_type, clip_x0=clip_x0)
+    return respacing.iddpm_ancestral(
+        raw_fn,
+        z,
+        rng_solve,
+        t=t,
+        chain=chain,
+        param=method.param,
+        var_type=var_type,
+        clip_x0=clip_x0,
+    )
 
   # -- likelihood ----------------------------------------------------------------------------------
 
@@ -297,19 +234,32 @@ class Chain:
     num_steps = self.num_steps(kw.get("num_steps"))
     t_start = float(kw.get("t_start", 0.0))
     if t_start and isinstance(self.schedule, schedules.DiscreteChain):
-      raise ValueError("eval.bpd_kwargs.t_start must be 0 for a discrete chain schedule (its node "
-                       f"0 is the paper's x_1 already); got {t_start}")
+      raise ValueError(
+          "eval.bpd_kwargs.t_start must be 0 for a discrete chain schedule (its node "
+          f"0 is the paper's x_1 already); got {t_start}"
+      )
     self.alphas_cumprod(num_steps, t_start)  # raises if λ is infinite at a node
-    common = dict(schedule=self.schedule, param=method.param, num_steps=num_steps,
-                  var_type=var_type, t_start=t_start, decoder=kw.get("decoder", "discretized"),
-                  clip_x0=bool(kw.get("clip_x0", False)), num_bins=int(kw.get("num_bins", 256)))
+    common = dict(
+        schedule=self.schedule,
+        param=method.param,
+        num_steps=num_steps,
+        var_type=var_type,
+        t_start=t_start,
+        decoder=kw.get("decoder", "discretized"),
+        clip_x0=bool(kw.get("clip_x0", False)),
+        num_bins=int(kw.get("num_bins", 256)),
+    )
     if num_strata > 0:
       _, aux = likelihood.discrete_vlb_stratified(raw_fn, x, rng, num_strata=num_strata, **common)
     else:
       _, aux = likelihood.discrete_vlb_full(raw_fn, x, rng, **common)
     per_dim = 1.0 / (math.prod(x.shape[1:]) * math.log(2.0))
-    out = {"bpd": aux["nats"] * per_dim, "prior": aux["prior"] * per_dim,
-           "decoder": aux["decoder"] * per_dim, "kl": aux["kl"] * per_dim}
+    out = {
+        "bpd": aux["nats"] * per_dim,
+        "prior": aux["prior"] * per_dim,
+        "decoder": aux["decoder"] * per_dim,
+        "kl": aux["kl"] * per_dim,
+    }
     if "nats_mc_var" in aux:
       out["bpd_mc_var"] = aux["nats_mc_var"] * per_dim**2
     return out

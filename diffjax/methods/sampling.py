@@ -34,9 +34,13 @@ def settings(sample_config, overrides: dict) -> dict:
   Overriding `solver` (`grid`) drops the config's solver_kwargs (grid_kwargs) unless they are
   overridden too: they belong to the config's solver (grid). Unknown keys raise ValueError.
   """
-  out = dict(solver=sample_config.solver, num_steps=int(sample_config.num_steps),
-             grid=sample_config.grid, grid_kwargs=dict(sample_config.get("grid_kwargs", {})),
-             solver_kwargs=dict(sample_config.get("solver_kwargs", {})))
+  out = dict(
+      solver=sample_config.solver,
+      num_steps=int(sample_config.num_steps),
+      grid=sample_config.grid,
+      grid_kwargs=dict(sample_config.get("grid_kwargs", {})),
+      solver_kwargs=dict(sample_config.get("solver_kwargs", {})),
+  )
   unknown = set(overrides) - set(out)
   if unknown:
     raise ValueError(f"sample overrides {sorted(unknown)}: expected some of {sorted(out)}")
@@ -57,31 +61,48 @@ def sigmas(method, params, num_steps: int, grid: str, grid_kwargs: dict | None =
   return solvers.grid(grid, int(num_steps), schedule=method.schedule(params), **kwargs)
 
 
-def guided_denoiser(method, params, label=None, guidance_scale: float = 1.0,
-                    clip_denoised: bool = False):
+def guided_denoiser(
+    method, params, label=None, guidance_scale: float = 1.0, clip_denoised: bool = False
+):
   """The Method's σ-frame denoiser, classifier-free guided (Ho & Salimans 2022, eq. 6, with the
   null class `method.null_label`) when `label` is given and the scale ≠ 1, and with x̂₀ clipped
   to [-1, 1] when `clip_denoised`."""
   den = method.denoiser(params, label)
   if label is not None and guidance_scale != 1.0:
-    den = solvers.guidance.cfg(den, method.denoiser(params, method.null_label(label)),
-                               guidance_scale)
+    den = solvers.guidance.cfg(
+        den, method.denoiser(params, method.null_label(label)), guidance_scale
+    )
   if clip_denoised:
     unclipped = den
     den = lambda x, sigma: jnp.clip(unclipped(x, sigma), -1.0, 1.0)  # pylint: disable=g-long-lambda
   return den
 
 
-@functools.partial(jax.jit, static_argnames=("method", "num", "solver", "solver_kwargs",
-                                             "guidance_scale", "clip_denoised"))
-def _solve(method, params, rng, sigma_grid, label, noise, *, num, solver, solver_kwargs,
-           guidance_scale, clip_denoised):
+@functools.partial(
+    jax.jit,
+    static_argnames=("method", "num", "solver", "solver_kwargs", "guidance_scale", "clip_denoised"),
+)
+def _solve(
+    method,
+    params,
+    rng,
+    sigma_grid,
+    label,
+    noise,
+    *,
+    num,
+    solver,
+    solver_kwargs,
+    guidance_scale,
+    clip_denoised,
+):
   rng_init, rng_solve = jax.random.split(rng)
   if noise is None:
     noise = jax.random.normal(rng_init, (num,) + method.element_shape)
   den = guided_denoiser(method, params, label, guidance_scale, clip_denoised)
-  return solvers.solve(solver, den, sigma_grid[0] * noise, sigma_grid, key=rng_solve,
-                       **dict(solver_kwargs))
+  return solvers.solve(
+      solver, den, sigma_grid[0] * noise, sigma_grid, key=rng_solve, **dict(solver_kwargs)
+  )
 
 
 def sample(method, params, rng: jax.Array, num: int, **overrides) -> jax.Array:
@@ -106,14 +127,31 @@ def sample(method, params, rng: jax.Array, num: int, **overrides) -> jax.Array:
   grid = jnp.asarray(sigmas(method, params, opts["num_steps"], opts["grid"], opts["grid_kwargs"]))
   solver_kwargs = dict(opts["solver_kwargs"])
   clip = bool(solver_kwargs.pop("clip_denoised", False))
-  return _solve(method, params, rng, grid, label, noise, num=num, solver=opts["solver"],
-                solver_kwargs=tuple(sorted(solver_kwargs.items())),  # hashable: a static arg
-                guidance_scale=float(method.config.sample.get("guidance_scale", 1.0)),
-                clip_denoised=clip)
+  return _solve(
+      method,
+      params,
+      rng,
+      grid,
+      label,
+      noise,
+      num=num,
+      solver=opts["solver"],
+      solver_kwargs=tuple(sorted(solver_kwargs.items())),  # hashable: a static arg
+      guidance_scale=float(method.config.sample.get("guidance_scale", 1.0)),
+      clip_denoised=clip,
+  )
 
 
-def sample_in_batches(method, params, rng: jax.Array, num: int, batch_size: int, *,
-                      desc: str = "sampling", **overrides) -> np.ndarray:
+def sample_in_batches(
+    method,
+    params,
+    rng: jax.Array,
+    num: int,
+    batch_size: int,
+    *,
+    desc: str = "sampling",
+    **overrides,
+) -> np.ndarray:
   """`num` samples as one host array, drawn `batch_size` at a time (batch i uses fold_in(rng, i)).
 
   `overrides` go to every `sample` call. Every call has the same batch size (one compilation); the
@@ -123,13 +161,17 @@ def sample_in_batches(method, params, rng: jax.Array, num: int, batch_size: int,
   num_batches = -(-int(num) // int(batch_size))
   out, t0, last = [], time.perf_counter(), time.perf_counter()
   for i in range(num_batches):
-    out.append(jax.device_get(method.sample(params, jax.random.fold_in(rng, i), int(batch_size),
-                                            **overrides)))
+    out.append(
+        jax.device_get(
+            method.sample(params, jax.random.fold_in(rng, i), int(batch_size), **overrides)
+        )
+    )
     now = time.perf_counter()
     if now - last > 10.0 or i + 1 == num_batches:
       last = now
       rate = (i + 1) * batch_size / max(now - t0, 1e-9)
       eta = (num_batches - i - 1) * batch_size / rate
-      logging.info("%s: batch %d/%d, %.1f samples/s, ETA %.0fs", desc, i + 1, num_batches, rate,
-                   eta)
+      logging.info(
+          "%s: batch %d/%d, %.1f samples/s, ETA %.0fs", desc, i + 1, num_batches, rate, eta
+      )
   return np.concatenate(out)[:num]

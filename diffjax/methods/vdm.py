@@ -125,8 +125,10 @@ class VDM(base.Method):
       self.schedule_module = None
       self.fixed_schedule = schedules.make(**config.schedule)
       if getattr(self.fixed_schedule, "family", "vp") != "vp":
-        raise ValueError(f"schedule.kind={config.schedule.kind!r}: VDM needs a variance-"
-                         f"preserving schedule (its prior is N(0, I))")
+        raise ValueError(
+            f"schedule.kind={config.schedule.kind!r}: VDM needs a variance-"
+            f"preserving schedule (its prior is N(0, I))"
+        )
     self.param = parameterization.make(mcfg.get("param", "eps"), **mcfg.get("param_kwargs", {}))
     self.num_steps = int(mcfg.get("num_steps", 0)) or None
     if self.num_steps is not None and self.num_steps < 0:
@@ -136,8 +138,9 @@ class VDM(base.Method):
       raise ValueError(f"method.decoder must be 'vdm' or 'gaussian'; got {self.decoder!r}")
     self.data_grid = str(mcfg.get("data_grid", "ddpm"))
     if self.data_grid not in likelihood.GRIDS:
-      raise ValueError(f"method.data_grid must be one of {likelihood.GRIDS}; "
-                       f"got {self.data_grid!r}")
+      raise ValueError(
+          f"method.data_grid must be one of {likelihood.GRIDS}; " f"got {self.data_grid!r}"
+      )
     self.num_bins = int(mcfg.get("num_bins", 256))
     self.low_discrepancy = bool(mcfg.get("low_discrepancy", True))
 
@@ -184,16 +187,26 @@ class VDM(base.Method):
     x, eps = data["x"], data["eps"]
     alpha, sigma = values["alpha"], values["sigma"]
     z = parameterization.bcast(alpha, x) * x + parameterization.bcast(sigma, x) * eps
-    raw_fn = self.raw_fn(model_params, data.get("label"), train=data["train"] is not None,
-                         rng=data["train"])
+    raw_fn = self.raw_fn(
+        model_params, data.get("label"), train=data["train"] is not None, rng=data["train"]
+    )
     raw = raw_fn(*self.param.net_inputs(z, data["t"], alpha, sigma))
     sq = jnp.square(raw - self.param.raw_target(x, eps, alpha, sigma))
     eps_mse = jnp.square(self.param.eps_scale(alpha, sigma)) * jnp.sum(
-        sq.reshape(sq.shape[0], -1), axis=1)
+        sq.reshape(sq.shape[0], -1), axis=1
+    )
     return 0.5 * values["coef"] * eps_mse
 
-  def elbo(self, params, x: jax.Array, rng: jax.Array, label=None, *, dropout_rng=None,
-           route_gradients: bool = False) -> tuple[jax.Array, dict]:
+  def elbo(
+      self,
+      params,
+      x: jax.Array,
+      rng: jax.Array,
+      label=None,
+      *,
+      dropout_rng=None,
+      route_gradients: bool = False,
+  ) -> tuple[jax.Array, dict]:
     """VDM's ELBO per example in bits/dim [B], and {"prior", "recon", "diffusion"} [B] bits/dim.
 
     Draws exactly what `likelihood.vdm_elbo` draws from `rng` (same values for the same rng).
@@ -209,8 +222,9 @@ class VDM(base.Method):
     ones = jnp.ones((batch,), jnp.float32)
     z0 = a[0] * x + s[0] * jax.random.normal(rng_0, x.shape)
     if self.decoder == "vdm":
-      recon = likelihood.vdm_decoder_nll(x, z0, a[0] * ones, s[0] * ones, self.num_bins,
-                                         self.data_grid)
+      recon = likelihood.vdm_decoder_nll(
+          x, z0, a[0] * ones, s[0] * ones, self.num_bins, self.data_grid
+      )
     else:
       recon = likelihood.gaussian_decoder_nll(x, z0 / a[0], (s[0] / a[0]) ** 2 * ones)
     prior = likelihood.prior_kl(x, a[1], s[1])
@@ -221,16 +235,21 @@ class VDM(base.Method):
       data["label"] = label
     if route_gradients and self.schedule_module is not None:
       sched_fn = lambda p, d: self._schedule_values(  # pylint: disable=g-long-lambda
-          self.schedule_module.bind({"params": p}), d["t"], d.get("s"))
+          self.schedule_module.bind({"params": p}), d["t"], d.get("s")
+      )
       if s_prev is not None:
         data["s"] = s_prev
-      diffusion = variance_routed_loss(sched_fn, self._diffusion_loss, bpd_scale,
-                                       params["model"], params["schedule"], data)
+      diffusion = variance_routed_loss(
+          sched_fn, self._diffusion_loss, bpd_scale, params["model"], params["schedule"], data
+      )
     else:
       values = self._schedule_values(schedule, t, s_prev)
       diffusion = self._diffusion_loss(params["model"], values, data)
-    terms = {"prior": prior * bpd_scale, "recon": recon * bpd_scale,
-             "diffusion": diffusion * bpd_scale}
+    terms = {
+        "prior": prior * bpd_scale,
+        "recon": recon * bpd_scale,
+        "diffusion": diffusion * bpd_scale,
+    }
     return terms["prior"] + terms["recon"] + terms["diffusion"], terms
 
   # -- training ------------------------------------------------------------------------------------
@@ -238,8 +257,14 @@ class VDM(base.Method):
   def loss(self, params, batch: dict, rng: jax.Array):
     """Mean ELBO in bits/dim (VDM's training loss) and its terms, schedule end points, variance."""
     rng_loss, rng_drop = jax.random.split(rng)
-    bpd, terms = self.elbo(params, batch["x"], rng_loss, self.labels(batch), dropout_rng=rng_drop,
-                           route_gradients=self.variance_minimization)
+    bpd, terms = self.elbo(
+        params,
+        batch["x"],
+        rng_loss,
+        self.labels(batch),
+        dropout_rng=rng_drop,
+        route_gradients=self.variance_minimization,
+    )
     metrics = {f"bpd_{k}": jnp.mean(v) for k, v in terms.items()}
     metrics["bpd_diffusion_var"] = jnp.var(terms["diffusion"])
     schedule = self.schedule(params)
@@ -255,18 +280,31 @@ class VDM(base.Method):
     over many examples are unbiased.
     """
     schedule = self.schedule(params)
-    bpd, aux = likelihood.vdm_elbo(self.raw_fn(params["model"]), x, rng, schedule=schedule,
-                                   param=self.param, num_steps=None, decoder=self.decoder,
-                                   num_bins=self.num_bins, grid=self.data_grid,
-                                   low_discrepancy=self.low_discrepancy)
+    bpd, aux = likelihood.vdm_elbo(
+        self.raw_fn(params["model"]),
+        x,
+        rng,
+        schedule=schedule,
+        param=self.param,
+        num_steps=None,
+        decoder=self.decoder,
+        num_bins=self.num_bins,
+        grid=self.data_grid,
+        low_discrepancy=self.low_discrepancy,
+    )
     scale = bpd / aux["nats"]
-    return {"bpd": bpd, "prior": aux["prior"] * scale, "recon": aux["recon"] * scale,
-            "diffusion": aux["diffusion"] * scale}
+    return {
+        "bpd": bpd,
+        "prior": aux["prior"] * scale,
+        "recon": aux["recon"] * scale,
+        "diffusion": aux["diffusion"] * scale,
+    }
 
   # -- sampling ------------------------------------------------------------------------------------
 
   def denoiser(self, params, label=None):
     """σ-frame denoiser D(x, σ) on the model's (learned) schedule. VDM's own sampler is `ddpm`
     (β̃, = VDM's `sample` step) on the `uniform_t` grid with t_min=0 and T+1 levels."""
-    return solvers.adapters.from_raw(self.raw_fn(params["model"], label), self.schedule(params),
-                                     self.param)
+    return solvers.adapters.from_raw(
+        self.raw_fn(params["model"], label), self.schedule(params), self.param
+    )

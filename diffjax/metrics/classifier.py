@@ -90,8 +90,12 @@ class CNN(nn.Module):
 
 
 def make_module(config: ClassifierConfig) -> CNN:
-  return CNN(width=config.width, feature_dim=config.feature_dim, num_classes=config.num_classes,
-             group_norm=config.group_norm)
+  return CNN(
+      width=config.width,
+      feature_dim=config.feature_dim,
+      num_classes=config.num_classes,
+      group_norm=config.group_norm,
+  )
 
 
 def init(rng: jax.Array, config: ClassifierConfig) -> Any:
@@ -102,8 +106,10 @@ def init(rng: jax.Array, config: ClassifierConfig) -> Any:
 
 def _check_images(images: Any, config: ClassifierConfig) -> None:
   if tuple(images.shape[1:]) != config.image_shape:
-    raise ValueError(f"images must be [B, {', '.join(map(str, config.image_shape))}], got shape "
-                     f"{tuple(images.shape)}")
+    raise ValueError(
+        f"images must be [B, {', '.join(map(str, config.image_shape))}], got shape "
+        f"{tuple(images.shape)}"
+    )
 
 
 def logits(params: Any, images: jax.Array, config: ClassifierConfig = ClassifierConfig()):
@@ -155,21 +161,33 @@ def make_train_step(config: ClassifierConfig, optimizer: optax.GradientTransform
   return step
 
 
-def accuracy(params: Any, images: np.ndarray, labels: np.ndarray,
-             config: ClassifierConfig = ClassifierConfig(), batch_size: int = 1000) -> float:
+def accuracy(
+    params: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: ClassifierConfig = ClassifierConfig(),
+    batch_size: int = 1000,
+) -> float:
   """Top-1 accuracy over a whole array of images [N, H, W, C] and labels [N]."""
   module = make_module(config)
   predict = jax.jit(lambda p, x: jnp.argmax(module.apply({"params": p}, x)[0], -1))
   correct = 0
   for start in range(0, len(images), batch_size):
-    x = jnp.asarray(images[start:start + batch_size], jnp.float32)
+    x = jnp.asarray(images[start : start + batch_size], jnp.float32)
     _check_images(x, config)
-    correct += int(np.sum(np.asarray(predict(params, x)) == labels[start:start + batch_size]))
+    correct += int(np.sum(np.asarray(predict(params, x)) == labels[start : start + batch_size]))
   return correct / len(images)
 
 
-def train(dataset: Any, config: ClassifierConfig, *, seed: int, num_steps: int,
-          log_every: int = 0, log_fn: Callable[[str], None] = print) -> tuple[Any, dict]:
+def train(
+    dataset: Any,
+    config: ClassifierConfig,
+    *,
+    seed: int,
+    num_steps: int,
+    log_every: int = 0,
+    log_fn: Callable[[str], None] = print,
+) -> tuple[Any, dict]:
   """Trains the classifier on `dataset.batch(step)` batches ({"x", "label"}).
 
   Args:
@@ -198,19 +216,26 @@ def train(dataset: Any, config: ClassifierConfig, *, seed: int, num_steps: int,
     params, opt_state, loss, acc = step_fn(params, opt_state, batch)
     history.append((loss, acc))
     if log_every and (step + 1) % int(log_every) == 0:
-      recent = np.asarray(jax.device_get(history[-int(log_every):]))
-      log_fn(f"step {step + 1}/{num_steps} loss {recent[:, 0].mean():.4f} "
-             f"acc {recent[:, 1].mean():.4f} ({time.time() - start:.0f} s)")
+      recent = np.asarray(jax.device_get(history[-int(log_every) :]))
+      log_fn(
+          f"step {step + 1}/{num_steps} loss {recent[:, 0].mean():.4f} "
+          f"acc {recent[:, 1].mean():.4f} ({time.time() - start:.0f} s)"
+      )
   recent = np.asarray(jax.device_get(history[-100:]))
-  return params, {"train_loss": float(recent[:, 0].mean()),
-                  "train_accuracy": float(recent[:, 1].mean()), "seconds": time.time() - start}
+  return params, {
+      "train_loss": float(recent[:, 0].mean()),
+      "train_accuracy": float(recent[:, 1].mean()),
+      "seconds": time.time() - start,
+  }
 
 
 def save(directory: str, params: Any, config: ClassifierConfig) -> str:
   """Writes `<directory>/classifier_params.npz` ('/'-joined param paths) and the config JSON."""
   os.makedirs(directory, exist_ok=True)
-  flat = {"/".join(str(k.key) for k in path): np.asarray(leaf)
-          for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
+  flat = {
+      "/".join(str(k.key) for k in path): np.asarray(leaf)
+      for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+  }
   with open(os.path.join(directory, PARAMS_FILE), "wb") as f:
     np.savez(f, **flat)
   with open(os.path.join(directory, CONFIG_FILE), "w") as f:
@@ -229,8 +254,10 @@ def load(directory: str) -> tuple[ClassifierConfig, Any]:
   config_path = os.path.join(directory, CONFIG_FILE)
   for path in (params_path, config_path):
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"{path} not found; train the classifier with "
-                              f"`python experiments/fd_fmnist/train_classifier.py --out_dir=DIR`")
+      raise FileNotFoundError(
+          f"{path} not found; train the classifier with "
+          f"`python experiments/fd_fmnist/train_classifier.py --out_dir=DIR`"
+      )
   with open(config_path) as f:
     config = ClassifierConfig(**json.load(f))
   abstract = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), config))
@@ -243,8 +270,9 @@ def load(directory: str) -> tuple[ClassifierConfig, Any]:
     if name not in stored:
       raise ValueError(f"{params_path}: missing array {name!r}")
     if stored[name].shape != leaf.shape:
-      raise ValueError(f"{params_path}: {name!r} has shape {stored[name].shape}, expected "
-                       f"{leaf.shape}")
+      raise ValueError(
+          f"{params_path}: {name!r} has shape {stored[name].shape}, expected " f"{leaf.shape}"
+      )
     leaves.append(jnp.asarray(stored[name], leaf.dtype))
   extra = sorted(set(stored) - expected)
   if extra:

@@ -35,7 +35,7 @@ def center_crop(images: Any, shape: tuple[int, int]) -> Any:
   if h < th or w < tw or (h - th) % 2 or (w - tw) % 2:
     raise ValueError(f"images of size {h}x{w} cannot be centre-cropped to {th}x{tw}")
   dh, dw = (h - th) // 2, (w - tw) // 2
-  return images[:, dh:dh + th, dw:dw + tw]
+  return images[:, dh : dh + th, dw : dw + tw]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +52,10 @@ class Evaluator:
     config, params = classifier.load(directory)
     stats_path = os.path.join(directory, TEST_STATS_FILE)
     if not os.path.isfile(stats_path):
-      raise FileNotFoundError(f"{stats_path} not found: eval.fd_classifier_dir={directory!r} must "
-                              "hold train_classifier.py's output")
+      raise FileNotFoundError(
+          f"{stats_path} not found: eval.fd_classifier_dir={directory!r} must "
+          "hold train_classifier.py's output"
+      )
     features = classifier.features_fn(params, config)
 
     def fn(images):
@@ -65,7 +67,9 @@ class Evaluator:
   def distance(self, samples: Any, batch_size: int = 500) -> float:
     """FD of `samples` ([N, H, W, C] array or an iterable of batches) to the test statistics."""
     if np.ndim(samples) == 4 and samples.shape[-1] != self.image_shape[-1]:
-      raise ValueError(f"samples have {samples.shape[-1]} channels; the classifier takes "
-                       f"{self.image_shape[-1]}")
+      raise ValueError(
+          f"samples have {samples.shape[-1]} channels; the classifier takes "
+          f"{self.image_shape[-1]}"
+      )
     stats = frechet.feature_stats(self.features_fn, samples, batch_size=batch_size)
     return float(frechet.frechet_distance_from_stats(stats, self.reference))

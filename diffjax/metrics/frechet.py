@@ -110,13 +110,14 @@ def _batches(samples: Any, batch_size: int) -> Iterable[Any]:
     if len(samples.shape) < 1:
       raise ValueError(f"samples must be an array [N, ...], got shape {samples.shape}")
     for start in range(0, samples.shape[0], batch_size):
-      yield samples[start:start + batch_size]
+      yield samples[start : start + batch_size]
   else:
     yield from samples
 
 
-def feature_stats(features_fn: FeaturesFn, samples: Any, *, batch_size: int = 500,
-                  max_samples: int | None = None) -> GaussianStats:
+def feature_stats(
+    features_fn: FeaturesFn, samples: Any, *, batch_size: int = 500, max_samples: int | None = None
+) -> GaussianStats:
   """Streams `samples` through `features_fn` and accumulates Gaussian statistics.
 
   Args:
@@ -180,8 +181,9 @@ def trace_sqrt_product_sqrtm(cov1: np.ndarray, cov2: np.ndarray, eps: float = 1e
   return float(np.trace(covmean))
 
 
-def frechet_distance_from_moments(mean1: Any, cov1: Any, mean2: Any, cov2: Any, *,
-                                  method: str = "eigh") -> float:
+def frechet_distance_from_moments(
+    mean1: Any, cov1: Any, mean2: Any, cov2: Any, *, method: str = "eigh"
+) -> float:
   """FD between N(mean1, cov1) and N(mean2, cov2) (Dowson & Landau 1982; FID eq. of Heusel 2017).
 
   Args:
@@ -196,8 +198,12 @@ def frechet_distance_from_moments(mean1: Any, cov1: Any, mean2: Any, cov2: Any, 
   mean1, mean2 = (np.asarray(m, dtype=np.float64) for m in (mean1, mean2))
   cov1, cov2 = (np.asarray(c, dtype=np.float64) for c in (cov1, cov2))
   f = mean1.shape[0] if mean1.ndim == 1 else -1
-  for name, arr, shape in (("mean1", mean1, (f,)), ("mean2", mean2, (f,)), ("cov1", cov1, (f, f)),
-                           ("cov2", cov2, (f, f))):
+  for name, arr, shape in (
+      ("mean1", mean1, (f,)),
+      ("mean2", mean2, (f,)),
+      ("cov1", cov1, (f, f)),
+      ("cov2", cov2, (f, f)),
+  ):
     if arr.shape != shape:
       raise ValueError(f"{name} has shape {arr.shape}, expected {shape} (means [F], covs [F, F])")
   if method == "eigh":
@@ -211,21 +217,29 @@ def frechet_distance_from_moments(mean1: Any, cov1: Any, mean2: Any, cov2: Any, 
   return max(fd, 0.0)
 
 
-def frechet_distance_from_stats(stats1: GaussianStats, stats2: GaussianStats, *,
-                                method: str = "eigh") -> float:
+def frechet_distance_from_stats(
+    stats1: GaussianStats, stats2: GaussianStats, *, method: str = "eigh"
+) -> float:
   """FD between the Gaussians fitted to two `GaussianStats`."""
   if stats1.dim != stats2.dim:
     raise ValueError(f"statistics have different feature dimensions {stats1.dim} / {stats2.dim}")
-  return frechet_distance_from_moments(stats1.mean, stats1.cov, stats2.mean, stats2.cov,
-                                       method=method)
+  return frechet_distance_from_moments(
+      stats1.mean, stats1.cov, stats2.mean, stats2.cov, method=method
+  )
 
 
 Samples = Union[GaussianStats, Any]
 
 
-def frechet_distance(features_fn: FeaturesFn, samples_a: Samples, samples_b: Samples, *,
-                     batch_size: int = 500, max_samples: int | None = None,
-                     method: str = "eigh") -> float:
+def frechet_distance(
+    features_fn: FeaturesFn,
+    samples_a: Samples,
+    samples_b: Samples,
+    *,
+    batch_size: int = 500,
+    max_samples: int | None = None,
+    method: str = "eigh",
+) -> float:
   """Fréchet distance between two image sets in the feature space of `features_fn`.
 
   Args:
@@ -239,9 +253,12 @@ def frechet_distance(features_fn: FeaturesFn, samples_a: Samples, samples_b: Sam
   Returns:
     FD as a Python float.
   """
-  stats = [s if isinstance(s, GaussianStats)
-           else feature_stats(features_fn, s, batch_size=batch_size, max_samples=max_samples)
-           for s in (samples_a, samples_b)]
+  stats = [
+      s
+      if isinstance(s, GaussianStats)
+      else feature_stats(features_fn, s, batch_size=batch_size, max_samples=max_samples)
+      for s in (samples_a, samples_b)
+  ]
   return frechet_distance_from_stats(*stats, method=method)
 
 
@@ -249,8 +266,14 @@ def save_stats(path: str, stats: GaussianStats) -> None:
   """Writes statistics to an .npz (keys count, mean, scatter; also mu/sigma as pytorch-fid)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "wb") as f:
-    np.savez(f, count=np.int64(stats.count), mean=stats.mean, scatter=stats.scatter,
-             mu=stats.mean, sigma=stats.cov)
+    np.savez(
+        f,
+        count=np.int64(stats.count),
+        mean=stats.mean,
+        scatter=stats.scatter,
+        mu=stats.mean,
+        sigma=stats.cov,
+    )
 
 
 def load_stats(path: str) -> GaussianStats:
@@ -258,11 +281,14 @@ def load_stats(path: str) -> GaussianStats:
   with np.load(path) as f:
     keys = set(f.files)
     if {"count", "mean", "scatter"} <= keys:
-      return GaussianStats(int(f["count"]), np.asarray(f["mean"], np.float64),
-                           np.asarray(f["scatter"], np.float64))
+      return GaussianStats(
+          int(f["count"]), np.asarray(f["mean"], np.float64), np.asarray(f["scatter"], np.float64)
+      )
     if {"mu", "sigma", "count"} <= keys:
       count = int(f["count"])
-      return GaussianStats(count, np.asarray(f["mu"], np.float64),
-                           np.asarray(f["sigma"], np.float64) * (count - 1))
-  raise ValueError(f"{path}: expected keys count, mean, scatter (or mu, sigma, count), got "
-                   f"{sorted(keys)}")
+      return GaussianStats(
+          count, np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64) * (count - 1)
+      )
+  raise ValueError(
+      f"{path}: expected keys count, mean, scatter (or mu, sigma, count), got " f"{sorted(keys)}"
+  )

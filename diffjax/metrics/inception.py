@@ -64,15 +64,21 @@ class BasicConv2d(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (*self.kernel, x.shape[-1], self.features))
+    kernel = self.param(
+        "kernel", nn.initializers.lecun_normal(), (*self.kernel, x.shape[-1], self.features)
+    )
     scale = self.param("scale", nn.initializers.ones, (self.features,))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     mean = self.param("mean", nn.initializers.zeros, (self.features,))
     var = self.param("var", nn.initializers.ones, (self.features,))
-    (ph, pw) = self.padding
-    y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), ((ph, ph), (pw, pw)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    ph, pw = self.padding
+    y = jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        (self.stride, self.stride),
+        ((ph, ph), (pw, pw)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     return nn.relu((y - mean) * (scale * jax.lax.rsqrt(var + 1e-3)) + bias)
 
 
@@ -87,8 +93,9 @@ def avg_pool_exclude_pad(x: jax.Array) -> jax.Array:
   pad = ((0, 0), (1, 1), (1, 1), (0, 0))
   window, strides = (1, 3, 3, 1), (1, 1, 1, 1)
   total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pad)
-  count = jax.lax.reduce_window(jnp.ones((1, *x.shape[1:3], 1), x.dtype), 0.0, jax.lax.add,
-                                window, strides, pad)
+  count = jax.lax.reduce_window(
+      jnp.ones((1, *x.shape[1:3], 1), x.dtype), 0.0, jax.lax.add, window, strides, pad
+  )
   return total / count
 
 
@@ -98,8 +105,9 @@ def resize(images: jax.Array, size: int) -> jax.Array:
   Sample j reads source coordinate (j + ½)·H/size - ½ (clamped at the borders), which is
   `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)` as pytorch-fid uses it.
   """
-  return jax.image.resize(images, (images.shape[0], size, size, images.shape[3]), "bilinear",
-                          antialias=False)
+  return jax.image.resize(
+      images, (images.shape[0], size, size, images.shape[3]), "bilinear", antialias=False
+  )
 
 
 class InceptionV3(nn.Module):
@@ -165,12 +173,22 @@ class InceptionV3(nn.Module):
     c = self._conv
     b1 = c(f"{name}_branch1x1", 320, 1)(x)
     b3 = c(f"{name}_branch3x3_1", 384, 1)(x)
-    b3 = jnp.concatenate([c(f"{name}_branch3x3_2a", 384, (1, 3), padding=(0, 1))(b3),
-                          c(f"{name}_branch3x3_2b", 384, (3, 1), padding=(1, 0))(b3)], axis=-1)
+    b3 = jnp.concatenate(
+        [
+            c(f"{name}_branch3x3_2a", 384, (1, 3), padding=(0, 1))(b3),
+            c(f"{name}_branch3x3_2b", 384, (3, 1), padding=(1, 0))(b3),
+        ],
+        axis=-1,
+    )
     bd = c(f"{name}_branch3x3dbl_1", 448, 1)(x)
     bd = c(f"{name}_branch3x3dbl_2", 384, 3, padding=(1, 1))(bd)
-    bd = jnp.concatenate([c(f"{name}_branch3x3dbl_3a", 384, (1, 3), padding=(0, 1))(bd),
-                          c(f"{name}_branch3x3dbl_3b", 384, (3, 1), padding=(1, 0))(bd)], axis=-1)
+    bd = jnp.concatenate(
+        [
+            c(f"{name}_branch3x3dbl_3a", 384, (1, 3), padding=(0, 1))(bd),
+            c(f"{name}_branch3x3dbl_3b", 384, (3, 1), padding=(1, 0))(bd),
+        ],
+        axis=-1,
+    )
     pooled = avg_pool_exclude_pad(x) if pool == "avg" else max_pool(x, 1, padding=1)
     bp = c(f"{name}_branch_pool", 192, 1)(pooled)
     return jnp.concatenate([b1, b3, bd, bp], axis=-1)
@@ -215,8 +233,11 @@ def _torch_prefix(flax_name: str) -> str:
 def expected_arrays(channel_divisor: int = 1, image_size: int = 75) -> dict[str, tuple]:
   """The state-dict names and PyTorch-layout shapes the network consumes (by `jax.eval_shape`)."""
   module = InceptionV3(image_size=image_size, channel_divisor=channel_divisor)
-  abstract = jax.eval_shape(module.init, jax.random.PRNGKey(0),
-                            jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32))
+  abstract = jax.eval_shape(
+      module.init,
+      jax.random.PRNGKey(0),
+      jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32),
+  )
   out = {}
   for block, leaves in abstract["params"].items():
     for flax_leaf, spec in leaves.items():
@@ -248,8 +269,11 @@ def convert(arrays: Mapping[str, Any], channel_divisor: int = 1) -> dict:
   names = set(arrays)
   missing = sorted(set(expected) - names)
   unexpected = sorted(n for n in names - set(expected) if not _ignored(n))
-  bad_shapes = [f"{n}: got {tuple(np.shape(arrays[n]))}, expected {expected[n]}"
-                for n in sorted(set(expected) & names) if tuple(np.shape(arrays[n])) != expected[n]]
+  bad_shapes = [
+      f"{n}: got {tuple(np.shape(arrays[n]))}, expected {expected[n]}"
+      for n in sorted(set(expected) & names)
+      if tuple(np.shape(arrays[n])) != expected[n]
+  ]
   problems = []
   if missing:
     problems.append(f"{len(missing)} missing arrays: {missing[:8]}")
@@ -258,8 +282,10 @@ def convert(arrays: Mapping[str, Any], channel_divisor: int = 1) -> dict:
   if bad_shapes:
     problems.append(f"{len(bad_shapes)} arrays with wrong shapes: {bad_shapes[:8]}")
   if problems:
-    raise ValueError("Inception weights do not match FIDInceptionV3 (see diffjax/metrics/"
-                     "inception.py for the expected .npz format): " + "; ".join(problems))
+    raise ValueError(
+        "Inception weights do not match FIDInceptionV3 (see diffjax/metrics/"
+        "inception.py for the expected .npz format): " + "; ".join(problems)
+    )
   params: dict[str, dict[str, np.ndarray]] = {}
   for name in expected:
     torch_prefix, layer, leaf = name.rsplit(".", 2)  # e.g. "Mixed_6b.branch7x7_2", "conv", "weight"

@@ -38,14 +38,31 @@ from diffjax.models import adm, song_unet
 
 # Constructor defaults of EDM's classes (networks.py), used for kwargs a snapshot leaves out.
 _SONG_DEFAULTS = dict(
-    label_dim=0, augment_dim=0, model_channels=128, channel_mult=(1, 2, 2, 2), channel_mult_emb=4,
-    num_blocks=4, attn_resolutions=(16,), dropout=0.10, label_dropout=0.0,
-    embedding_type="positional", channel_mult_noise=1, encoder_type="standard",
-    decoder_type="standard", resample_filter=(1, 1),
+    label_dim=0,
+    augment_dim=0,
+    model_channels=128,
+    channel_mult=(1, 2, 2, 2),
+    channel_mult_emb=4,
+    num_blocks=4,
+    attn_resolutions=(16,),
+    dropout=0.10,
+    label_dropout=0.0,
+    embedding_type="positional",
+    channel_mult_noise=1,
+    encoder_type="standard",
+    decoder_type="standard",
+    resample_filter=(1, 1),
 )
 _DHARIWAL_DEFAULTS = dict(
-    label_dim=0, augment_dim=0, model_channels=192, channel_mult=(1, 2, 3, 4), channel_mult_emb=4,
-    num_blocks=3, attn_resolutions=(32, 16, 8), dropout=0.10, label_dropout=0.0,
+    label_dim=0,
+    augment_dim=0,
+    model_channels=192,
+    channel_mult=(1, 2, 3, 4),
+    channel_mult_emb=4,
+    num_blocks=3,
+    attn_resolutions=(32, 16, 8),
+    dropout=0.10,
+    label_dropout=0.0,
 )
 EDM_CLASSES = {"SongUNet": _SONG_DEFAULTS, "DhariwalUNet": _DHARIWAL_DEFAULTS}
 _SHAPE_KWARGS = ("img_resolution", "in_channels", "out_channels")
@@ -91,18 +108,24 @@ def model_config(
         f"got {kw['out_channels']}"
     )
   cfg = dict(
-      model_channels=kw["model_channels"], channel_mult=tuple(kw["channel_mult"]),
-      channel_mult_emb=kw["channel_mult_emb"], num_blocks=kw["num_blocks"],
-      attn_resolutions=tuple(kw["attn_resolutions"]), dropout=float(kw["dropout"]),
-      augment_dim=kw["augment_dim"], num_classes=kw["label_dim"],
+      model_channels=kw["model_channels"],
+      channel_mult=tuple(kw["channel_mult"]),
+      channel_mult_emb=kw["channel_mult_emb"],
+      num_blocks=kw["num_blocks"],
+      attn_resolutions=tuple(kw["attn_resolutions"]),
+      dropout=float(kw["dropout"]),
+      augment_dim=kw["augment_dim"],
+      num_classes=kw["label_dim"],
       label_dropout=float(kw["label_dropout"]),
       learn_sigma=kw["out_channels"] == 2 * kw["in_channels"],
   )
   if edm_class == "DhariwalUNet":
     return dict(kind="adm", channels_per_head=64, **cfg)
   cfg.update(
-      embedding_type=kw["embedding_type"], channel_mult_noise=kw["channel_mult_noise"],
-      encoder_type=kw["encoder_type"], decoder_type=kw["decoder_type"],
+      embedding_type=kw["embedding_type"],
+      channel_mult_noise=kw["channel_mult_noise"],
+      encoder_type=kw["encoder_type"],
+      decoder_type=kw["decoder_type"],
       resample_filter=tuple(float(f) for f in kw["resample_filter"]),
   )
   if kw["embedding_type"] == "fourier" and state_dict is not None:
@@ -215,8 +238,10 @@ def edm_to_params(
       continue
     flat[keys] = _to_flax(sd[name], keys[-1], edm_module, len(want))
 
-  modules = {_edm_module(tuple(p.key for p in path[:-1]))
-             for path, _ in jax.tree_util.tree_flatten_with_path(shapes)[0]}
+  modules = {
+      _edm_module(tuple(p.key for p in path[:-1]))
+      for path, _ in jax.tree_util.tree_flatten_with_path(shapes)[0]
+  }
   # Up/down blocks whose widths match have a kernel-0 skip (resampling only, no parameters).
   modules |= {m[: -len("conv0")] + "skip" for m in modules if re.search(r"_(up|down)\.conv0$", m)}
   modules |= _param_free_resamplers(module, image_shape[0])
@@ -248,8 +273,11 @@ def edm_to_params(
   if missing:
     problems.append(f"missing {sorted(missing)}")
   if unexpected:
-    hint = " (EDMPrecond names: pass prefix='model.')" if all(
-        n.startswith("model.") for n in unexpected) else ""
+    hint = (
+        " (EDMPrecond names: pass prefix='model.')"
+        if all(n.startswith("model.") for n in unexpected)
+        else ""
+    )
     problems.append(f"unexpected {unexpected}{hint}")
   if misshaped:
     problems.append(f"misshaped {misshaped}")
@@ -274,4 +302,3 @@ def from_edm(
   res, channels = edm_kwargs["img_resolution"], edm_kwargs["in_channels"]
   params = edm_to_params(state_dict, models.make(cfg), (res, res, channels), prefix=prefix)
   return cfg, params
-

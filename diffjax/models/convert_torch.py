@@ -78,8 +78,14 @@ def _kernel(w: np.ndarray, want_ndim: int) -> np.ndarray:
 Rule = Callable[[Path, tuple[int, ...]], tuple[str, Callable[[np.ndarray], np.ndarray]]]
 
 
-def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule, *,
-             extra_used: Sequence[str] = (), what: str) -> dict:
+def _convert(
+    state_dict: Mapping[str, Any],
+    like: Mapping[str, Any],
+    rule: Rule,
+    *,
+    extra_used: Sequence[str] = (),
+    what: str,
+) -> dict:
   """Applies `rule` to every leaf of `like`; collects missing/misshaped/unexpected, then raises."""
   sd = {k: np.asarray(v) for k, v in state_dict.items()}
   out, used, missing, misshaped = {}, set(extra_used), [], []
@@ -105,8 +111,11 @@ def _convert(state_dict: Mapping[str, Any], like: Mapping[str, Any], rule: Rule,
   unexpected = sorted(set(sd) - used)
   problems = [
       f"{name} {what} entries: {', '.join(items)}"
-      for name, items in (("missing", missing), ("unexpected", unexpected),
-                          ("misshaped", misshaped))
+      for name, items in (
+          ("missing", missing),
+          ("unexpected", unexpected),
+          ("misshaped", misshaped),
+      )
       if items
   ]
   if problems:
@@ -165,11 +174,11 @@ def _dit_rule(path: Path, want: tuple[int, ...]):
   if leaf == "kernel":  # want [D, heads, D/heads]
     d = want[0]
     return f"{block}.attn.qkv.weight", lambda w: (
-        w[i * d:(i + 1) * d].T.reshape(want) if w.shape == (3 * d, d) else w
+        w[i * d : (i + 1) * d].T.reshape(want) if w.shape == (3 * d, d) else w
     )
   d = int(np.prod(want))  # bias [heads, D/heads]
   return f"{block}.attn.qkv.bias", lambda w: (
-      w[i * d:(i + 1) * d].reshape(want) if w.shape == (3 * d,) else w
+      w[i * d : (i + 1) * d].reshape(want) if w.shape == (3 * d,) else w
   )
 
 
@@ -210,13 +219,25 @@ def dit_params(state_dict: Mapping[str, Any], like: Mapping[str, Any]) -> dict:
 
 # -- DDPM U-Net -----------------------------------------------------------------------------------
 
-_RES = {"norm0": "norm1", "conv0": "conv1", "emb_proj": "temb_proj", "norm1": "norm2",
-        "conv1": "conv2", "shortcut": "nin_shortcut"}
+_RES = {
+    "norm0": "norm1",
+    "conv0": "conv1",
+    "emb_proj": "temb_proj",
+    "norm1": "norm2",
+    "conv1": "conv2",
+    "shortcut": "nin_shortcut",
+}
 _ATTN = {"norm": "norm", "q": "q", "k": "k", "v": "v", "proj": "proj_out"}
-_TOP = {"emb_dense0": ("temb.dense.0", None), "emb_dense1": ("temb.dense.1", None),
-        "conv_in": ("conv_in", None), "norm_out": ("norm_out", None),
-        "conv_out": ("conv_out", None), "mid_res0": ("mid.block_1", _RES),
-        "mid_attn": ("mid.attn_1", _ATTN), "mid_res1": ("mid.block_2", _RES)}
+_TOP = {
+    "emb_dense0": ("temb.dense.0", None),
+    "emb_dense1": ("temb.dense.1", None),
+    "conv_in": ("conv_in", None),
+    "norm_out": ("norm_out", None),
+    "conv_out": ("conv_out", None),
+    "mid_res0": ("mid.block_1", _RES),
+    "mid_attn": ("mid.attn_1", _ATTN),
+    "mid_res1": ("mid.block_2", _RES),
+}
 
 
 def _unet_module(name: str) -> tuple[str, dict[str, str] | None]:

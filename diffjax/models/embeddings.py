@@ -118,6 +118,11 @@ def resolve_labels(
 
 def module_labels(module, label: jax.Array | None, batch_size: int, *, train: bool):
   """`resolve_labels` with a network's own `num_classes`, `label_dropout` and "dropout" rng."""
-  return resolve_labels(label, batch_size, num_classes=module.num_classes,
-                        label_dropout=module.label_dropout, train=train,
-                        rng_fn=lambda: module.make_rng("dropout"))
+  return resolve_labels(
+      label,
+      batch_size,
+      num_classes=module.num_classes,
+      label_dropout=module.label_dropout,
+      train=train,
+      rng_fn=lambda: module.make_rng("dropout"),
+  )

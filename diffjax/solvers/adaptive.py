@@ -14,8 +14,18 @@ from diffjax.solvers import stepping
 _METHODS = {"dopri5": diffrax.Dopri5, "tsit5": diffrax.Tsit5, "dopri8": diffrax.Dopri8}
 
 
-def adaptive(denoiser, x, sigmas, key=None, rtol=1e-5, atol=1e-5, method="dopri5",
-             sigma_stop=1e-5, max_steps=100_000, return_stats=False):
+def adaptive(
+    denoiser,
+    x,
+    sigmas,
+    key=None,
+    rtol=1e-5,
+    atol=1e-5,
+    method="dopri5",
+    sigma_stop=1e-5,
+    max_steps=100_000,
+    return_stats=False,
+):
   """Integrates the PF-ODE from sigmas[0] to sigmas[-1] with step-size control.
 
   Args:
@@ -43,10 +53,17 @@ def adaptive(denoiser, x, sigmas, key=None, rtol=1e-5, atol=1e-5, method="dopri5
     return stepping.eps_from(y, stepping.call_denoiser(denoiser, y, sigma), sigma)
 
   sol = diffrax.diffeqsolve(
-      diffrax.ODETerm(vector_field), _METHODS[method](), t0=sigmas[0], t1=t1, dt0=None, y0=x,
+      diffrax.ODETerm(vector_field),
+      _METHODS[method](),
+      t0=sigmas[0],
+      t1=t1,
+      dt0=None,
+      y0=x,
       stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-      max_steps=max_steps, saveat=diffrax.SaveAt(t1=True),
-      throw=False)
+      max_steps=max_steps,
+      saveat=diffrax.SaveAt(t1=True),
+      throw=False,
+  )
   y = sol.ys[-1]
   y = jax.lax.cond(sigma_end == 0, lambda: stepping.call_denoiser(denoiser, y, t1), lambda: y)
   ok = jnp.all(jnp.isfinite(y)) & (sol.result == diffrax.RESULTS.successful)

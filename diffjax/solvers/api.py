@@ -61,8 +61,10 @@ def _pc_nfe(n, z, n_corrector=1, **o):
 
 
 def _adaptive_nfe(n, z, **o):
-  raise ValueError("adaptive: the number of evaluations is data-dependent; use "
-                   "adaptive.adaptive(..., return_stats=True)")
+  raise ValueError(
+      "adaptive: the number of evaluations is data-dependent; use "
+      "adaptive.adaptive(..., return_stats=True)"
+  )
 
 
 _ALWAYS = lambda **o: True
@@ -156,11 +158,21 @@ def _raise_nan(nan_step, sigmas, name):
     s = np.asarray(sigmas)
     raise FloatingPointError(
         f"solver {name!r}: a non-finite value appeared at step {nan_step} "
-        f"(sigma {s[nan_step]:.6g} -> {s[nan_step + 1]:.6g}); the denoiser returned NaN/Inf")
+        f"(sigma {s[nan_step]:.6g} -> {s[nan_step + 1]:.6g}); the denoiser returned NaN/Inf"
+    )
 
 
-def solve(name: str, denoiser, x_init, sigmas, key=None, *, return_info: bool = False,
-          nan_check: str = "raise", **options):
+def solve(
+    name: str,
+    denoiser,
+    x_init,
+    sigmas,
+    key=None,
+    *,
+    return_info: bool = False,
+    nan_check: str = "raise",
+    **options,
+):
   """Runs a named solver from sigmas[0] to sigmas[-1].
 
   Args:
@@ -201,8 +213,9 @@ def solve(name: str, denoiser, x_init, sigmas, key=None, *, return_info: bool = 
   if nan_check != "none":
     if isinstance(nan_step, jax.core.Tracer):
       if nan_check == "checkify":
-        checkify.check(nan_step < 0, f"solver {name!r}: non-finite value at step {{step}}",
-                       step=nan_step)
+        checkify.check(
+            nan_step < 0, f"solver {name!r}: non-finite value at step {{step}}", step=nan_step
+        )
       else:
         jax.debug.callback(_raise_nan, nan_step, sigmas, name)
     else:

@@ -33,8 +33,10 @@ def _sigmas_from_t(schedule, t: np.ndarray) -> np.ndarray:
     lam = np.asarray(schedule.logsnr(np.asarray(t, _float())), np.float64)
   sigmas = np.exp(-0.5 * lam)
   if not np.all(np.isfinite(sigmas)):
-    raise ValueError(f"schedule {schedule!r} has an infinite σ/α at some t in "
-                     f"{t.min()}..{t.max()}: choose t_max < 1 (flow schedules) or t_min > 0")
+    raise ValueError(
+        f"schedule {schedule!r} has an infinite σ/α at some t in "
+        f"{t.min()}..{t.max()}: choose t_max < 1 (flow schedules) or t_min > 0"
+    )
   return sigmas
 
 
@@ -59,8 +61,7 @@ def _finish(levels: np.ndarray, append_zero: bool) -> np.ndarray:
   return levels
 
 
-def karras(num_steps, *, schedule=None, sigma_min=0.002, sigma_max=80.0, rho=7.0,
-           append_zero=True):
+def karras(num_steps, *, schedule=None, sigma_min=0.002, sigma_max=80.0, rho=7.0, append_zero=True):
   """σ_i = (σ_max^{1/ρ} + i/(M-1)(σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ (Karras et al. 2022, Eq. 5).
 
   With a `schedule` (the Methods pass their own), [σ_min, σ_max] is first narrowed to the σ̃ range
@@ -78,15 +79,17 @@ def karras(num_steps, *, schedule=None, sigma_min=0.002, sigma_max=80.0, rho=7.0
       sigma_max = hi
   m = _count(num_steps, append_zero)
   if not 0 < sigma_min < sigma_max:
-    raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, "
-                     f"sigma_max={sigma_max}")
+    raise ValueError(
+        f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, " f"sigma_max={sigma_max}"
+    )
   if rho <= 0:
     raise ValueError(f"rho must be positive, got {rho}")
   if m < 2:
     raise ValueError(f"karras needs num_steps >= 2 with append_zero, got {num_steps}")
   i = np.arange(m, dtype=np.float64)
-  levels = (sigma_max ** (1 / rho) + i / (m - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
-            ) ** rho
+  levels = (
+      sigma_max ** (1 / rho) + i / (m - 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+  ) ** rho
   return _finish(levels, append_zero)
 
 
@@ -103,8 +106,10 @@ def schedule_sigma_range(schedule) -> tuple[float, float]:
 
 def _resolve_schedule(schedule, name: str = "this grid"):
   if schedule is None:
-    raise ValueError(f"grid {name!r} is spaced in t or λ of a schedule and needs schedule= (the "
-                     "model's diffjax schedule or its config dict, e.g. schedules.make('vp'))")
+    raise ValueError(
+        f"grid {name!r} is spaced in t or λ of a schedule and needs schedule= (the "
+        "model's diffjax schedule or its config dict, e.g. schedules.make('vp'))"
+    )
   if isinstance(schedule, dict):
     return schedules_lib.make(**schedule)
   return schedule
@@ -153,8 +158,13 @@ def time_uniform(num_steps, *, schedule, t_start=1.0, t_end=None, append_zero=Tr
   `schedules.make("vp", beta_min=0.1, beta_max=20.0, t_min=0.0)`.
   """
   schedule = _resolve_schedule(schedule, "time_uniform")
-  return uniform_t(num_steps, schedule=schedule, t_min=_dpm_t_end(num_steps, t_end),
-                   t_max=t_start, append_zero=append_zero)
+  return uniform_t(
+      num_steps,
+      schedule=schedule,
+      t_min=_dpm_t_end(num_steps, t_end),
+      t_max=t_start,
+      append_zero=append_zero,
+  )
 
 
 def logsnr_dpm(num_steps, *, schedule, t_start=1.0, t_end=None, append_zero=True):
@@ -163,8 +173,13 @@ def logsnr_dpm(num_steps, *, schedule, t_start=1.0, t_end=None, append_zero=True
   DPM-Solver's own setting is the linear VP SDE with time from 0 (see `time_uniform`).
   """
   schedule = _resolve_schedule(schedule, "logSNR")
-  return uniform_logsnr(num_steps, schedule=schedule, t_min=_dpm_t_end(num_steps, t_end),
-                        t_max=t_start, append_zero=append_zero)
+  return uniform_logsnr(
+      num_steps,
+      schedule=schedule,
+      t_min=_dpm_t_end(num_steps, t_end),
+      t_max=t_start,
+      append_zero=append_zero,
+  )
 
 
 def array(num_steps, *, schedule=None, sigmas=None):
@@ -178,8 +193,9 @@ def array(num_steps, *, schedule=None, sigmas=None):
   sigmas = np.asarray(sigmas, np.float64)
   check_sigmas(sigmas)
   if sigmas.shape[0] != num_steps + 1:
-    raise ValueError(f"sigmas has {sigmas.shape[0]} entries, expected num_steps + 1 = "
-                     f"{num_steps + 1}")
+    raise ValueError(
+        f"sigmas has {sigmas.shape[0]} entries, expected num_steps + 1 = " f"{num_steps + 1}"
+    )
   return sigmas
 
 
@@ -244,8 +260,10 @@ def ddim(num_steps, *, schedule, skip="uniform", append_zero=True):
   """
   chain = _resolve_schedule(schedule, "ddim")
   if not isinstance(chain, schedules_lib.DiscreteChain):
-    raise ValueError(f"grid 'ddim' steps on the nodes of a discrete chain (schedule kind 'ddpm' or "
-                     f"'iddpm_cosine'); got {type(chain).__name__}")
+    raise ValueError(
+        f"grid 'ddim' steps on the nodes of a discrete chain (schedule kind 'ddpm' or "
+        f"'iddpm_cosine'); got {type(chain).__name__}"
+    )
   abar = chain.alphas_cumprod()
   taus = np.asarray(ddim_timesteps(num_steps, skip, len(abar)))
   if not append_zero and len(taus) < 2:
@@ -312,5 +330,6 @@ def check_sigmas(sigmas) -> None:
   diffs = np.diff(s)
   if np.any(diffs >= 0):
     k = int(np.argmax(diffs >= 0))
-    raise ValueError(f"sigmas must be strictly decreasing; sigmas[{k}]={s[k]} <= "
-                     f"sigmas[{k + 1}]={s[k + 1]}")
+    raise ValueError(
+        f"sigmas must be strictly decreasing; sigmas[{k}]={s[k]} <= " f"sigmas[{k + 1}]={s[k + 1]}"
+    )

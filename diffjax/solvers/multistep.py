@@ -62,7 +62,8 @@ def _lagrange_coeffs(sigma, sigma_next, taus, k, time_fn):
 def _lagrange_weights(time_fn):
   """Variable-step weights: C_j = ∫_σ^{σ_next} L_j(τ(s)) ds with L_j the Lagrange basis in τ."""
   return lambda sigma, sigma_next, sigma_hist, k: _lagrange_coeffs(
-      sigma, sigma_next, time_fn(sigma_hist), k, time_fn)
+      sigma, sigma_next, time_fn(sigma_hist), k, time_fn
+  )
 
 
 def _equal_step_weights(sigma, sigma_next, sigma_hist, k):
@@ -106,6 +107,7 @@ def _multistep(denoiser, x, sigmas, order, weights_fn, start=None, start_steps=0
       def f():
         c = weights_fn(sigma, sigma_next, sigs, k).astype(x.dtype)
         return x + jnp.tensordot(c, ds[:k], axes=1)
+
       return f
 
     branches = [] if start is None else [lambda: start(x, d, sigma, sigma_next)]

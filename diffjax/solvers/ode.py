@@ -224,7 +224,8 @@ def _dpmpp_multistep(denoiser, x, sigmas, order, lower_order_final, d2_scale=1.0
     m_hist, sigma_hist = carry  # previous denoised values and σ's, newest first
     m0 = _call(denoiser, x, sigma)
     regular = lambda: dpmpp_multistep_update(
-        x, m0, m_hist, sigma, sigma_hist, sigma_next, orders[i], d2_scale)
+        x, m0, m_hist, sigma, sigma_hist, sigma_next, orders[i], d2_scale
+    )
     x_next = stepping.if_final(sigma_next, lambda: m0, regular)
     new_hist = (jnp.stack([m0, m_hist[0]]), jnp.stack([sigma, sigma_hist[0]]))
     return x_next, new_hist

@@ -28,8 +28,7 @@ def _normal(key, x):
 def _ancestral_sigmas(sigma, sigma_next, eta):
   """σ_up = min(σ_next, η σ_next √(σ² - σ_next²)/σ), σ_down = √(σ_next² - σ_up²)
   (DDIM's σ_η divided by α, Song et al. 2021a Eq. 16; k-diffusion `get_ancestral_step`)."""
-  sigma_up = jnp.minimum(
-      sigma_next, eta * sigma_next * jnp.sqrt(sigma**2 - sigma_next**2) / sigma)
+  sigma_up = jnp.minimum(sigma_next, eta * sigma_next * jnp.sqrt(sigma**2 - sigma_next**2) / sigma)
   sigma_down = jnp.sqrt(jnp.maximum(sigma_next**2 - sigma_up**2, 0.0))
   return sigma_down, sigma_up
 
@@ -83,8 +82,10 @@ def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde"):
     abar_s, abar_t = 1.0 / (1.0 + sigma**2), 1.0 / (1.0 + sigma_next**2)
     beta = 1.0 - abar_s / abar_t  # Ho et al.: β_t = 1 - ᾱ_t/ᾱ_{t-1}, here s is t and t is t-1
     z = jnp.sqrt(abar_s) * x
-    mean = (jnp.sqrt(abar_t) * beta / (1.0 - abar_s) * x0
-            + jnp.sqrt(1.0 - beta) * (1.0 - abar_t) / (1.0 - abar_s) * z)
+    mean = (
+        jnp.sqrt(abar_t) * beta / (1.0 - abar_s) * x0
+        + jnp.sqrt(1.0 - beta) * (1.0 - abar_t) / (1.0 - abar_s) * z
+    )
     var = (1.0 - abar_t) / (1.0 - abar_s) * beta if variance == "beta_tilde" else beta
     var = jnp.where(sigma_next == 0, 0.0, var)
     z_next = mean + jnp.sqrt(var) * _normal(key_i, x)
@@ -109,8 +110,9 @@ def euler_maruyama(denoiser, x, sigmas, key=None):
   return x, nan_step
 
 
-def edm_stochastic(denoiser, x, sigmas, key=None, S_churn=0.0, S_tmin=0.0, S_tmax=float("inf"),
-                   S_noise=1.0):
+def edm_stochastic(
+    denoiser, x, sigmas, key=None, S_churn=0.0, S_tmin=0.0, S_tmax=float("inf"), S_noise=1.0
+):
   """EDM Algorithm 2 (Karras et al. 2022): churn to σ̂ = σ(1 + γ), then a Heun step σ̂ → σ_next.
 
   γ = min(S_churn/N, √2 - 1) for S_tmin ≤ σ ≤ S_tmax, else 0; x̂ = x + √(σ̂² - σ²)·S_noise·z.
@@ -173,7 +175,8 @@ def _ou_noise(key, x, sigma, h, fractions):
   for k, p in zip(keys, fractions):
     dp = p - prev
     noise = jnp.exp(-2.0 * dp * h) * noise + sigma * jnp.exp(-p * h) * jnp.sqrt(
-        -jnp.expm1(-2.0 * dp * h)) * _normal(k, x)
+        -jnp.expm1(-2.0 * dp * h)
+    ) * _normal(k, x)
     out.append(noise)
     prev = p
   return out

@@ -33,8 +33,11 @@ class GaussianMixture:
     return int(np.shape(self.means)[1])
 
   def _params(self, dtype):
-    return (jnp.asarray(self.means, dtype), jnp.asarray(self.stds, dtype),
-            jnp.asarray(self.weights, dtype))
+    return (
+        jnp.asarray(self.means, dtype),
+        jnp.asarray(self.stds, dtype),
+        jnp.asarray(self.weights, dtype),
+    )
 
   def log_posterior(self, x: jax.Array, sigma: jax.Array) -> jax.Array:
     """log γ_k(x) = log p(component k | x at noise σ). x: [B, d], sigma: [B] -> [B, K]."""

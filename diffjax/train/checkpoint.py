@@ -50,7 +50,9 @@ def make_manager(workdir: str, train_cfg) -> ocp.CheckpointManager:
       enable_async_checkpointing=bool(train_cfg.async_checkpoints),
       create=True,
   )
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+  )
 
 
 def saved_steps(workdir: str) -> list[int]:
@@ -62,7 +64,9 @@ def saved_steps(workdir: str) -> list[int]:
 def abstract_like(init_fn: Callable, shardings):
   """ShapeDtypeStructs (with shardings) of what `init_fn()` returns, without running it."""
   return jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), jax.eval_shape(init_fn), shardings
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      jax.eval_shape(init_fn),
+      shardings,
   )
 
 
@@ -144,7 +148,8 @@ class Saver:
       raise FloatingPointError(
           f"training diverged: the state at step {step} has NaN or Inf in {', '.join(bad)} and was "
           f"not saved ({kept} in {self.workdir}/checkpoints); lower optim.lr or set "
-          f"optim.grad_clip")
+          f"optim.grad_clip"
+      )
     sums = checksums(state)
     self.finish()
     self.mngr.save(step, args=ocp.args.StandardSave(state), force=True)
@@ -180,8 +185,9 @@ def restore_latest(mngr: ocp.CheckpointManager, workdir: str, abstract, move_unr
     problem, state = _restore_step(mngr, step, step_dir, abstract, workdir)
     if problem is None:
       return step, state
-    logging.warning("checkpoint at step %d is unreadable (%s); using an older one of %s", step,
-                    problem, workdir)
+    logging.warning(
+        "checkpoint at step %d is unreadable (%s); using an older one of %s", step, problem, workdir
+    )
     if move_unreadable:
       _move_aside(mngr, workdir, step)
   return None, None
@@ -191,8 +197,11 @@ def _restore_step(mngr, step: int, step_dir: str, abstract, workdir: str):
   """(None, state), or (why the checkpoint is unreadable, None)."""
   try:
     metadata = ocp.StandardCheckpointHandler().metadata(epath.Path(step_dir) / "default")
-    stored = {_name(p): tuple(m.shape) for p, m in jax.tree_util.tree_flatten_with_path(metadata)[0]
-              if hasattr(m, "shape")}
+    stored = {
+        _name(p): tuple(m.shape)
+        for p, m in jax.tree_util.tree_flatten_with_path(metadata)[0]
+        if hasattr(m, "shape")
+    }
   except Exception as e:  # pylint: disable=broad-except  # no readable metadata: a damaged step
     return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}", None
   _check_shapes(stored, abstract, step, workdir)
@@ -204,8 +213,12 @@ def _restore_step(mngr, step: int, step_dir: str, abstract, workdir: str):
     with open(os.path.join(step_dir, CHECKSUMS)) as f:
       expected = json.load(f)["arrays"]
   except FileNotFoundError:
-    logging.warning("checkpoint at step %d in %s has no checksums (written by an older version): "
-                    "restored unverified", step, workdir)
+    logging.warning(
+        "checkpoint at step %d in %s has no checksums (written by an older version): "
+        "restored unverified",
+        step,
+        workdir,
+    )
     expected = {}
   except (OSError, ValueError, KeyError) as e:
     return f"its {CHECKSUMS} is unreadable: {type(e).__name__}", None
@@ -221,13 +234,17 @@ def _restore_step(mngr, step: int, step_dir: str, abstract, workdir: str):
 
 def _check_shapes(stored: dict, abstract, step: int, workdir: str) -> None:
   want = {_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_flatten_with_path(abstract)[0]}
-  diffs = [f"{k} {stored.get(k, 'absent')} in the checkpoint, {want.get(k, 'absent')} now"
-           for k in sorted(set(stored) | set(want)) if stored.get(k) != want.get(k)]
+  diffs = [
+      f"{k} {stored.get(k, 'absent')} in the checkpoint, {want.get(k, 'absent')} now"
+      for k in sorted(set(stored) | set(want))
+      if stored.get(k) != want.get(k)
+  ]
   if diffs:
     raise CheckpointMismatchError(
         f"the checkpoint at step {step} in {workdir} does not fit this config's state: "
         f"{'; '.join(diffs[:3])}{f' (+{len(diffs) - 3} more)' if len(diffs) > 3 else ''}; "
-        f"nothing was moved (it was written by another config or other code)")
+        f"nothing was moved (it was written by another config or other code)"
+    )
 
 
 def restore_dir(workdir: str, abstract, move_unreadable: bool = True):
@@ -254,9 +271,11 @@ class _QuietOrbax(py_logging.Filter):
   """Drops orbax's INFO records (half of a training log) unless --verbosity >= 1 (DEBUG)."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return (record.levelno >= py_logging.WARNING
-            or f"{os.sep}orbax{os.sep}" not in record.pathname
-            or logging.get_verbosity() >= logging.DEBUG)
+    return (
+        record.levelno >= py_logging.WARNING
+        or f"{os.sep}orbax{os.sep}" not in record.pathname
+        or logging.get_verbosity() >= logging.DEBUG
+    )
 
 
 def quiet_orbax_logging() -> None:

@@ -53,16 +53,19 @@ def sliced_w2(ctx: Context) -> dict:
   n = int(ecfg.num_samples)
   ref = np.asarray(exp.reference_data(2 * n)["x"], np.float32)
   rng_sample, rng_proj = jax.random.split(jax.random.PRNGKey(ecfg.seed))
-  samples = sampling.sample_in_batches(exp.method, ctx.params, rng_sample, n,
-                                       int(exp.config.sample.batch_size), desc="eval samples")
+  samples = sampling.sample_in_batches(
+      exp.method, ctx.params, rng_sample, n, int(exp.config.sample.batch_size), desc="eval samples"
+  )
   flat = lambda a: a.reshape(n, -1)  # pylint: disable=unnecessary-lambda-assignment
   num_proj = int(ecfg.get("num_projections", 512))
   sw = wasserstein.sliced_wasserstein(flat(samples), flat(ref[:n]), rng_proj, num_proj)
-  floor = wasserstein.sliced_wasserstein(flat(ref[n:2 * n]), flat(ref[:n]), rng_proj, num_proj)
+  floor = wasserstein.sliced_wasserstein(flat(ref[n : 2 * n]), flat(ref[:n]), rng_proj, num_proj)
   if ctx.out is not None:
-    progress.save_samples(samples[:int(ecfg.num_plot)],
-                          os.path.join(ctx.out, f"samples_{ctx.step:08d}.png"),
-                          reference=ref if ref.ndim == 2 else None)
+    progress.save_samples(
+        samples[: int(ecfg.num_plot)],
+        os.path.join(ctx.out, f"samples_{ctx.step:08d}.png"),
+        reference=ref if ref.ndim == 2 else None,
+    )
   return {"sliced_w2": float(sw), "sliced_w2_data_floor": float(floor)}
 
 
@@ -75,14 +78,21 @@ def fd_metrics(ctx: Context) -> dict:
   for name, overrides in dict(ecfg.fd_samplers).items():
     rng = jax.random.PRNGKey(ecfg.seed + 1)  # the same initial noise for every sampler
     t0 = time.perf_counter()
-    samples = sampling.sample_in_batches(exp.method, ctx.params, rng, int(ecfg.fd_num_samples),
-                                         int(exp.config.sample.batch_size), desc=f"FD {name}",
-                                         **dict(overrides))
+    samples = sampling.sample_in_batches(
+        exp.method,
+        ctx.params,
+        rng,
+        int(ecfg.fd_num_samples),
+        int(exp.config.sample.batch_size),
+        desc=f"FD {name}",
+        **dict(overrides),
+    )
     metrics[f"sample_seconds_{name}"] = time.perf_counter() - t0
     metrics[f"fd_fmnist_{name}"] = evaluator.distance(samples)
     if ctx.out is not None:
-      progress.save_samples(samples[:100],
-                            os.path.join(ctx.out, f"fd_samples_{ctx.step:08d}_{name}.png"))
+      progress.save_samples(
+          samples[:100], os.path.join(ctx.out, f"fd_samples_{ctx.step:08d}_{name}.png")
+      )
   return metrics
 
 
@@ -91,27 +101,30 @@ def bpd_metrics(ctx: Context) -> dict:
   of each per-example output, and the standard error of the "bpd" mean."""
   exp, ecfg = ctx.exp, ctx.exp.config.eval
   if not exp.method.has_bpd:
-    raise ValueError(f"eval.bpd_num_examples={ecfg.bpd_num_examples}: method.kind="
-                     f"{exp.config.method.kind!r} has no bits/dim estimator; set it to 0")
+    raise ValueError(
+        f"eval.bpd_num_examples={ecfg.bpd_num_examples}: method.kind="
+        f"{exp.config.method.kind!r} has no bits/dim estimator; set it to 0"
+    )
   x = exp.reference_data(int(ecfg.bpd_num_examples))["x"]
   bs = int(ecfg.get("bpd_batch_size", 500))
   bpd_fn = jax.jit(exp.method.bpd)
   rng = jax.random.PRNGKey(ecfg.seed + 2)
   parts = []
   for i in range(-(-len(x) // bs)):
-    chunk = x[i * bs:(i + 1) * bs]
+    chunk = x[i * bs : (i + 1) * bs]
     if len(chunk) < bs:  # one batch shape, one compilation
       chunk = np.concatenate([chunk, chunk[:1].repeat(bs - len(chunk), 0)])
     res = jax.device_get(bpd_fn(ctx.params, jax.random.fold_in(rng, i), chunk))
-    parts.append({k: np.asarray(v)[:min(bs, len(x) - i * bs)] for k, v in res.items()})
+    parts.append({k: np.asarray(v)[: min(bs, len(x) - i * bs)] for k, v in res.items()})
   per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
   metrics = {f"test_{k}": float(np.mean(v)) for k, v in per.items()}
   metrics["test_bpd_stderr"] = float(np.std(per["bpd"], ddof=1) / np.sqrt(len(per["bpd"])))
   return metrics
 
 
-EVALUATORS: dict[str, tuple[Callable[[ml_collections.ConfigDict], bool],
-                            Callable[[Context], dict]]] = {
+EVALUATORS: dict[
+    str, tuple[Callable[[ml_collections.ConfigDict], bool], Callable[[Context], dict]]
+] = {
     "sliced_w2": (lambda e: int(e.get("num_samples", 0)) > 0, sliced_w2),
     "fd_fmnist": (lambda e: bool(e.get("fd_classifier_dir", "")), fd_metrics),
     "bpd": (lambda e: int(e.get("bpd_num_examples", 0)) > 0, bpd_metrics),
@@ -128,12 +141,19 @@ def evaluate_state(exp: experiment.Experiment, state, workdir: str, step: int) -
   for name, (enabled, run) in EVALUATORS.items():
     if enabled(ecfg):
       metrics.update({k: float(v) for k, v in run(ctx).items()})
-      logging.info("evaluator %s done (%.1fs since the start of the evaluation)", name,
-                   time.perf_counter() - t0)
+      logging.info(
+          "evaluator %s done (%.1fs since the start of the evaluation)",
+          name,
+          time.perf_counter() - t0,
+      )
   if out is not None:
     progress.write_json(os.path.join(out, f"metrics_{step:08d}.json"), metrics)
-  logging.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t0,
-               " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+  logging.info(
+      "eval at step %d (%.1fs): %s",
+      step,
+      time.perf_counter() - t0,
+      " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+  )
   return metrics
 
 

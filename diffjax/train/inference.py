@@ -21,8 +21,9 @@ def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.
   """
   exp, state, step = experiment.restore_for_inference(config, workdir, devices)
   scfg = config.sample
-  samples = methods.sample_in_batches(exp.method, state.ema_params, jax.random.PRNGKey(scfg.seed),
-                                      scfg.num_samples, scfg.batch_size)
+  samples = methods.sample_in_batches(
+      exp.method, state.ema_params, jax.random.PRNGKey(scfg.seed), scfg.num_samples, scfg.batch_size
+  )
   if jax.process_index() == 0:
     path = os.path.join(workdir, "samples", f"final_{step:08d}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -47,8 +48,13 @@ def pairs(config: ml_collections.ConfigDict, workdir: str, devices=None) -> str:
   for i in range(-(-int(scfg.num_samples) // int(scfg.batch_size))):
     key = jax.random.fold_in(rng, i)
     noise = jax.random.normal(jax.random.fold_in(key, 1), (int(scfg.batch_size),) + shape)
-    xs.append(np.asarray(jax.device_get(exp.method.sample(state.ema_params, key, int(scfg.batch_size),
-                                                          noise=noise))))
+    xs.append(
+        np.asarray(
+            jax.device_get(
+                exp.method.sample(state.ema_params, key, int(scfg.batch_size), noise=noise)
+            )
+        )
+    )
     eps.append(np.asarray(jax.device_get(noise)))
   n = int(scfg.num_samples)
   path = os.path.join(workdir, "reflow", f"pairs_{step:08d}.npz")

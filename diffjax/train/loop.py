@@ -48,8 +48,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
       return _train(exp, state, mngr, workdir, changes)
 
 
-def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workdir: str,
-           changes: list[str]):
+def _train(
+    exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workdir: str, changes: list[str]
+):
   """The loop; `changes` (let through by train.allow_new_config) reach config.json with the first
   checkpoint of the new config: until then config.json describes the checkpoints there are."""
   tcfg = exp.config.train
@@ -57,8 +58,13 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
   chunk = _Chunks(exp, tcfg)
   saver = checkpoint.Saver(mngr, workdir, async_save=bool(tcfg.async_checkpoints))
   prog = progress.Progress(workdir, tcfg.num_steps, step, enabled=jax.process_index() == 0)
-  logging.info("training from step %d to %d on %d devices (mesh %s)", step, tcfg.num_steps,
-               exp.mesh.size, dict(exp.mesh.shape))
+  logging.info(
+      "training from step %d to %d on %d devices (mesh %s)",
+      step,
+      tcfg.num_steps,
+      exp.mesh.size,
+      dict(exp.mesh.shape),
+  )
   pending = []
   profile = _Profile(tcfg, workdir, first_step)
   try:
@@ -81,8 +87,11 @@ def _train(exp: experiment.Experiment, state, mngr: ocp.CheckpointManager, workd
             workdir_lib.write_config(workdir, exp.config, first_step, changes)
           changes = []
         if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
-          means = jax.device_get(jax.tree.map(
-              lambda *m: jnp.mean(jnp.concatenate([jnp.atleast_1d(v) for v in m])), *pending))
+          means = jax.device_get(
+              jax.tree.map(
+                  lambda *m: jnp.mean(jnp.concatenate([jnp.atleast_1d(v) for v in m])), *pending
+              )
+          )
           pending = []
           if not np.isfinite(means["loss"]):
             raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
@@ -111,8 +120,10 @@ class _Chunks:
     self.exp, self.k = exp, int(tcfg.get("steps_per_jit", 1))
     if self.k < 1:
       raise ValueError(f"train.steps_per_jit must be >= 1, got {self.k}")
-    self.every = [int(tcfg.get(key, 0)) for key in ("ckpt_every_steps", "log_every_steps",
-                                                    "sample_every_steps", "eval_every_steps")]
+    self.every = [
+        int(tcfg.get(key, 0))
+        for key in ("ckpt_every_steps", "log_every_steps", "sample_every_steps", "eval_every_steps")
+    ]
     self.fixed = [int(tcfg.num_steps)]
     if int(tcfg.get("profile_steps", 0)):
       start = int(tcfg.get("profile_from_step", 100))
@@ -153,8 +164,11 @@ class _Profile:
     if self.num < 0:
       raise ValueError(f"train.profile_steps must be >= 0, got {self.num}")
     if self.num and first_step > self.start:
-      logging.warning("train.profile_from_step=%d lies before the resumed step %d: no profile",
-                      self.start, first_step)
+      logging.warning(
+          "train.profile_from_step=%d lies before the resumed step %d: no profile",
+          self.start,
+          first_step,
+      )
       self.num = 0
 
   def at(self, step: int, state, final: bool = False) -> None:

@@ -113,7 +113,9 @@ def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.
   pixels = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
   for i in range(n):
     r, k = divmod(i, cols)
-    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = pixels[i]
+    grid[
+        pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w
+    ] = pixels[i]
   return grid[..., 0] if c == 1 else grid
 
 

@@ -54,7 +54,11 @@ def make_optimizer(optim) -> optax.GradientTransformation:
     parts.append(optax.clip_by_global_norm(optim.grad_clip))
   parts.append(
       optax.adamw(
-          learning_rate(optim), b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay
+          learning_rate(optim),
+          b1=optim.b1,
+          b2=optim.b2,
+          eps=optim.eps,
+          weight_decay=optim.weight_decay,
       )
   )
   return optax.chain(*parts)
@@ -82,8 +86,9 @@ def ema_update(ema_params, params, decay: jax.Array):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
 
 
-def init_state(params, tx: optax.GradientTransformation, rng: jax.Array,
-               method_state: Any = None) -> TrainState:
+def init_state(
+    params, tx: optax.GradientTransformation, rng: jax.Array, method_state: Any = None
+) -> TrainState:
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,

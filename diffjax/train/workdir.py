@@ -23,13 +23,25 @@ CONFIG = "config.json"
 
 # Keys a resumed run may change: they never change what the saved TrainState means.
 _MAY_CHANGE = (
-    "train.num_steps", "train.log_every_steps", "train.ckpt_every_steps", "train.keep_checkpoints",
-    "train.sample_every_steps", "train.eval_every_steps", "train.async_checkpoints",
-    "train.profile_steps", "train.profile_from_step", "train.allow_new_config",
-    "train.steps_per_jit", "model.fused_norm",  # how, not what, the step computes
-    "eval.*", "sample.*", "runtime.*", "mesh.*",  # what is measured and drawn; the machine
+    "train.num_steps",
+    "train.log_every_steps",
+    "train.ckpt_every_steps",
+    "train.keep_checkpoints",
+    "train.sample_every_steps",
+    "train.eval_every_steps",
+    "train.async_checkpoints",
+    "train.profile_steps",
+    "train.profile_from_step",
+    "train.allow_new_config",
+    "train.steps_per_jit",
+    "model.fused_norm",  # how, not what, the step computes
+    "eval.*",
+    "sample.*",
+    "runtime.*",
+    "mesh.*",  # what is measured and drawn; the machine
     "init_from",  # only read when the workdir has no checkpoint
-    "data.path", "data.*.path",  # where the same data lie
+    "data.path",
+    "data.*.path",  # where the same data lie
 )
 _ABSENT = "(absent)"
 
@@ -66,8 +78,9 @@ def lock(workdir: str, enabled: bool = True):
     return
   check_writable(workdir)
   path = os.path.join(workdir, LOCK)
-  mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                     "started": _start_time(os.getpid())})
+  mine = json.dumps(
+      {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
+  )
   _acquire(workdir, path, mine)
   try:
     yield
@@ -89,7 +102,8 @@ def _acquire(workdir: str, path: str, mine: str) -> None:
       check = "" if host == socket.gethostname() else " (not checkable from this host)"
       raise WorkdirError(
           f"--workdir={workdir} is in use by pid {pid} on {host}{check}: one training per "
-          f"workdir; if that run is gone, delete {path}")
+          f"workdir; if that run is gone, delete {path}"
+      )
     # Stale: move it aside atomically, so that of two processes taking it over only one wins.
     grave = f"{path}.stale.{socket.gethostname()}.{os.getpid()}"
     try:
@@ -105,7 +119,8 @@ def _acquire(workdir: str, path: str, mine: str) -> None:
     who = f"pid {holder['pid']} on {holder['host']}" if holder else f"unreadable {held[:80]!r}"
     logging.warning("took over the stale lock of %s in %s (that process is gone)", who, workdir)
   raise WorkdirError(
-      f"--workdir={workdir}: could not take the lock {path}; is another run starting?")
+      f"--workdir={workdir}: could not take the lock {path}; is another run starting?"
+  )
 
 
 def _create(path: str, text: str) -> bool:
@@ -193,7 +208,8 @@ def config_changes(stored: dict, config) -> list[str]:
   lines = []
   for key in sorted(set(old) | set(new)):
     if old.get(key, _ABSENT) != new.get(key, _ABSENT) and not any(
-        fnmatch.fnmatchcase(key, pattern) for pattern in _MAY_CHANGE):
+        fnmatch.fnmatchcase(key, pattern) for pattern in _MAY_CHANGE
+    ):
       lines.append(f"{key} {_show(old.get(key, _ABSENT))} -> {_show(new.get(key, _ABSENT))}")
   return lines
 
@@ -221,10 +237,14 @@ def check_config(workdir: str, config, resuming: bool) -> list[str]:
     raise WorkdirError(
         f"--workdir={workdir} holds a run of another config: {shown}; use another --workdir "
         f"(--config.init_from={workdir} starts from its parameters), or rerun with "
-        f"--config.train.allow_new_config=True to resume its checkpoint under this config")
+        f"--config.train.allow_new_config=True to resume its checkpoint under this config"
+    )
   if changes:
-    logging.warning("resuming %s under a changed config (train.allow_new_config): %s", workdir,
-                    ", ".join(changes))
+    logging.warning(
+        "resuming %s under a changed config (train.allow_new_config): %s",
+        workdir,
+        ", ".join(changes),
+    )
   return changes
 
 

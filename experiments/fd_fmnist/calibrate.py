@@ -24,15 +24,27 @@ def main(argv):
   del argv
   config, _ = classifier.load(_DIR.value)
   evaluator = fd_fmnist.Evaluator.load(_DIR.value)  # the runner's FD: float32-precision features
-  ds = data.make(dict(name="fashion_mnist", batch_size=1000, path=_DATA_PATH.value,
-                      pad_to_32=config.image_shape[0] == 32), seed=0, split="train")
+  ds = data.make(
+      dict(
+          name="fashion_mnist",
+          batch_size=1000,
+          path=_DATA_PATH.value,
+          pad_to_32=config.image_shape[0] == 32,
+      ),
+      seed=0,
+      split="train",
+  )
   train = [ds.batch(i) for i in range(30)]
   x = np.concatenate([b["x"] for b in train[:10]])
   rows = [("train 10k (floor)", x)]
   rng = np.random.default_rng(0)
   for sigma in (0.05, 0.1, 0.2):
-    rows.append((f"train 10k + N(0, {sigma}²) noise",
-                 np.clip(x + sigma * rng.standard_normal(x.shape).astype(np.float32), -1, 1)))
+    rows.append(
+        (
+            f"train 10k + N(0, {sigma}²) noise",
+            np.clip(x + sigma * rng.standard_normal(x.shape).astype(np.float32), -1, 1),
+        )
+    )
   all_x = np.concatenate([b["x"] for b in train])
   all_y = np.concatenate([b["label"] for b in train])
   rows.append(("train 10k, classes 0-4 only", all_x[all_y < 5][:10_000]))

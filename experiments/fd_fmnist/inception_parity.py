@@ -25,8 +25,9 @@ def _torch_fid_features(images):
   from torchvision.models import inception as tv  # pylint: disable=g-import-not-at-top
 
   torch.manual_seed(_SEED.value)
-  model = tv.Inception3(num_classes=1008, aux_logits=False, transform_input=False,
-                        init_weights=True)
+  model = tv.Inception3(
+      num_classes=1008, aux_logits=False, transform_input=False, init_weights=True
+  )
   x = torch.from_numpy(np.repeat(images, 3, axis=-1).transpose(0, 3, 1, 2).copy())
   x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
   # BatchNorm statistics of these images (momentum 1: running = batch statistics), so that
@@ -80,10 +81,14 @@ def main(argv):
   params = inception.load_npz(path)
   jax_feats = np.asarray(inception.features_fn(params)(images))
   err = np.abs(jax_feats - torch_feats)
-  print(f"arrays in state dict: {len(state)}; torch features {torch_feats.shape}, "
-        f"mean |f| {np.abs(torch_feats).mean():.4g}")
-  print(f"max |jax - torch| = {err.max():.3g}, max relative = "
-        f"{(err.max() / np.abs(torch_feats).max()):.3g}")
+  print(
+      f"arrays in state dict: {len(state)}; torch features {torch_feats.shape}, "
+      f"mean |f| {np.abs(torch_feats).mean():.4g}"
+  )
+  print(
+      f"max |jax - torch| = {err.max():.3g}, max relative = "
+      f"{(err.max() / np.abs(torch_feats).max()):.3g}"
+  )
   plain = np.abs(jax_feats - plain_feats).max()
   print(f"sensitivity: max |jax - torchvision with its own (non-FID) pools| = {plain:.3g}")
 

@@ -46,20 +46,42 @@ BATCH = 3
 RES = 16
 NOISE_LABELS = (-1.4, 0.35, 1.1)  # c_noise = ln(σ)/4 for σ ≈ 0.0037, 4.1, 81 (EDM's range)
 
-SMALL = dict(img_resolution=RES, in_channels=3, out_channels=3, model_channels=8,
-             channel_mult=[1, 2], num_blocks=1, attn_resolutions=[8], dropout=0.0)
+SMALL = dict(
+    img_resolution=RES,
+    in_channels=3,
+    out_channels=3,
+    model_channels=8,
+    channel_mult=[1, 2],
+    num_blocks=1,
+    attn_resolutions=[8],
+    dropout=0.0,
+)
 CASES = {
     "ddpmpp": ("SongUNet", dict(SMALL)),
     "ddpmpp_cond_aug": ("SongUNet", dict(SMALL, label_dim=5, augment_dim=9)),
     "ncsnpp": (
         "SongUNet",
-        dict(SMALL, augment_dim=9, embedding_type="fourier", channel_mult_noise=2,
-             encoder_type="residual", decoder_type="standard", resample_filter=[1, 3, 3, 1]),
+        dict(
+            SMALL,
+            augment_dim=9,
+            embedding_type="fourier",
+            channel_mult_noise=2,
+            encoder_type="residual",
+            decoder_type="standard",
+            resample_filter=[1, 3, 3, 1],
+        ),
     ),
     "ncsnpp_skip_cond": (
         "SongUNet",
-        dict(SMALL, label_dim=5, embedding_type="fourier", channel_mult_noise=2,
-             encoder_type="skip", decoder_type="skip", resample_filter=[1, 3, 3, 1]),
+        dict(
+            SMALL,
+            label_dim=5,
+            embedding_type="fourier",
+            channel_mult_noise=2,
+            encoder_type="skip",
+            decoder_type="skip",
+            resample_filter=[1, 3, 3, 1],
+        ),
     ),
     "adm": ("DhariwalUNet", dict(SMALL, attn_resolutions=[16, 8], label_dim=5, augment_dim=9)),
     "adm_noheads": ("DhariwalUNet", dict(SMALL, model_channels=4, label_dim=5)),
@@ -71,18 +93,44 @@ HEAD_WIDTH = {"adm": 4, "adm_noheads": 64}
 # EDMPrecond as in its snapshots: only their state_dict layout (names, shapes) is written.
 PAPER = {
     "cifar10_ddpmpp": dict(
-        img_resolution=32, img_channels=3, label_dim=0, model_type="SongUNet",
-        embedding_type="positional", encoder_type="standard", decoder_type="standard",
-        channel_mult_noise=1, resample_filter=[1, 1], model_channels=128, channel_mult=[2, 2, 2],
-        augment_dim=9, dropout=0.13),
+        img_resolution=32,
+        img_channels=3,
+        label_dim=0,
+        model_type="SongUNet",
+        embedding_type="positional",
+        encoder_type="standard",
+        decoder_type="standard",
+        channel_mult_noise=1,
+        resample_filter=[1, 1],
+        model_channels=128,
+        channel_mult=[2, 2, 2],
+        augment_dim=9,
+        dropout=0.13,
+    ),
     "cifar10_ncsnpp_cond": dict(
-        img_resolution=32, img_channels=3, label_dim=10, model_type="SongUNet",
-        embedding_type="fourier", encoder_type="residual", decoder_type="standard",
-        channel_mult_noise=2, resample_filter=[1, 3, 3, 1], model_channels=128,
-        channel_mult=[2, 2, 2], augment_dim=9, dropout=0.13),
+        img_resolution=32,
+        img_channels=3,
+        label_dim=10,
+        model_type="SongUNet",
+        embedding_type="fourier",
+        encoder_type="residual",
+        decoder_type="standard",
+        channel_mult_noise=2,
+        resample_filter=[1, 3, 3, 1],
+        model_channels=128,
+        channel_mult=[2, 2, 2],
+        augment_dim=9,
+        dropout=0.13,
+    ),
     "imagenet64_adm_cond": dict(
-        img_resolution=64, img_channels=3, label_dim=1000, model_type="DhariwalUNet",
-        model_channels=192, channel_mult=[1, 2, 3, 4], dropout=0.10),
+        img_resolution=64,
+        img_channels=3,
+        label_dim=1000,
+        model_type="DhariwalUNet",
+        model_channels=192,
+        channel_mult=[1, 2, 3, 4],
+        dropout=0.10,
+    ),
 }
 
 
@@ -161,8 +209,13 @@ def make_case(name, edm_class, kwargs, seed):
     out = net(t(x), t(noise), t(onehot), t(aug)).numpy()
     out_noaug = net(t(x), t(noise), t(onehot), None).numpy() if augment_dim else None
   record = {f"param/{k}": v.numpy().astype(np.float16) for k, v in net.state_dict().items()}
-  record.update(x=x, noise_labels=noise, out=out, edm_class=np.array(edm_class),
-                edm_kwargs=np.array(json.dumps(kwargs, sort_keys=True)))
+  record.update(
+      x=x,
+      noise_labels=noise,
+      out=out,
+      edm_class=np.array(edm_class),
+      edm_kwargs=np.array(json.dumps(kwargs, sort_keys=True)),
+  )
   if label_dim:
     record.update(class_labels=onehot, label=label)
   if augment_dim:
@@ -182,8 +235,9 @@ def main():
   commit = args.edm_commit
   if commit is None:
     try:
-      commit = subprocess.run(["git", "-C", edm_dir, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+      commit = subprocess.run(
+          ["git", "-C", edm_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+      ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
       commit = "unknown"
   for seed, (name, (edm_class, kwargs)) in enumerate(CASES.items()):
@@ -191,14 +245,23 @@ def main():
     record.update(torch_version=np.array(torch.__version__), edm_commit=np.array(commit))
     path = os.path.join(args.out_dir, f"edm_parity_{name}.npz")
     np.savez_compressed(path, **record)
-    print(f"{path}: {edm_class} {n} parameters, |out| max {np.abs(record['out']).max():.3g}, "
-          f"{os.path.getsize(path) / 1024:.0f} KiB")
+    print(
+        f"{path}: {edm_class} {n} parameters, |out| max {np.abs(record['out']).max():.3g}, "
+        f"{os.path.getsize(path) / 1024:.0f} KiB"
+    )
   path = os.path.join(args.out_dir, "edm_parity_layouts.npz")
   layouts = paper_layouts()
-  np.savez_compressed(path, layouts=np.array(json.dumps(layouts, sort_keys=True)),
-                      torch_version=np.array(torch.__version__), edm_commit=np.array(commit))
-  print(f"{path}: " + ", ".join(f"{k} {v['num_params']} parameters" for k, v in layouts.items())
-        + f", {os.path.getsize(path) / 1024:.0f} KiB")
+  np.savez_compressed(
+      path,
+      layouts=np.array(json.dumps(layouts, sort_keys=True)),
+      torch_version=np.array(torch.__version__),
+      edm_commit=np.array(commit),
+  )
+  print(
+      f"{path}: "
+      + ", ".join(f"{k} {v['num_params']} parameters" for k, v in layouts.items())
+      + f", {os.path.getsize(path) / 1024:.0f} KiB"
+  )
 
 
 if __name__ == "__main__":

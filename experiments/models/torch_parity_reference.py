@@ -89,38 +89,109 @@ def state_arrays(model: torch.nn.Module) -> dict:
 DIT_CASES = {
     # The size the task names: class-conditional with the CFG null label (index num_classes).
     "dit": (
-        dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2,
-             mlp_ratio=4.0, class_dropout_prob=0.1, num_classes=10, learn_sigma=True),
-        dict(kind="dit", patch_size=2, hidden_size=32, depth=2, num_heads=2, mlp_ratio=4.0,
-             freq_dim=256, num_classes=10, learn_sigma=True),
-        (3, 4, 8, 8), [0.0, 17.5, 999.0], [3, 10, 7],
+        dict(
+            input_size=8,
+            patch_size=2,
+            in_channels=4,
+            hidden_size=32,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=4.0,
+            class_dropout_prob=0.1,
+            num_classes=10,
+            learn_sigma=True,
+        ),
+        dict(
+            kind="dit",
+            patch_size=2,
+            hidden_size=32,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=4.0,
+            freq_dim=256,
+            num_classes=10,
+            learn_sigma=True,
+        ),
+        (3, 4, 8, 8),
+        [0.0, 17.5, 999.0],
+        [3, 10, 7],
     ),
     # Patch 4, no learned sigma, 4 heads, MLP ratio 2, non-square batch of labels.
     "dit_p4": (
-        dict(input_size=8, patch_size=4, in_channels=3, hidden_size=32, depth=1, num_heads=4,
-             mlp_ratio=2.0, class_dropout_prob=0.1, num_classes=5, learn_sigma=False),
-        dict(kind="dit", patch_size=4, hidden_size=32, depth=1, num_heads=4, mlp_ratio=2.0,
-             freq_dim=256, num_classes=5, learn_sigma=False),
-        (2, 3, 8, 8), [3.0, 500.25], [5, 0],
+        dict(
+            input_size=8,
+            patch_size=4,
+            in_channels=3,
+            hidden_size=32,
+            depth=1,
+            num_heads=4,
+            mlp_ratio=2.0,
+            class_dropout_prob=0.1,
+            num_classes=5,
+            learn_sigma=False,
+        ),
+        dict(
+            kind="dit",
+            patch_size=4,
+            hidden_size=32,
+            depth=1,
+            num_heads=4,
+            mlp_ratio=2.0,
+            freq_dim=256,
+            num_classes=5,
+            learn_sigma=False,
+        ),
+        (2, 3, 8, 8),
+        [3.0, 500.25],
+        [5, 0],
     ),
 }
 DDPM_CASES = {
     # The size the task names.
     "ddpm": (
-        dict(ch=16, out_ch=3, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,),
-             dropout=0.0, resamp_with_conv=True, in_channels=3, resolution=16),
-        dict(kind="unet", ch=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8],
-             dropout=0.0),
-        (3, 3, 16, 16), [0.0, 250.0, 999.0], None,
+        dict(
+            ch=16,
+            out_ch=3,
+            ch_mult=(1, 2),
+            num_res_blocks=1,
+            attn_resolutions=(8,),
+            dropout=0.0,
+            resamp_with_conv=True,
+            in_channels=3,
+            resolution=16,
+        ),
+        dict(
+            kind="unet", ch=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8], dropout=0.0
+        ),
+        (3, 3, 16, 16),
+        [0.0, 250.0, 999.0],
+        None,
     ),
     # Ho et al.'s structure in small: 3 levels, 2 blocks per level (3 in the decoder, the last
     # one fed by the downsampler's skip), attention at the top resolution.
     "ddpm_deep": (
-        dict(ch=8, out_ch=1, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(8,),
-             dropout=0.0, resamp_with_conv=True, in_channels=1, resolution=8),
-        dict(kind="unet", ch=8, ch_mult=[1, 2, 2], num_res_blocks=2, attn_resolutions=[8],
-             dropout=0.0),
-        (2, 1, 8, 8), [1.0, 640.0], None,
+        dict(
+            ch=8,
+            out_ch=1,
+            ch_mult=(1, 2, 2),
+            num_res_blocks=2,
+            attn_resolutions=(8,),
+            dropout=0.0,
+            resamp_with_conv=True,
+            in_channels=1,
+            resolution=8,
+        ),
+        dict(
+            kind="unet",
+            ch=8,
+            ch_mult=[1, 2, 2],
+            num_res_blocks=2,
+            attn_resolutions=[8],
+            dropout=0.0,
+        ),
+        (2, 1, 8, 8),
+        [1.0, 640.0],
+        None,
     ),
 }
 
@@ -137,8 +208,14 @@ def reference_case(module, build, case, gen: torch.Generator) -> dict:
   args = (x.double(), t.double()) + (() if y is None else (torch.tensor(y),))
   with torch.no_grad():
     out = model.double()(*args)
-  arrays = dict(config=json.dumps(ours), reference_config=json.dumps(ref_cfg), x=x.numpy(),
-                noise_cond=t.numpy(), out=out.to(torch.float32).numpy(), **state_arrays(model))
+  arrays = dict(
+      config=json.dumps(ours),
+      reference_config=json.dumps(ref_cfg),
+      x=x.numpy(),
+      noise_cond=t.numpy(),
+      out=out.to(torch.float32).numpy(),
+      **state_arrays(model),
+  )
   if y is not None:
     arrays["label"] = np.asarray(y, np.int32)
   return arrays
@@ -171,8 +248,16 @@ def paper_shapes(dit_models_py: str, ddpm_model_py: str) -> dict:
   dit_s2 = ref.DiT_S_2(input_size=32, num_classes=1000)
   out = {"dit_s2": {k: list(v.shape) for k, v in dit_s2.state_dict().items()}}
   ref = load_module("ddpm_reference_model", ddpm_model_py)
-  model = ref.Model(ch=128, out_ch=3, ch_mult=(1, 2, 2, 2), num_res_blocks=2,
-                    attn_resolutions=(16,), dropout=0.1, in_channels=3, resolution=32)
+  model = ref.Model(
+      ch=128,
+      out_ch=3,
+      ch_mult=(1, 2, 2, 2),
+      num_res_blocks=2,
+      attn_resolutions=(16,),
+      dropout=0.1,
+      in_channels=3,
+      resolution=32,
+  )
   out["ddpm_cifar10"] = {k: list(v.shape) for k, v in model.state_dict().items()}
   return {"shapes": json.dumps(out)}
 

@@ -39,12 +39,15 @@ class DecoderTest(absltest.TestCase):
     std = np.exp(0.5 * log_var)
     upper = stats.norm.cdf((x - mean + 1 / 255) / std)
     lower = stats.norm.cdf((x - mean - 1 / 255) / std)
-    p = np.where(k.reshape(3, 6) == 0, upper, np.where(k.reshape(3, 6) == 255, 1 - lower,
-                                                       upper - lower))
+    p = np.where(
+        k.reshape(3, 6) == 0, upper, np.where(k.reshape(3, 6) == 255, 1 - lower, upper - lower)
+    )
     want = -np.log(p).sum(axis=1)
-    got = likelihood.discretized_gaussian_nll(jnp.asarray(x, jnp.float32),
-                                              jnp.asarray(mean, jnp.float32),
-                                              jnp.asarray(log_var, jnp.float32))
+    got = likelihood.discretized_gaussian_nll(
+        jnp.asarray(x, jnp.float32),
+        jnp.asarray(mean, jnp.float32),
+        jnp.asarray(log_var, jnp.float32),
+    )
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
   def test_vdm_decoder_matches_brute_force(self):
@@ -57,9 +60,14 @@ class DecoderTest(absltest.TestCase):
     logits = -0.5 * ((z0[..., None] / alpha0 - grid) * alpha0 / sigma0) ** 2
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     want = -np.take_along_axis(logp, k[..., None], -1)[..., 0].sum(1)
-    got = likelihood.vdm_decoder_nll(jnp.asarray(x, jnp.float32), jnp.asarray(z0, jnp.float32),
-                                     jnp.full(4, alpha0), jnp.full(4, sigma0), num_bins=16,
-                                     grid="vdm")
+    got = likelihood.vdm_decoder_nll(
+        jnp.asarray(x, jnp.float32),
+        jnp.asarray(z0, jnp.float32),
+        jnp.full(4, alpha0),
+        jnp.full(4, sigma0),
+        num_bins=16,
+        grid="vdm",
+    )
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
   def test_vdm_decoder_on_the_data_grid(self):
@@ -75,8 +83,11 @@ class DecoderTest(absltest.TestCase):
     deltas = np.arange(-3, 4) * (2 / 255) / st
     integrand = lambda e: stats.norm.pdf(e) * np.log(np.sum(np.exp(deltas * e - deltas**2 / 2)))
     want = integrate.quad(integrand, -12, 12, points=[-3, 3])[0]
-    self.assertLess(abs(nll.mean() - want), 4 * nll.std() / math.sqrt(nll.size) + 1e-5,
-                    msg=f"{nll.mean()} vs {want}")
+    self.assertLess(
+        abs(nll.mean() - want),
+        4 * nll.std() / math.sqrt(nll.size) + 1e-5,
+        msg=f"{nll.mean()} vs {want}",
+    )
     # On VDM's own grid the same data sit up to 1/256 ≈ 3σ̃₀ off: ~80x worse (0.55 nats/dim).
     off = likelihood.vdm_decoder_nll(x, z0, alpha0, sigma0, grid="vdm") / 16
     self.assertGreater(float(jnp.mean(off)), 50 * want)
@@ -102,13 +113,20 @@ class GaussianReferenceTest(absltest.TestCase):
     np.testing.assert_allclose(got[0, 0], want, rtol=1e-5)
 
   def test_diffusion_loss_is_integral_of_mmse(self):
-    want = sum(integrate.quad(lambda l: 0.5 * v * math.exp(l) / (1 + v * math.exp(l)), -5, 9)[0]
-               for v in (0.5, 2.0))
+    want = sum(
+        integrate.quad(lambda l: 0.5 * v * math.exp(l) / (1 + v * math.exp(l)), -5, 9)[0]
+        for v in (0.5, 2.0)
+    )
     np.testing.assert_allclose(gr.diffusion_loss(-5.0, 9.0, VAR), want, rtol=1e-5)
 
   def test_closed_form_elbo_tightens_to_nll(self):
-    gaps = [float(gr.elbo(MEAN, VAR, schedules.make("linear_logsnr", logsnr_lo=-l, logsnr_hi=l))
-                  ["total"] - gr.nll(MEAN, VAR)) for l in (4.0, 8.0, 16.0)]
+    gaps = [
+        float(
+            gr.elbo(MEAN, VAR, schedules.make("linear_logsnr", logsnr_lo=-l, logsnr_hi=l))["total"]
+            - gr.nll(MEAN, VAR)
+        )
+        for l in (4.0, 8.0, 16.0)
+    ]
     self.assertTrue(gaps[0] > gaps[1] > gaps[2] > 0, msg=str(gaps))
     self.assertLess(gaps[2], 1e-3)
 
@@ -122,8 +140,11 @@ class GaussianExactnessTest(parameterized.TestCase):
     x = _gaussian_data(16384)
     param = parameterization.make("eps")
     raw = gr.optimal_raw_fn(self.SCHED, param, MEAN, VAR)
-    _, aux = jax.jit(lambda x: likelihood.vdm_elbo(raw, x, jax.random.key(1), schedule=self.SCHED,
-                                                   param=param, decoder="gaussian"))(x)
+    _, aux = jax.jit(
+        lambda x: likelihood.vdm_elbo(
+            raw, x, jax.random.key(1), schedule=self.SCHED, param=param, decoder="gaussian"
+        )
+    )(x)
     want = gr.elbo(MEAN, VAR, self.SCHED)
     for k in ("prior", "recon", "diffusion"):
       mc = np.asarray(aux[k], np.float64)
@@ -137,14 +158,23 @@ class GaussianExactnessTest(parameterized.TestCase):
     continuous = float(gr.diffusion_loss(-6.0, 6.0, VAR))
     errors = []
     # num_steps only enters arithmetic, so one compiled function serves every T.
-    elbo = jax.jit(lambda x, steps: likelihood.vdm_elbo(
-        raw, x, jax.random.key(2), schedule=self.SCHED, param=param, num_steps=steps,
-        decoder="gaussian"))
+    elbo = jax.jit(
+        lambda x, steps: likelihood.vdm_elbo(
+            raw,
+            x,
+            jax.random.key(2),
+            schedule=self.SCHED,
+            param=param,
+            num_steps=steps,
+            decoder="gaussian",
+        )
+    )
     for steps in (4, 32, 256):
       _, aux = elbo(x, jnp.float32(steps))
       mc = np.asarray(aux["diffusion"], np.float64)
-      closed = float(gr.discrete_diffusion_loss(self.SCHED.logsnr(jnp.linspace(0, 1, steps + 1)),
-                                                VAR))
+      closed = float(
+          gr.discrete_diffusion_loss(self.SCHED.logsnr(jnp.linspace(0, 1, steps + 1)), VAR)
+      )
       self.assertLess(abs(mc.mean() - closed), 4 * mc.std() / math.sqrt(mc.size), msg=str(steps))
       errors.append(closed - continuous)
     # The discrete loss exceeds the continuous one (VDM App. E) by O(1/T).
@@ -156,13 +186,24 @@ class GaussianExactnessTest(parameterized.TestCase):
     x = _gaussian_data(4096)
     param = parameterization.make("x0")
     raw = gr.optimal_raw_fn(self.SCHED, param, MEAN, VAR)
-    _, aux = jax.jit(lambda x: likelihood.discrete_vlb_full(
-        raw, x, jax.random.key(3), schedule=self.SCHED, param=param, num_steps=steps,
-        var_type="small", decoder="gaussian"))(x)
+    _, aux = jax.jit(
+        lambda x: likelihood.discrete_vlb_full(
+            raw,
+            x,
+            jax.random.key(3),
+            schedule=self.SCHED,
+            param=param,
+            num_steps=steps,
+            var_type="small",
+            decoder="gaussian",
+        )
+    )(x)
     lams = self.SCHED.logsnr(jnp.linspace(0, 1, steps + 1))
     kl = np.asarray(aux["kl"], np.float64)
-    self.assertLess(abs(kl.mean() - float(gr.discrete_diffusion_loss(lams, VAR))),
-                    4 * kl.std() / math.sqrt(kl.size))
+    self.assertLess(
+        abs(kl.mean() - float(gr.discrete_diffusion_loss(lams, VAR))),
+        4 * kl.std() / math.sqrt(kl.size),
+    )
     # Decoder N(x; x̂₀*(z₀), β̃₁): E = ½ Σ_d [log 2π β̃₁ + x-MMSE(λ₀)/β̃₁].
     lam0, lam1 = float(lams[0]), float(lams[1])
     v_q1 = (1 / (1 + math.exp(lam0))) * -math.expm1(lam1 - lam0)
@@ -204,8 +245,9 @@ def _guided_diffusion_reference(betas, k, x, eps, eps_hat, var_raw, var_type):
 
 class DDPMChainTest(parameterized.TestCase):
 
-  @parameterized.product(var_type=["small", "large", "learned_range"], kind=["ddpm",
-                                                                             "iddpm_cosine"])
+  @parameterized.product(
+      var_type=["small", "large", "learned_range"], kind=["ddpm", "iddpm_cosine"]
+  )
   def test_vlb_terms_match_guided_diffusion_formulas(self, var_type, kind):
     num_t = 50
     sched = schedules.make(kind, num_timesteps=num_t)
@@ -217,29 +259,47 @@ class DDPMChainTest(parameterized.TestCase):
     eps_hat = (eps + 0.3 * rng.normal(size=shape)).astype(np.float32)
     var_raw = rng.uniform(-1, 1, shape).astype(np.float32)
     out = np.concatenate([eps_hat, var_raw], -1) if var_type == "learned_range" else eps_hat
-    got = likelihood.vlb_term(lambda z, c: jnp.asarray(out), jnp.asarray(x), jnp.asarray(eps),
-                              jnp.asarray(k), schedule=sched, param=parameterization.make("eps"),
-                              num_steps=num_t - 1, var_type=var_type)
-    want = [_guided_diffusion_reference(sched.betas(), k[b], x[b].astype(np.float64),
-                                        eps[b].astype(np.float64), eps_hat[b].astype(np.float64),
-                                        var_raw[b].astype(np.float64), var_type)
-            for b in range(6)]
+    got = likelihood.vlb_term(
+        lambda z, c: jnp.asarray(out),
+        jnp.asarray(x),
+        jnp.asarray(eps),
+        jnp.asarray(k),
+        schedule=sched,
+        param=parameterization.make("eps"),
+        num_steps=num_t - 1,
+        var_type=var_type,
+    )
+    want = [
+        _guided_diffusion_reference(
+            sched.betas(),
+            k[b],
+            x[b].astype(np.float64),
+            eps[b].astype(np.float64),
+            eps_hat[b].astype(np.float64),
+            var_raw[b].astype(np.float64),
+            var_type,
+        )
+        for b in range(6)
+    ]
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3)
 
   def test_hybrid_loss(self):
     num_t = 20
     sched = schedules.make("iddpm_cosine", num_timesteps=num_t)
     param = parameterization.make("eps")
-    x = jnp.asarray(np.random.default_rng(2).integers(0, 256, (8, 2, 2, 1)) / 127.5 - 1,
-                    jnp.float32)
+    x = jnp.asarray(
+        np.random.default_rng(2).integers(0, 256, (8, 2, 2, 1)) / 127.5 - 1, jnp.float32
+    )
 
     def net(scale_mean, scale_var):
       return lambda z, c: jnp.concatenate(
-          [scale_mean * jnp.tanh(z), scale_var * jnp.tanh(z + 0.01 * c[:, None, None, None])], -1)
+          [scale_mean * jnp.tanh(z), scale_var * jnp.tanh(z + 0.01 * c[:, None, None, None])], -1
+      )
 
     def total(sm, sv):
-      return likelihood.iddpm_hybrid_loss(net(sm, sv), x, jax.random.key(0), schedule=sched,
-                                          param=param, num_steps=num_t - 1)
+      return likelihood.iddpm_hybrid_loss(
+          net(sm, sv), x, jax.random.key(0), schedule=sched, param=param, num_steps=num_t - 1
+      )
 
     vb_part = lambda sm, sv: jnp.mean(0.001 * num_t * total(sm, sv)[1]["vb"])
 
@@ -250,8 +310,16 @@ class DDPMChainTest(parameterized.TestCase):
       rng_i, rng_eps = jax.random.split(jax.random.key(0))
       i = jax.random.randint(rng_i, (8,), 0, num_t)
       eps = jax.random.normal(rng_eps, x.shape)
-      term = likelihood.vlb_term(net(0.7, 0.5), x, eps, i, schedule=sched, param=param,
-                                 num_steps=num_t - 1, var_type="learned_range")
+      term = likelihood.vlb_term(
+          net(0.7, 0.5),
+          x,
+          eps,
+          i,
+          schedule=sched,
+          param=param,
+          num_steps=num_t - 1,
+          var_type="learned_range",
+      )
       return loss, aux, i, term, jax.grad(vb_part, argnums=(0, 1))(0.7, 0.5)
 
     loss, aux, i, term, (g_mean, g_var) = run()
@@ -270,8 +338,9 @@ class LearnedScheduleTest(absltest.TestCase):
     module = learned.LearnedLogSNR(num_features=32)
     variables = jax.jit(module.init)(jax.random.key(0), jnp.zeros((1,)))
     # Random (not initial) parameters: monotonicity must come from the architecture.
-    variables = jax.jit(lambda v: jax.tree.map(
-        lambda p: p + jax.random.normal(jax.random.key(1), p.shape), v))(variables)
+    variables = jax.jit(
+        lambda v: jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(1), p.shape), v)
+    )(variables)
     t = jnp.linspace(0.0, 1.0, 101)
     tt = jnp.linspace(0.1, 0.9, 9)
 
@@ -284,9 +353,11 @@ class LearnedScheduleTest(absltest.TestCase):
 
     lam, t_back, dlam, fd = evaluate(variables)
     self.assertTrue(bool(jnp.all(jnp.diff(lam) < 0)))
-    np.testing.assert_allclose(lam[jnp.array([0, -1])],
-                               [variables["params"]["logsnr_max"],
-                                variables["params"]["logsnr_min"]], rtol=1e-5)
+    np.testing.assert_allclose(
+        lam[jnp.array([0, -1])],
+        [variables["params"]["logsnr_max"], variables["params"]["logsnr_min"]],
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(t_back, t, atol=1e-5)
     np.testing.assert_allclose(dlam, fd, rtol=2e-2)
     # Gradients reach the schedule through the unified loss, under jit.
@@ -296,11 +367,21 @@ class LearnedScheduleTest(absltest.TestCase):
       s = module.bind(v)
       kw = dict(schedule=s, param=parameterization.make("eps"))
       if which == "weighted":
-        return jnp.mean(losses.weighted_loss(
-            lambda z, c: 0.5 * z, x, jax.random.key(0), weight_fn=weighting.make_weighting("elbo"),
-            t_sampler=weighting.make_t_sampler("uniform"), **kw)[0])
-      return jnp.mean(likelihood.vdm_elbo(lambda z, c: 0.5 * z, x, jax.random.key(0),
-                                          decoder="gaussian", **kw)[1]["nats"])
+        return jnp.mean(
+            losses.weighted_loss(
+                lambda z, c: 0.5 * z,
+                x,
+                jax.random.key(0),
+                weight_fn=weighting.make_weighting("elbo"),
+                t_sampler=weighting.make_t_sampler("uniform"),
+                **kw,
+            )[0]
+        )
+      return jnp.mean(
+          likelihood.vdm_elbo(lambda z, c: 0.5 * z, x, jax.random.key(0), decoder="gaussian", **kw)[
+              1
+          ]["nats"]
+      )
 
     for which in ("weighted", "vdm_elbo"):
       grads = jax.jit(jax.grad(loss), static_argnums=1)(variables, which)
@@ -368,8 +449,14 @@ class ErrorTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "learned_range"):
       likelihood.vlb_term(lambda z, c: z, x, x, jnp.zeros(2, int), var_type="learned_range", **kw)
     with self.assertRaisesRegex(ValueError, "decoder"):
-      likelihood.vdm_elbo(lambda z, c: z, x, jax.random.key(0), schedule=sched,
-                          param=parameterization.make("eps"), decoder="logistic")
+      likelihood.vdm_elbo(
+          lambda z, c: z,
+          x,
+          jax.random.key(0),
+          schedule=sched,
+          param=parameterization.make("eps"),
+          decoder="logistic",
+      )
     with self.assertRaisesRegex(ValueError, "t_start"):
       likelihood.vlb_term(lambda z, c: z, x, x, jnp.zeros(2, int), t_start=1.0, **kw)
 

@@ -28,8 +28,9 @@ def _run(schedule, param, weight_fn, t_sampler, seed=0):
   x = jax.random.normal(jax.random.key(100 + seed), SHAPE)
   rng = jax.random.key(seed)
   net = _random_net(seed)
-  loss, aux = losses.weighted_loss(net, x, rng, schedule=schedule, param=param,
-                                   weight_fn=weight_fn, t_sampler=t_sampler)
+  loss, aux = losses.weighted_loss(
+      net, x, rng, schedule=schedule, param=param, weight_fn=weight_fn, t_sampler=t_sampler
+  )
   # The same t and ε, regenerated independently of the loss code.
   rng_t, rng_eps = jax.random.split(rng)
   t, _ = t_sampler(rng_t, SHAPE[0], schedule)
@@ -57,8 +58,11 @@ class NamedLossTest(absltest.TestCase):
     sched = schedules.make("edm")
     param = parameterization.make("edm", sigma_data=0.5)
     loss, _, x, eps, t, _, sigma, net = _run(
-        sched, param, weighting.make_weighting("edm", sigma_data=0.5),
-        weighting.make_t_sampler("edm_lognormal"))
+        sched,
+        param,
+        weighting.make_weighting("edm", sigma_data=0.5),
+        weighting.make_t_sampler("edm_lognormal"),
+    )
     sd = 0.5
     c_skip = sd**2 / (sigma**2 + sd**2)
     c_out = sigma * sd / jnp.sqrt(sigma**2 + sd**2)
@@ -72,9 +76,12 @@ class NamedLossTest(absltest.TestCase):
     # Rectified flow / CFM: E_t ‖v(z_t, t) - (ε - x)‖², t ~ U[0, 1]; ours = ½ × that.
     sched = schedules.make("flow")
     param = parameterization.make("flow")
-    loss, _, x, eps, t, _, _, net = _run(sched, param,
-                                         weighting.make_weighting("flow", schedule=sched),
-                                         weighting.make_t_sampler("uniform"))
+    loss, _, x, eps, t, _, _, net = _run(
+        sched,
+        param,
+        weighting.make_weighting("flow", schedule=sched),
+        weighting.make_t_sampler("uniform"),
+    )
     z = _b(1 - t) * x + _b(t) * eps
     np.testing.assert_allclose(loss, 0.5 * _sum((net(z, 1000 * t) - (eps - x)) ** 2), rtol=2e-4)
 
@@ -82,8 +89,11 @@ class NamedLossTest(absltest.TestCase):
     # Salimans & Ho 2022: ‖v̂ - (α ε - σ x)‖² with t ~ U on cosine; ours = ½ × that.
     sched = schedules.make("cosine")
     loss, _, x, eps, t, alpha, sigma, net = _run(
-        sched, parameterization.make("v"), weighting.make_weighting("v_mse", schedule=sched),
-        weighting.make_t_sampler("uniform"))
+        sched,
+        parameterization.make("v"),
+        weighting.make_weighting("v_mse", schedule=sched),
+        weighting.make_t_sampler("uniform"),
+    )
     z = _b(alpha) * x + _b(sigma) * eps
     v = _b(alpha) * eps - _b(sigma) * x
     np.testing.assert_allclose(loss, 0.5 * _sum((net(z, 1000 * t) - v) ** 2), rtol=2e-4)
@@ -92,8 +102,11 @@ class NamedLossTest(absltest.TestCase):
     # Ho et al. eq. 14: ‖ε - ε_θ(sqrt(ᾱ) x + sqrt(1 - ᾱ) ε, t)‖²; ours = ½ × that.
     sched = schedules.make("ddpm")
     loss, _, x, eps, t, alpha, sigma, net = _run(
-        sched, parameterization.make("eps"), weighting.make_weighting("eps_mse", schedule=sched),
-        weighting.make_t_sampler("uniform"))
+        sched,
+        parameterization.make("eps"),
+        weighting.make_weighting("eps_mse", schedule=sched),
+        weighting.make_t_sampler("uniform"),
+    )
     abar = alpha**2
     z = _b(jnp.sqrt(abar)) * x + _b(jnp.sqrt(1 - abar)) * eps
     np.testing.assert_allclose(loss, 0.5 * _sum((eps - net(z, 1000 * t)) ** 2), rtol=2e-4)
@@ -102,30 +115,42 @@ class NamedLossTest(absltest.TestCase):
     # VDM eq. 17: ½ (-dλ/dt) ‖ε - ε̂‖² with t ~ U (factor 1).
     sched = schedules.make("cosine")
     loss, _, x, eps, t, alpha, sigma, net = _run(
-        sched, parameterization.make("eps"), weighting.make_weighting("elbo"),
-        weighting.make_t_sampler("uniform", low_discrepancy=True))
+        sched,
+        parameterization.make("eps"),
+        weighting.make_weighting("elbo"),
+        weighting.make_t_sampler("uniform", low_discrepancy=True),
+    )
     z = _b(alpha) * x + _b(sigma) * eps
     np.testing.assert_allclose(
-        loss, 0.5 * -sched.dlogsnr_dt(t) * _sum((eps - net(z, 1000 * t)) ** 2), rtol=2e-4)
+        loss, 0.5 * -sched.dlogsnr_dt(t) * _sum((eps - net(z, 1000 * t)) ** 2), rtol=2e-4
+    )
 
   def test_p2_and_min_snr(self):
     sched = schedules.make("cosine")
     for kind, kw, factor in (
         ("p2", {"gamma": 1.0, "k": 1.0}, lambda snr: 1 / (1 + snr)),  # Choi et al. eq. 8
-        ("min_snr", {"snr_gamma": 5.0}, lambda snr: jnp.minimum(snr, 5.0) / snr)):  # Hang et al.
+        ("min_snr", {"snr_gamma": 5.0}, lambda snr: jnp.minimum(snr, 5.0) / snr),
+    ):  # Hang et al.
       loss, aux, x, eps, t, alpha, sigma, net = _run(
-          sched, parameterization.make("eps"),
-          weighting.make_weighting(kind, schedule=sched, **kw), weighting.make_t_sampler("uniform"))
+          sched,
+          parameterization.make("eps"),
+          weighting.make_weighting(kind, schedule=sched, **kw),
+          weighting.make_t_sampler("uniform"),
+      )
       z = _b(alpha) * x + _b(sigma) * eps
       snr = (alpha / sigma) ** 2
       np.testing.assert_allclose(
-          loss, 0.5 * factor(snr) * _sum((eps - net(z, 1000 * t)) ** 2), rtol=2e-4, err_msg=kind)
+          loss, 0.5 * factor(snr) * _sum((eps - net(z, 1000 * t)) ** 2), rtol=2e-4, err_msg=kind
+      )
 
   def test_x0_mse_with_x0_param(self):
     sched = schedules.make("vp")
     loss, _, x, eps, t, alpha, sigma, net = _run(
-        sched, parameterization.make("x0"), weighting.make_weighting("x0_mse", schedule=sched),
-        weighting.make_t_sampler("uniform"))
+        sched,
+        parameterization.make("x0"),
+        weighting.make_weighting("x0_mse", schedule=sched),
+        weighting.make_t_sampler("uniform"),
+    )
     z = _b(alpha) * x + _b(sigma) * eps
     np.testing.assert_allclose(loss, 0.5 * _sum((net(z, 1000 * t) - x) ** 2), rtol=2e-4)
 
@@ -134,8 +159,11 @@ class NamedLossTest(absltest.TestCase):
     sched = schedules.make("cosine")
     param = parameterization.make("v")
     loss, _, x, eps, t, alpha, sigma, net = _run(
-        sched, param, weighting.make_weighting("eps_mse", schedule=sched),
-        weighting.make_t_sampler("uniform"))
+        sched,
+        param,
+        weighting.make_weighting("eps_mse", schedule=sched),
+        weighting.make_t_sampler("uniform"),
+    )
     z = _b(alpha) * x + _b(sigma) * eps
     eps_hat = _b(sigma) * z + _b(alpha) * net(z, 1000 * t)
     np.testing.assert_allclose(loss, 0.5 * _sum((eps - eps_hat) ** 2), rtol=2e-4)
@@ -170,8 +198,15 @@ def _minimiser_and_se(wkind, param_kind, x0_bias=0.0, batch=4096):
   ts = weighting.make_t_sampler(skind, low_discrepancy=True)
 
   def per_example(delta):
-    return losses.weighted_loss(lambda z, c: opt(z, c) + delta, x, jax.random.key(2),
-                                schedule=sched, param=param, weight_fn=w, t_sampler=ts)[0]
+    return losses.weighted_loss(
+        lambda z, c: opt(z, c) + delta,
+        x,
+        jax.random.key(2),
+        schedule=sched,
+        param=param,
+        weight_fn=w,
+        t_sampler=ts,
+    )[0]
 
   # Exact for a quadratic: B_i = (L_i(h) - L_i(-h))/(2h), C_i = (L_i(h) + L_i(-h) - 2L_i(0))/(2h²).
   h = 0.1
@@ -184,9 +219,10 @@ def _minimiser_and_se(wkind, param_kind, x0_bias=0.0, batch=4096):
 class GaussianOptimumTest(parameterized.TestCase):
   """On x ~ N(μ, diag v) the Bayes denoiser E[x | z] minimises every weighted loss."""
 
-  @parameterized.parameters(*[(k, "eps") for k in WEIGHT_CASES],
-                            *[(k, p) for k in ("elbo", "edm", "flow")
-                              for p in ("v", "edm", "flow")])
+  @parameterized.parameters(
+      *[(k, "eps") for k in WEIGHT_CASES],
+      *[(k, p) for k in ("elbo", "edm", "flow") for p in ("v", "edm", "flow")],
+  )
   def test_gradient_vanishes_at_optimal_denoiser(self, wkind, param_kind):
     delta, se = _minimiser_and_se(wkind, param_kind)
     self.assertLess(abs(delta), 4 * se + 1e-6, msg=f"{wkind}/{param_kind}: {delta} ± {se}")
@@ -202,9 +238,12 @@ class LossShapeTest(chex.TestCase):
 
   def test_shapes_jit_and_vmap(self):
     sched = schedules.make("cosine")
-    kwargs = dict(schedule=sched, param=parameterization.make("eps"),
-                  weight_fn=weighting.make_weighting("elbo"),
-                  t_sampler=weighting.make_t_sampler("uniform"))
+    kwargs = dict(
+        schedule=sched,
+        param=parameterization.make("eps"),
+        weight_fn=weighting.make_weighting("elbo"),
+        t_sampler=weighting.make_t_sampler("uniform"),
+    )
     net = _random_net(0)
     x = jnp.ones(SHAPE)
     fn = lambda r: losses.weighted_loss(net, x, r, **kwargs)
@@ -222,33 +261,45 @@ class LossShapeTest(chex.TestCase):
 
   def test_mismatched_output_shape(self):
     with self.assertRaisesRegex(ValueError, "raw_fn output shape"):
-      losses.weighted_loss(lambda z, c: z[..., :1], jnp.ones(SHAPE), jax.random.key(0),
-                           schedule=schedules.make("cosine"), param=parameterization.make("eps"),
-                           weight_fn=weighting.make_weighting("elbo"),
-                           t_sampler=weighting.make_t_sampler("uniform"))
-
+      losses.weighted_loss(
+          lambda z, c: z[..., :1],
+          jnp.ones(SHAPE),
+          jax.random.key(0),
+          schedule=schedules.make("cosine"),
+          param=parameterization.make("eps"),
+          weight_fn=weighting.make_weighting("elbo"),
+          t_sampler=weighting.make_t_sampler("uniform"),
+      )
 
   def test_flow_end_point_t0_gives_finite_loss_and_gradient(self):
     # uniform t in float32 hits t = 0 exactly with probability 2^-23 per draw; there w = p = 0 on a
     # flow schedule. That single example must not turn the batch loss into NaN (seen on a GPU run).
     sched = schedules.make("flow")
     t_fixed = jnp.array([0.0, 0.25, 0.5, 0.75, 0.9, 0.1, 0.3, 0.6])
-    t_sampler = lambda rng, b, schedule: (t_fixed, weighting.uniform_t_density(schedule,
-                                                                             schedule.logsnr(t_fixed)))
+    t_sampler = lambda rng, b, schedule: (
+        t_fixed,
+        weighting.uniform_t_density(schedule, schedule.logsnr(t_fixed)),
+    )
     x = jax.random.normal(jax.random.key(3), SHAPE)
 
     def mean_loss(scale):
       net = lambda z, c: scale * _random_net(0)(z, c)
-      loss, _ = losses.weighted_loss(net, x, jax.random.key(0), schedule=sched,
-                                     param=parameterization.make("flow"),
-                                     weight_fn=weighting.make_weighting("flow", schedule=sched),
-                                     t_sampler=t_sampler)
+      loss, _ = losses.weighted_loss(
+          net,
+          x,
+          jax.random.key(0),
+          schedule=sched,
+          param=parameterization.make("flow"),
+          weight_fn=weighting.make_weighting("flow", schedule=sched),
+          t_sampler=t_sampler,
+      )
       return jnp.mean(loss), loss
 
     (value, per_example), grad = jax.value_and_grad(mean_loss, has_aux=True)(1.0)
     self.assertTrue(bool(jnp.all(jnp.isfinite(per_example))), per_example)
     self.assertEqual(float(per_example[0]), 0.0)
     self.assertTrue(np.isfinite(float(grad)) and np.isfinite(float(value)))
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -12,10 +12,18 @@ from diffjax.core import parameterization
 from diffjax.core import schedules
 
 SCHEDULES = [
-    dict(kind="vp"), dict(kind="sub_vp"), dict(kind="ddpm"), dict(kind="iddpm_cosine"),
-    dict(kind="cosine"), dict(kind="shifted_cosine", resolution=128.0),
-    dict(kind="interpolated_cosine"), dict(kind="ve"), dict(kind="edm"), dict(kind="flow"),
-    dict(kind="flow", sigma_min=1e-3), dict(kind="shifted_flow", shift=3.0),
+    dict(kind="vp"),
+    dict(kind="sub_vp"),
+    dict(kind="ddpm"),
+    dict(kind="iddpm_cosine"),
+    dict(kind="cosine"),
+    dict(kind="shifted_cosine", resolution=128.0),
+    dict(kind="interpolated_cosine"),
+    dict(kind="ve"),
+    dict(kind="edm"),
+    dict(kind="flow"),
+    dict(kind="flow", sigma_min=1e-3),
+    dict(kind="shifted_flow", shift=3.0),
     dict(kind="zero_terminal_snr", base=dict(kind="cosine")),
     dict(kind="input_scaled", base=dict(kind="vp"), scale=0.5, normalize=False),
 ]
@@ -53,7 +61,8 @@ class ConversionTest(parameterized.TestCase):
       _, eps_hat_raw = param.x0_eps(raw, z, alpha, sigma)
       lhs = jnp.sum(jnp.square(eps - eps_hat_raw), axis=(1, 2, 3))
       rhs = jnp.square(param.eps_scale(alpha, sigma)) * jnp.sum(
-          jnp.square(raw - target), axis=(1, 2, 3))
+          jnp.square(raw - target), axis=(1, 2, 3)
+      )
       np.testing.assert_allclose(lhs, rhs, rtol=2e-4, err_msg=str(cfg))
 
   def test_every_pair_converts(self):
@@ -68,8 +77,9 @@ class ConversionTest(parameterized.TestCase):
         x0_a, eps_a = parameterization.make(**spec_a).x0_eps(raw, z, alpha, sigma)
         for spec_b in PARAMS:
           param_b = parameterization.make(**spec_b)
-          x0_b, eps_b = param_b.x0_eps(param_b.raw_target(x0_a, eps_a, alpha, sigma), z, alpha,
-                                       sigma)
+          x0_b, eps_b = param_b.x0_eps(
+              param_b.raw_target(x0_a, eps_a, alpha, sigma), z, alpha, sigma
+          )
           msg = f"{spec_a}->{spec_b} on {cfg}"
           np.testing.assert_allclose(x0_b / scale, x0_a / scale, atol=1e-5, err_msg=msg)
           np.testing.assert_allclose(eps_b / scale, eps_a / scale, atol=1e-5, err_msg=msg)
@@ -140,8 +150,9 @@ class PaperFormulaTest(absltest.TestCase):
         np.testing.assert_allclose(losses.noisy(x0_r, eps_r, alpha, sigma), z, atol=1e-13)
         np.testing.assert_allclose(param.raw_target(x0_r, eps_r, alpha, sigma), raw, atol=1e-13)
         b = param.eps_scale(alpha, sigma)[:, None]
-        np.testing.assert_allclose(eps_r - eps, b * (raw - param.raw_target(x, eps, alpha, sigma)),
-                                   atol=1e-13)
+        np.testing.assert_allclose(
+            eps_r - eps, b * (raw - param.raw_target(x, eps, alpha, sigma)), atol=1e-13
+        )
 
   def test_flow_sigma_min_zero_is_bit_identical_to_rectified_flow(self):
     """σ_min = 0 (the default) keeps the rectified-flow formulas bit for bit, in and out of jit."""
@@ -180,8 +191,9 @@ class PaperFormulaTest(absltest.TestCase):
     z = jnp.ones((2, 1))
     z_in, _ = param.net_inputs(z, t, alpha, sigma)
     st = np.asarray(sigma / alpha)
-    np.testing.assert_allclose(z_in[:, 0], (1 / np.asarray(alpha)) / np.sqrt(st**2 + 0.25),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        z_in[:, 0], (1 / np.asarray(alpha)) / np.sqrt(st**2 + 0.25), rtol=1e-5
+    )
 
   def test_ddpm_noise_cond_is_step_index(self):
     param = parameterization.make("eps")
@@ -204,8 +216,9 @@ class ErrorAndTransformTest(chex.TestCase):
 
   def test_mismatched_shapes(self):
     with self.assertRaisesRegex(ValueError, "per-example"):
-      parameterization.make("eps").x0_eps(jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones(3),
-                                          jnp.ones(3))
+      parameterization.make("eps").x0_eps(
+          jnp.ones((4, 2)), jnp.ones((4, 2)), jnp.ones(3), jnp.ones(3)
+      )
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_jit_vmap(self):
@@ -215,7 +228,8 @@ class ErrorAndTransformTest(chex.TestCase):
     z = alpha[:, None] * x + sigma[:, None] * eps
     out = self.variant(param.x0_eps)(raw, z, alpha, sigma)
     per = jax.vmap(lambda r, z, a, s: param.x0_eps(r[None], z[None], a[None], s[None]))(
-        raw, z, alpha, sigma)
+        raw, z, alpha, sigma
+    )
     chex.assert_trees_all_close(out, jax.tree.map(lambda u: u[:, 0], per), atol=1e-6)
 
 

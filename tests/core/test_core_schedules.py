@@ -13,7 +13,6 @@ from absl.testing import parameterized
 from diffjax.core import schedules
 
 
-
 # ---- NumPy float64 references, one per paper formula ---------------------------------------------
 def _logit(p):
   return np.log(p) - np.log1p(-p)
@@ -108,7 +107,7 @@ def ref_ztsnr(t):
   a_t = np.sqrt(1 / (1 + np.exp(-lam_base)))
   a_new = np.where(t == 1.0, 0.0, (a_t - a1) * a0 / (a0 - a1))
   with np.errstate(divide="ignore"):
-    return 2 * np.log(a_new) - np.log1p(-a_new**2), a_new, np.sqrt(1 - a_new**2)
+    return 2 * np.log(a_new) - np.log1p(-(a_new**2)), a_new, np.sqrt(1 - a_new**2)
 
 
 def ref_sd3_shift(t, shift=3.0):
@@ -131,9 +130,12 @@ CASES = [
     ("flow_lipman", {"sigma_min": 1e-4}, lambda t: ref_flow(t, 1e-4)),
     ("shifted_flow", {"shift": 3.0}, ref_sd3_shift),
     ("zero_terminal_snr", {}, ref_ztsnr),
-    ("input_scaled", {"base": {"kind": "vp"}, "scale": 0.5},
-     lambda t: (ref_vp(t)[0] + 2 * np.log(0.5),) + tuple(
-         np.sqrt(1 / (1 + np.exp(s * (ref_vp(t)[0] + 2 * np.log(0.5))))) for s in (-1, 1))),
+    (
+        "input_scaled",
+        {"base": {"kind": "vp"}, "scale": 0.5},
+        lambda t: (ref_vp(t)[0] + 2 * np.log(0.5),)
+        + tuple(np.sqrt(1 / (1 + np.exp(s * (ref_vp(t)[0] + 2 * np.log(0.5))))) for s in (-1, 1)),
+    ),
 ]
 KIND = {"cosine_s": "cosine", "flow_lipman": "flow"}
 
@@ -158,8 +160,14 @@ def _outputs(name):
   def run(t, t_fd, lam_in):
     lam = s.logsnr(t)
     alpha, sigma = s.alpha_sigma(t)
-    return dict(lam=lam, alpha=alpha, sigma=sigma, t_back=s.t_from_logsnr(lam),
-                lam_back=s.logsnr(s.t_from_logsnr(lam_in)), dlam=s.dlogsnr_dt(t_fd))
+    return dict(
+        lam=lam,
+        alpha=alpha,
+        sigma=sigma,
+        t_back=s.t_from_logsnr(lam),
+        lam_back=s.logsnr(s.t_from_logsnr(lam_in)),
+        dlam=s.dlogsnr_dt(t_fd),
+    )
 
   out = run(jnp.asarray(T_EVAL, jnp.float32), jnp.asarray(T_FD, jnp.float32), lam_in)
   out = {k: np.asarray(v, np.float64) for k, v in out.items()}
@@ -186,8 +194,9 @@ class ScheduleFormulaTest(parameterized.TestCase):
     out = _outputs(name)
     s, lam, alpha, sigma = out["schedule"], out["lam"], out["alpha"][1:-1], out["sigma"][1:-1]
     self.assertTrue(np.all(np.diff(lam) < 0), msg=name)
-    np.testing.assert_allclose(2 * np.log(alpha) - 2 * np.log(sigma), lam[1:-1], rtol=1e-4,
-                               atol=2e-4)
+    np.testing.assert_allclose(
+        2 * np.log(alpha) - 2 * np.log(sigma), lam[1:-1], rtol=1e-4, atol=2e-4
+    )
     if s.family == "vp":
       np.testing.assert_allclose(alpha**2 + sigma**2, 1.0, atol=1e-6)
     if s.family == "flow" and name != "flow_lipman":  # Lipman: α + σ = 1 + σ_min (1 - t)
@@ -217,8 +226,11 @@ class PublishedConstantsTest(absltest.TestCase):
     alpha, sigma = schedules.make("ddpm").alpha_sigma(jnp.ones(1))
     np.testing.assert_allclose(alpha**2, abar_T, rtol=1e-4)
     np.testing.assert_allclose(abar_T, 4.0358e-05, rtol=1e-3)  # sqrt(ᾱ_T) ≈ 0.00635
-    np.testing.assert_allclose(alpha[0] ** 2 * 0 + schedules.make("ddpm").alpha_sigma(
-        jnp.zeros(1))[0] ** 2, 1 - 1e-4, rtol=1e-6)  # ᾱ_1 = 1 - β_1
+    np.testing.assert_allclose(
+        alpha[0] ** 2 * 0 + schedules.make("ddpm").alpha_sigma(jnp.zeros(1))[0] ** 2,
+        1 - 1e-4,
+        rtol=1e-6,
+    )  # ᾱ_1 = 1 - β_1
 
   def test_iddpm_clips_last_beta(self):
     chain = schedules.make("iddpm_cosine")
@@ -266,9 +278,13 @@ class PublishedConstantsTest(absltest.TestCase):
 class JitVmapTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.named_parameters(*[(n, n, k) for n, k, _ in CASES
-                                    if n in ("vp", "ddpm", "edm", "zero_terminal_snr",
-                                             "interpolated_cosine")])
+  @parameterized.named_parameters(
+      *[
+          (n, n, k)
+          for n, k, _ in CASES
+          if n in ("vp", "ddpm", "edm", "zero_terminal_snr", "interpolated_cosine")
+      ]
+  )
   def test_jit_and_vmap_agree(self, name, kwargs):
     s = _make(name, kwargs)
     t = jnp.linspace(0.1, 0.9, 8)
@@ -321,10 +337,14 @@ class Float64Test(chex.TestCase):
       self.assertEqual(back.dtype, jnp.float64)
       np.testing.assert_allclose(np.asarray(back), t, rtol=1e-10, atol=1e-12)
       alpha, sigma = sched.alpha_sigma(jnp.asarray(t, jnp.float64))
-      np.testing.assert_allclose(np.log(np.square(alpha) / np.square(sigma)), lam, rtol=1e-10,
-                                 atol=1e-10)
+      np.testing.assert_allclose(
+          np.log(np.square(alpha) / np.square(sigma)), lam, rtol=1e-10, atol=1e-10
+      )
       if kind != "flow":  # a flow grid needs t_max < 1 (σ̃ = ∞ at t = 1)
         grid = solvers.grid("uniform_t", 8, schedule=sched, t_min=0.05, t_max=0.95)
-        np.testing.assert_allclose(grid[:-1], np.exp(-0.5 * np.asarray(
-            sched.logsnr(jnp.linspace(0.95, 0.05, 8, dtype=jnp.float64)))), rtol=1e-12)
+        np.testing.assert_allclose(
+            grid[:-1],
+            np.exp(-0.5 * np.asarray(sched.logsnr(jnp.linspace(0.95, 0.05, 8, dtype=jnp.float64)))),
+            rtol=1e-12,
+        )
     self.assertEqual(sched.logsnr(jnp.asarray(t, jnp.float32)).dtype, jnp.float32)

@@ -67,7 +67,8 @@ class SamplerDensityTest(parameterized.TestCase):
 
   def test_logit_normal_moments(self):
     t, _ = weighting.make_t_sampler("logit_normal", m=0.3, s=0.8)(
-        jax.random.key(0), N, schedules.make("flow"))
+        jax.random.key(0), N, schedules.make("flow")
+    )
     n = np.log(np.asarray(t, np.float64)) - np.log1p(-np.asarray(t, np.float64))
     self.assertAlmostEqual(n.mean(), 0.3, delta=0.03)
     self.assertAlmostEqual(n.std(), 0.8, delta=0.03)
@@ -127,8 +128,9 @@ class AdaptiveTest(chex.TestCase):
 
   def test_update_moves_mass_and_density_stays_exact(self):
     schedule = schedules.make("cosine")
-    sampler = weighting.make_t_sampler("adaptive", num_bins=20, logsnr_lo=-10.0, logsnr_hi=10.0,
-                                       decay=0.0, uniform_mix=0.1)
+    sampler = weighting.make_t_sampler(
+        "adaptive", num_bins=20, logsnr_lo=-10.0, logsnr_hi=10.0, decay=0.0, uniform_mix=0.1
+    )
     state = sampler.init()
     chex.assert_shape(state["ema"], (20,))
     lam = jnp.linspace(-9.9, 9.9, 200)

@@ -14,8 +14,12 @@ class LearnedLinearTest(chex.TestCase):
     module = learned.LearnedLogSNR(nonlinear=False)
     params = module.init(jax.random.key(0), jnp.zeros((1,)))["params"]
     self.assertEqual(set(params), {"l1", "logsnr_max", "logsnr_min"})
-    params = dict(params, logsnr_max=jnp.asarray(9.0), logsnr_min=jnp.asarray(-3.0),
-                  l1={"kernel": jnp.full((1, 1), -2.5), "bias": jnp.full((1,), 0.7)})
+    params = dict(
+        params,
+        logsnr_max=jnp.asarray(9.0),
+        logsnr_min=jnp.asarray(-3.0),
+        l1={"kernel": jnp.full((1, 1), -2.5), "bias": jnp.full((1,), 0.7)},
+    )
     schedule = module.bind({"params": params})
     t = jnp.linspace(0.0, 1.0, 11)
     np.testing.assert_allclose(schedule.logsnr(t), 9.0 - 12.0 * np.asarray(t), rtol=1e-6, atol=1e-5)

@@ -28,8 +28,15 @@ KNOBS = tuple(inspect.signature(augment.edm_augment).parameters)[3:]  # all but 
 # Jitted once per (shape, knobs): far cheaper on CPU than eager op-by-op dispatch and compiles.
 _augment = jax.jit(augment.edm_augment, static_argnames=KNOBS)
 _warp = jax.jit(augment.warp)
-ALL_ON = dict(rotate_int=1.0, translate_int=1.0, brightness=1.0, contrast=1.0, lumaflip=1.0,
-              hue=1.0, saturation=1.0)  # with the defaults: every EDM transform
+ALL_ON = dict(
+    rotate_int=1.0,
+    translate_int=1.0,
+    brightness=1.0,
+    contrast=1.0,
+    lumaflip=1.0,
+    hue=1.0,
+    saturation=1.0,
+)  # with the defaults: every EDM transform
 
 
 def _noise_images(seed, shape):
@@ -49,8 +56,10 @@ class _PlaneWaves:
     self.phase = rng.uniform(0, 2 * np.pi, size=(b, c, 3))
 
   def at(self, rows, cols):
-    arg = (self.freq[:, None, None, :, :, 0] * rows[..., None, None]
-           + self.freq[:, None, None, :, :, 1] * cols[..., None, None])
+    arg = (
+        self.freq[:, None, None, :, :, 0] * rows[..., None, None]
+        + self.freq[:, None, None, :, :, 1] * cols[..., None, None]
+    )
     return np.cos(2 * np.pi * arg + self.phase[:, None, None]).mean(-1)
 
   def images(self, n):
@@ -66,6 +75,7 @@ def _g_inv_from_labels(labels, h, w, *, aniso_sign=None):
   reciprocal stretches: aniso_sign=±1 picks (±|label|, angle of ±label); None takes r = 0 and
   w = the first label (the only pre-image when aniso_rotate_prob = 0).
   """
+
   def rot(t):
     return np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
 
@@ -115,40 +125,199 @@ def _inside(src, n, margin):
 # scale=1, rotate_frac=1, aniso=1, translate_frac=1) applied to _PlaneWaves(12, 1, seed=7)
 # .images(24) as float32 NCHW. Its labels, and its output at 4 pixels per image whose sources lie
 # ≥ 3 pixels inside the image (for both pre-images of the aniso label).
-EDM_LABELS = np.array([
-    [0.000000, 0.000000, 0.191869, -0.167958, 0.554713, 0.175283, 0.000000, -0.299384, 0.171511],
-    [1.000000, 1.000000, 1.263795, -0.136805, -0.504871, -0.919441, 0.149534, -0.187778, 0.876045],
-    [1.000000, 1.000000, -1.290435, -0.130686, -0.494261, 0.944434, -1.172410, 1.915898, -0.287087],
-    [0.000000, 1.000000, -0.791103, -0.867679, -0.991207, -0.626811, 0.209777, 0.690195, 1.021640],
-    [1.000000, 1.000000, -0.020879, -0.645221, 0.934950, 1.318161, 0.115384, -2.321702, -0.074395],
-    [1.000000, 0.000000, -0.718480, -1.285933, -0.958250, 0.035760, -0.009936, -1.196410, -1.092224],
-    [1.000000, 1.000000, 0.518637, -0.593047, 0.913449, -0.229237, -0.169185, 0.197028, 0.392026],
-    [1.000000, 0.000000, -1.312522, -1.017932, 0.999839, 0.055234, -0.121474, -1.177332, 0.594526],
-    [1.000000, 1.000000, 0.191995, -1.627377, 0.778715, -1.866974, 0.312280, -0.559630, 0.662274],
-    [1.000000, 0.000000, 0.542771, -0.614159, 0.922565, 3.111044, 0.000000, 0.533472, -1.206302],
-    [1.000000, 1.000000, -2.218779, -1.999480, -0.032242, 0.452619, -0.072543, 0.406887, 0.607440],
-    [0.000000, 1.000000, 0.258985, -1.450339, -0.892858, -0.335988, -0.000000, 0.394587, -0.547157],
-])
+EDM_LABELS = np.array(
+    [
+        [
+            0.000000,
+            0.000000,
+            0.191869,
+            -0.167958,
+            0.554713,
+            0.175283,
+            0.000000,
+            -0.299384,
+            0.171511,
+        ],
+        [
+            1.000000,
+            1.000000,
+            1.263795,
+            -0.136805,
+            -0.504871,
+            -0.919441,
+            0.149534,
+            -0.187778,
+            0.876045,
+        ],
+        [
+            1.000000,
+            1.000000,
+            -1.290435,
+            -0.130686,
+            -0.494261,
+            0.944434,
+            -1.172410,
+            1.915898,
+            -0.287087,
+        ],
+        [
+            0.000000,
+            1.000000,
+            -0.791103,
+            -0.867679,
+            -0.991207,
+            -0.626811,
+            0.209777,
+            0.690195,
+            1.021640,
+        ],
+        [
+            1.000000,
+            1.000000,
+            -0.020879,
+            -0.645221,
+            0.934950,
+            1.318161,
+            0.115384,
+            -2.321702,
+            -0.074395,
+        ],
+        [
+            1.000000,
+            0.000000,
+            -0.718480,
+            -1.285933,
+            -0.958250,
+            0.035760,
+            -0.009936,
+            -1.196410,
+            -1.092224,
+        ],
+        [
+            1.000000,
+            1.000000,
+            0.518637,
+            -0.593047,
+            0.913449,
+            -0.229237,
+            -0.169185,
+            0.197028,
+            0.392026,
+        ],
+        [
+            1.000000,
+            0.000000,
+            -1.312522,
+            -1.017932,
+            0.999839,
+            0.055234,
+            -0.121474,
+            -1.177332,
+            0.594526,
+        ],
+        [
+            1.000000,
+            1.000000,
+            0.191995,
+            -1.627377,
+            0.778715,
+            -1.866974,
+            0.312280,
+            -0.559630,
+            0.662274,
+        ],
+        [
+            1.000000,
+            0.000000,
+            0.542771,
+            -0.614159,
+            0.922565,
+            3.111044,
+            0.000000,
+            0.533472,
+            -1.206302,
+        ],
+        [
+            1.000000,
+            1.000000,
+            -2.218779,
+            -1.999480,
+            -0.032242,
+            0.452619,
+            -0.072543,
+            0.406887,
+            0.607440,
+        ],
+        [
+            0.000000,
+            1.000000,
+            0.258985,
+            -1.450339,
+            -0.892858,
+            -0.335988,
+            -0.000000,
+            0.394587,
+            -0.547157,
+        ],
+    ]
+)
 EDM_PIXELS = [  # (example, row, col, EDM's output value) at interior pixels
-    (0, 9, 1, -0.221092), (0, 12, 14, -0.537532), (0, 17, 17, 0.220514), (0, 14, 11, -0.364380),
-    (1, 4, 9, -0.343462), (1, 19, 5, 0.339359), (1, 9, 5, 0.306859), (1, 16, 13, -0.723810),
-    (2, 13, 15, 0.312081), (2, 16, 20, 0.001775), (2, 11, 18, 0.268424), (2, 12, 15, 0.219659),
-    (3, 7, 20, -0.332111), (3, 19, 14, -0.334332), (3, 17, 14, -0.301962), (3, 13, 15, -0.091301),
-    (4, 14, 11, -0.431276), (4, 6, 13, -0.387809), (4, 16, 10, -0.634683), (4, 15, 5, -0.517663),
-    (5, 5, 13, 0.095565), (5, 9, 2, 0.420597), (5, 8, 6, 0.604127), (5, 2, 7, 0.744874),
-    (6, 15, 19, -0.245542), (6, 2, 8, -0.426783), (6, 6, 16, -0.216363), (6, 2, 9, -0.410833),
-    (7, 15, 8, 0.502890), (7, 17, 10, 0.547986), (7, 12, 5, 0.036436), (7, 13, 7, 0.372572),
-    (8, 12, 8, -0.505129), (8, 16, 6, 0.054718), (8, 20, 13, 0.389418), (8, 15, 17, -0.551402),
-    (9, 6, 18, -0.864517), (9, 12, 18, 0.100216), (9, 9, 11, -0.319104), (9, 3, 18, -0.494340),
-    (10, 11, 15, 0.179783), (10, 12, 11, -0.619419), (10, 13, 16, 0.413291), (10, 13, 7, -0.620153),
-    (11, 10, 19, 0.066677), (11, 13, 2, -0.124045), (11, 17, 14, -0.183218), (11, 8, 7, -0.821308),
+    (0, 9, 1, -0.221092),
+    (0, 12, 14, -0.537532),
+    (0, 17, 17, 0.220514),
+    (0, 14, 11, -0.364380),
+    (1, 4, 9, -0.343462),
+    (1, 19, 5, 0.339359),
+    (1, 9, 5, 0.306859),
+    (1, 16, 13, -0.723810),
+    (2, 13, 15, 0.312081),
+    (2, 16, 20, 0.001775),
+    (2, 11, 18, 0.268424),
+    (2, 12, 15, 0.219659),
+    (3, 7, 20, -0.332111),
+    (3, 19, 14, -0.334332),
+    (3, 17, 14, -0.301962),
+    (3, 13, 15, -0.091301),
+    (4, 14, 11, -0.431276),
+    (4, 6, 13, -0.387809),
+    (4, 16, 10, -0.634683),
+    (4, 15, 5, -0.517663),
+    (5, 5, 13, 0.095565),
+    (5, 9, 2, 0.420597),
+    (5, 8, 6, 0.604127),
+    (5, 2, 7, 0.744874),
+    (6, 15, 19, -0.245542),
+    (6, 2, 8, -0.426783),
+    (6, 6, 16, -0.216363),
+    (6, 2, 9, -0.410833),
+    (7, 15, 8, 0.502890),
+    (7, 17, 10, 0.547986),
+    (7, 12, 5, 0.036436),
+    (7, 13, 7, 0.372572),
+    (8, 12, 8, -0.505129),
+    (8, 16, 6, 0.054718),
+    (8, 20, 13, 0.389418),
+    (8, 15, 17, -0.551402),
+    (9, 6, 18, -0.864517),
+    (9, 12, 18, 0.100216),
+    (9, 9, 11, -0.319104),
+    (9, 3, 18, -0.494340),
+    (10, 11, 15, 0.179783),
+    (10, 12, 11, -0.619419),
+    (10, 13, 16, 0.413291),
+    (10, 13, 7, -0.620153),
+    (11, 10, 19, 0.066677),
+    (11, 13, 2, -0.124045),
+    (11, 17, 14, -0.183218),
+    (11, 8, 7, -0.821308),
 ]
 
 
 class ShapesAndIdentityTest(chex.TestCase):
 
-  @parameterized.parameters(((3, 8, 8, 3), jnp.float32), ((2, 6, 10, 1), jnp.float32),
-                            ((4, 8, 8, 3), jnp.bfloat16))
+  @parameterized.parameters(
+      ((3, 8, 8, 3), jnp.float32), ((2, 6, 10, 1), jnp.float32), ((4, 8, 8, 3), jnp.bfloat16)
+  )
   def test_shapes_and_dtypes(self, shape, dtype):
     x = _noise_images(0, shape).astype(dtype)
     x_aug, labels = _augment(jax.random.PRNGKey(1), x, p=1.0)
@@ -194,8 +363,9 @@ class ShapesAndIdentityTest(chex.TestCase):
     x = _noise_images(3, (6, 8, 8, 3))
     traced = jax.jit(lambda rng, x, p: augment.edm_augment(rng, x, p))
     constant = jax.jit(lambda rng, x: augment.edm_augment(rng, x, 0.5))
-    chex.assert_trees_all_close(traced(jax.random.PRNGKey(5), x, 0.5),
-                                constant(jax.random.PRNGKey(5), x), atol=1e-6)
+    chex.assert_trees_all_close(
+        traced(jax.random.PRNGKey(5), x, 0.5), constant(jax.random.PRNGKey(5), x), atol=1e-6
+    )
 
   def test_bad_arguments_raise(self):
     x = _noise_images(0, (2, 8, 8, 3))
@@ -219,8 +389,7 @@ class PixelBlittingTest(chex.TestCase):
 
   def test_flips_match_numpy_and_set_their_labels(self):
     x = np.asarray(_noise_images(0, (64, 5, 6, 3)))
-    x_aug, labels = _augment(jax.random.PRNGKey(0), x, p=1.0, yflip=1.0, xflip=1.0,
-                                        **GEOMETRIC_OFF)
+    x_aug, labels = _augment(jax.random.PRNGKey(0), x, p=1.0, yflip=1.0, xflip=1.0, **GEOMETRIC_OFF)
     chex.assert_shape(labels, (64, 2))
     self.assertTrue(set(np.unique(labels)) <= {0.0, 1.0})
     for i, (fx, fy) in enumerate(np.asarray(labels, int)):
@@ -233,8 +402,7 @@ class PixelBlittingTest(chex.TestCase):
 
   def test_rotate_int_matches_rot90(self):
     x = np.asarray(_noise_images(1, (48, 5, 5, 2)))
-    x_aug, labels = _augment(jax.random.PRNGKey(1), x, p=1.0, rotate_int=1.0,
-                                        **ALL_OFF)
+    x_aug, labels = _augment(jax.random.PRNGKey(1), x, p=1.0, rotate_int=1.0, **ALL_OFF)
     # EDM's two labels (k ∈ {1, 2}, k ∈ {2, 3}) for a rotation by k·90° counter-clockwise.
     k_of = {(0, 0): 0, (1, 0): 1, (1, 1): 2, (0, 1): 3}
     ks = [k_of[tuple(l)] for l in np.asarray(labels, int)]
@@ -245,8 +413,9 @@ class PixelBlittingTest(chex.TestCase):
   def test_translate_int_matches_reflect_padded_crop(self):
     b, h, w, tmax = 64, 6, 9, 0.5
     x = np.asarray(_noise_images(2, (b, h, w, 3)))
-    x_aug, labels = _augment(jax.random.PRNGKey(2), x, p=1.0, translate_int=1.0,
-                                        translate_int_max=tmax, **ALL_OFF)
+    x_aug, labels = _augment(
+        jax.random.PRNGKey(2), x, p=1.0, translate_int=1.0, translate_int_max=tmax, **ALL_OFF
+    )
     tx = np.asarray(labels[:, 0]) * w * tmax
     ty = np.asarray(labels[:, 1]) * h * tmax
     np.testing.assert_allclose(tx, np.round(tx), atol=1e-5)  # labels are shift / (size·max)
@@ -258,7 +427,7 @@ class PixelBlittingTest(chex.TestCase):
       # EDM: out[y, x] = in[y + ty, x − tx] (content moves right by tx and up by ty); this and
       # the rot90 / colour brute forces here reproduce NVlabs/edm's output exactly (checked
       # offline with torch; the warp's reference data is EDM_PIXELS).
-      want = padded[h - 1 + ty[i]:h - 1 + ty[i] + h, w - 1 - tx[i]:w - 1 - tx[i] + w]
+      want = padded[h - 1 + ty[i] : h - 1 + ty[i] + h, w - 1 - tx[i] : w - 1 - tx[i] + w]
       np.testing.assert_array_equal(x_aug[i], want)
     self.assertGreater(len(set(tx)), 5)
 
@@ -267,7 +436,7 @@ class PixelBlittingTest(chex.TestCase):
     shift = np.array([[[1, 0, 3.0], [0, 1, -2.0], [0, 0, 1]]])  # out(q) = x(q + (3, −2))
     got = _warp(jnp.asarray(x), jnp.asarray(shift, jnp.float32))
     padded = np.pad(x[0], ((6, 6), (6, 6), (0, 0)), mode="reflect")
-    np.testing.assert_allclose(got[0], padded[6 - 2:6 - 2 + 7, 6 + 3:6 + 3 + 7], atol=1e-5)
+    np.testing.assert_allclose(got[0], padded[6 - 2 : 6 - 2 + 7, 6 + 3 : 6 + 3 + 7], atol=1e-5)
     quarter = np.array([[[0, -1, 0.0], [1, 0, 0], [0, 0, 1]]])  # R(π/2): counter-clockwise
     got = _warp(jnp.asarray(x), jnp.asarray(quarter, jnp.float32))
     np.testing.assert_allclose(got[0], np.rot90(x[0], 1, axes=(0, 1)), atol=1e-5)
@@ -299,8 +468,9 @@ class LabelStatisticsTest(chex.TestCase):
 
   @parameterized.parameters(1.0, 0.25)
   def test_rotation_angle_is_uniform(self, rotate_frac_max):
-    labels = self._labels(1, p=1.0, rotate_frac_max=rotate_frac_max,
-                          **dict(ALL_OFF, rotate_frac=1.0))
+    labels = self._labels(
+        1, p=1.0, rotate_frac_max=rotate_frac_max, **dict(ALL_OFF, rotate_frac=1.0)
+    )
     np.testing.assert_allclose((labels[:, 0] + 1) ** 2 + labels[:, 1] ** 2, 1.0, atol=1e-5)
     theta = np.arctan2(labels[:, 1], labels[:, 0] + 1)
     half_range = np.pi * rotate_frac_max
@@ -322,8 +492,9 @@ class LabelStatisticsTest(chex.TestCase):
     self.assertLess(abs(np.corrcoef(labels.T)[0, 1]), 5 / math.sqrt(self.N))
 
   def test_colour_labels(self):
-    labels = self._labels(4, p=1.0, brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0,
-                          saturation=1.0, **ALL_OFF)
+    labels = self._labels(
+        4, p=1.0, brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0, saturation=1.0, **ALL_OFF
+    )
     chex.assert_shape(labels, (self.N, 6))
     for col in (0, 1, 5):  # brightness, contrast, saturation: N(0, 1)
       self.assert_law(labels[:, col], "norm")
@@ -334,9 +505,14 @@ class LabelStatisticsTest(chex.TestCase):
   def test_edm_probabilities_at_p_0_12(self):
     """xflip = 1e8 flips half of all images; every other transform fires with probability 0.12."""
     labels = self._labels(5)  # EDM's CIFAR-10 setting
-    fired = dict(xflip=labels[:, 0] == 1, yflip=labels[:, 1] == 1, scale=labels[:, 2] != 0,
-                 rotate=labels[:, 4] != 0, aniso=labels[:, 5] != 0,
-                 translate=labels[:, 7] != 0)
+    fired = dict(
+        xflip=labels[:, 0] == 1,
+        yflip=labels[:, 1] == 1,
+        scale=labels[:, 2] != 0,
+        rotate=labels[:, 4] != 0,
+        aniso=labels[:, 5] != 0,
+        translate=labels[:, 7] != 0,
+    )
     want = dict(xflip=0.5, yflip=0.06, scale=0.12, rotate=0.12, aniso=0.12, translate=0.12)
     for name, hits in fired.items():
       tol = 5 * math.sqrt(want[name] * (1 - want[name]) / self.N)
@@ -356,8 +532,9 @@ class GeometryTest(chex.TestCase):
 
   def _run(self, waves, seed, **knobs):
     x = waves.images(self.N)
-    x_aug, labels = _augment(jax.random.PRNGKey(seed), jnp.asarray(x, jnp.float32),
-                                        p=1.0, xflip=0.0, yflip=0.0, **knobs)
+    x_aug, labels = _augment(
+        jax.random.PRNGKey(seed), jnp.asarray(x, jnp.float32), p=1.0, xflip=0.0, yflip=0.0, **knobs
+    )
     return x, np.asarray(x_aug, np.float64), np.asarray(labels, np.float64)
 
   def assert_close_to_exact_image(self, waves, x_aug, src, tol):
@@ -376,12 +553,14 @@ class GeometryTest(chex.TestCase):
     for i in range(len(x)):
       # Counter-clockwise as displayed, like scipy's positive angles; scipy's `mirror` is EDM's
       # (torch's) `reflect` padding. Same cubic-spline interpolant: equal on the whole image.
-      want = ndimage.rotate(x[i, ..., 0], np.degrees(theta[i]), reshape=False, order=3,
-                            mode="mirror")
+      want = ndimage.rotate(
+          x[i, ..., 0], np.degrees(theta[i]), reshape=False, order=3, mode="mirror"
+      )
       np.testing.assert_allclose(x_aug[i, ..., 0], want, atol=1e-4)
       if abs(np.sin(theta[i])) > 0.2:  # and not the other way round
-        wrong = ndimage.rotate(x[i, ..., 0], -np.degrees(theta[i]), reshape=False, order=3,
-                               mode="mirror")
+        wrong = ndimage.rotate(
+            x[i, ..., 0], -np.degrees(theta[i]), reshape=False, order=3, mode="mirror"
+        )
         self.assertGreater(np.abs(x_aug[i, ..., 0] - wrong).max(), 0.1)
     _, src = _scipy_warp(x, _g_inv_from_labels(np.pad(labels, ((0, 0), (1, 4))), self.N, self.N))
     self.assert_close_to_exact_image(waves, x_aug, src, tol=3e-3)
@@ -397,10 +576,20 @@ class GeometryTest(chex.TestCase):
   def test_rotated_aniso_is_one_of_the_two_label_preimages(self):
     waves = _PlaneWaves(16, 1, seed=2)
     x, x_aug, labels = self._run(waves, 2, **dict(GEOMETRIC_OFF, aniso=1.0))
-    errors = np.stack([
-        np.abs(x_aug - _scipy_warp(x, _g_inv_from_labels(
-            np.pad(labels, ((0, 0), (3, 2))), self.N, self.N, aniso_sign=sign))[0]).max((1, 2, 3))
-        for sign in (1.0, -1.0)])  # [2, B]
+    errors = np.stack(
+        [
+            np.abs(
+                x_aug
+                - _scipy_warp(
+                    x,
+                    _g_inv_from_labels(
+                        np.pad(labels, ((0, 0), (3, 2))), self.N, self.N, aniso_sign=sign
+                    ),
+                )[0]
+            ).max((1, 2, 3))
+            for sign in (1.0, -1.0)
+        ]
+    )  # [2, B]
     self.assertLess(errors.min(axis=0).max(), 1e-4)
     # Both pre-images occur, and they are different images: EDM's label is ambiguous.
     distinct = errors.max(axis=0) > 0.05
@@ -410,8 +599,9 @@ class GeometryTest(chex.TestCase):
     waves = _PlaneWaves(16, 3, seed=3)
     x, x_aug, labels = self._run(waves, 3, aniso_rotate_prob=0.0)
     g_inv = _g_inv_from_labels(labels, self.N, self.N)
-    back = np.asarray(_warp(jnp.asarray(x_aug, jnp.float32),
-                                   jnp.asarray(np.linalg.inv(g_inv), jnp.float32)))
+    back = np.asarray(
+        _warp(jnp.asarray(x_aug, jnp.float32), jnp.asarray(np.linalg.inv(g_inv), jnp.float32))
+    )
     # Round trip q → G q (a pixel position in x_aug) → q (in x): keep the q whose 4x4 spline
     # neighbourhood around G q was itself computed from sources well inside x.
     _, src_fwd = _scipy_warp(x[..., :1], g_inv)
@@ -457,8 +647,14 @@ class ColourTest(chex.TestCase):
   @parameterized.parameters(3, 1)
   def test_brightness_then_contrast(self, c):
     x = np.asarray(_noise_images(0, (32, 4, 4, c)), np.float64)
-    x_aug, labels = _augment(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32),
-                                        p=1.0, brightness=1.0, contrast=1.0, **ALL_OFF)
+    x_aug, labels = _augment(
+        jax.random.PRNGKey(0),
+        jnp.asarray(x, jnp.float32),
+        p=1.0,
+        brightness=1.0,
+        contrast=1.0,
+        **ALL_OFF,
+    )
     labels = np.asarray(labels, np.float64)
     b = 0.2 * labels[:, 0]
     gain = 2.0 ** (0.5 * labels[:, 1])
@@ -468,8 +664,9 @@ class ColourTest(chex.TestCase):
   def test_every_colour_transform_rgb(self):
     x = np.asarray(_noise_images(1, (32, 3, 3, 3)), np.float64)
     knobs = dict(brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0, saturation=1.0)
-    x_aug, labels = _augment(jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32),
-                                        p=0.6, **knobs, **ALL_OFF)
+    x_aug, labels = _augment(
+        jax.random.PRNGKey(1), jnp.asarray(x, jnp.float32), p=0.6, **knobs, **ALL_OFF
+    )
     labels = np.asarray(labels, np.float64)
     grey = np.full(3, 1 / math.sqrt(3))
     proj = np.outer(grey, grey)
@@ -478,15 +675,22 @@ class ColourTest(chex.TestCase):
       rgb = 2.0 ** (0.5 * con) * (rgb + 0.2 * bri)
       rgb = (np.eye(3) - 2 * flip * proj) @ rgb
       rgb = transform.Rotation.from_rotvec(np.arctan2(hs, hc + 1) * grey).as_matrix() @ rgb
-      rgb = (proj + 2.0 ** sat * (np.eye(3) - proj)) @ rgb
+      rgb = (proj + 2.0**sat * (np.eye(3) - proj)) @ rgb
       np.testing.assert_allclose(x_aug[i], rgb.T.reshape(x[i].shape), atol=1e-5)
     self.assertTrue(np.all(np.abs(labels).sum(axis=0) > 0))  # every transform fired somewhere
 
   def test_grey_images_follow_edm_channel_average(self):
     """C = 1: gain = mean row sum of the RGB block (lumaflip negates, hue/saturation are no-ops)."""
     x = np.asarray(_noise_images(2, (32, 3, 3, 1)), np.float64)
-    x_aug, labels = _augment(jax.random.PRNGKey(2), jnp.asarray(x, jnp.float32),
-                                        p=0.6, lumaflip=1.0, hue=1.0, saturation=1.0, **ALL_OFF)
+    x_aug, labels = _augment(
+        jax.random.PRNGKey(2),
+        jnp.asarray(x, jnp.float32),
+        p=0.6,
+        lumaflip=1.0,
+        hue=1.0,
+        saturation=1.0,
+        **ALL_OFF,
+    )
     flip = np.asarray(labels[:, 0], np.float64)
     np.testing.assert_allclose(x_aug, (1 - 2 * flip)[:, None, None, None] * x, atol=1e-5)
     self.assertTrue(0 < flip.mean() < 1)

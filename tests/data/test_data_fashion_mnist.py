@@ -14,8 +14,11 @@ from diffjax import data
 from diffjax.data import fashion_mnist
 from diffjax.data import idx
 
-REAL = all(os.path.isfile(os.path.join(fashion_mnist.DEFAULT_PATH, stem + ".gz"))
-           for pair in fashion_mnist.FILES.values() for stem in pair)
+REAL = all(
+    os.path.isfile(os.path.join(fashion_mnist.DEFAULT_PATH, stem + ".gz"))
+    for pair in fashion_mnist.FILES.values()
+    for stem in pair
+)
 
 
 class IdxTest(chex.TestCase):
@@ -40,8 +43,11 @@ class IdxTest(chex.TestCase):
     np.testing.assert_array_equal(got, [258, -2])
     self.assertTrue(got.dtype.isnative)
 
-  @parameterized.product(dtype=["uint8", "int8", "int16", "int32", "float32", "float64"],
-                         shape=[(7,), (3, 4, 5), (0, 2)], gz=[True, False])
+  @parameterized.product(
+      dtype=["uint8", "int8", "int16", "int32", "float32", "float64"],
+      shape=[(7,), (3, 4, 5), (0, 2)],
+      gz=[True, False],
+  )
   def test_round_trip(self, dtype, shape, gz):
     rng = np.random.default_rng(0)
     array = (rng.standard_normal(shape) * 100).astype(dtype)
@@ -50,7 +56,7 @@ class IdxTest(chex.TestCase):
     back = idx.read_idx(path)
     self.assertEqual(back.dtype, array.dtype)
     np.testing.assert_array_equal(back, array)
-    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+    with gzip.open(path, "rb") if gz else open(path, "rb") as f:
       header = f.read(4 + 4 * len(shape))
     self.assertEqual(struct.unpack(f">{len(shape)}I", header[4:]), shape)
 
@@ -95,8 +101,9 @@ class FashionMnistTest(chex.TestCase):
       batch, ids = ds.batch(step), ds.indices(step)
       chex.assert_shape(batch["x"], (6, 28, 28, 1))
       chex.assert_type([batch["x"], batch["label"]], [np.float32, np.int32])
-      np.testing.assert_allclose(batch["x"][..., 0], self.images[split][ids] / 127.5 - 1.0,
-                                 atol=1e-6)
+      np.testing.assert_allclose(
+          batch["x"][..., 0], self.images[split][ids] / 127.5 - 1.0, atol=1e-6
+      )
       np.testing.assert_array_equal(batch["label"], self.labels[split][ids])
       seen.extend(ids.tolist())
     np.testing.assert_array_equal(np.sort(seen[:n]), np.arange(n))  # first epoch covers all
@@ -111,14 +118,17 @@ class FashionMnistTest(chex.TestCase):
     border = np.ones((32, 32), bool)
     border[2:30, 2:30] = False
     np.testing.assert_array_equal(x[:, border], -1.0)
-    np.testing.assert_allclose(x[:, 2:30, 2:30, 0],
-                               self.images["train"][ds.indices(0)] / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        x[:, 2:30, 2:30, 0], self.images["train"][ds.indices(0)] / 127.5 - 1.0, atol=1e-6
+    )
 
   def test_missing_files_say_how_to_get_them(self):
     missing = os.path.join(self.dir, "nowhere")
-    with self.assertRaisesRegex(FileNotFoundError,
-                                r"nowhere/train-images-idx3-ubyte\.gz(.|\n)*make fashion-mnist"
-                                r"(.|\n)*--config\.data\.path"):
+    with self.assertRaisesRegex(
+        FileNotFoundError,
+        r"nowhere/train-images-idx3-ubyte\.gz(.|\n)*make fashion-mnist"
+        r"(.|\n)*--config\.data\.path",
+    ):
       data.make(dict(name="fashion_mnist", batch_size=2, path=missing), seed=0)
     with self.assertRaisesRegex(ValueError, "split"):
       data.make(dict(name="fashion_mnist", batch_size=2, path=self.dir), seed=0, split="valid")

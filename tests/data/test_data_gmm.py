@@ -16,8 +16,10 @@ from diffjax.data import gmm
 
 def _scipy_log_prob(mix, x, sigma=0.0):
   """Brute force: log Σ_k w_k N(x; μ_k, C_k + σ² I) with scipy, float64 [n]."""
-  comps = [np.log(w) + stats.multivariate_normal(m, c + sigma**2 * np.eye(mix.dim)).logpdf(x)
-           for w, m, c in zip(mix.weights, mix.means, mix.covs)]
+  comps = [
+      np.log(w) + stats.multivariate_normal(m, c + sigma**2 * np.eye(mix.dim)).logpdf(x)
+      for w, m, c in zip(mix.weights, mix.means, mix.covs)
+  ]
   return special.logsumexp(np.stack(comps, -1).reshape(len(x), -1), axis=-1)
 
 
@@ -36,7 +38,8 @@ def _mix(name):
 
 def _points(mix, n=11, seed=0):
   return gmm.sample(mix, np.random.default_rng(seed), n) + np.random.default_rng(
-      seed + 1).standard_normal((n, mix.dim))
+      seed + 1
+  ).standard_normal((n, mix.dim))
 
 
 class DensityTest(chex.TestCase):
@@ -60,8 +63,14 @@ class DensityTest(chex.TestCase):
     chex.assert_shape(got, x.shape)
     np.testing.assert_allclose(got, grad, rtol=1e-4, atol=1e-4)
     h = 1e-5  # central differences of the scipy density (float64)
-    fd = np.stack([(_scipy_log_prob(mix, x + h * e, sigma) - _scipy_log_prob(mix, x - h * e, sigma))
-                   / (2 * h) for e in np.eye(mix.dim)], axis=-1)
+    fd = np.stack(
+        [
+            (_scipy_log_prob(mix, x + h * e, sigma) - _scipy_log_prob(mix, x - h * e, sigma))
+            / (2 * h)
+            for e in np.eye(mix.dim)
+        ],
+        axis=-1,
+    )
     np.testing.assert_allclose(gmm.score(mix, x, sigma, xp=np), fd, rtol=1e-5, atol=1e-6)
 
   def test_per_example_sigma_and_batch_dims(self):
@@ -69,12 +78,15 @@ class DensityTest(chex.TestCase):
     x = _points(mix, n=6)
     sigma = np.array([0.0, 0.1, 0.5, 1.0, 3.0, 10.0])
     got = gmm.log_prob(mix, x, sigma, xp=np)
-    want = [_scipy_log_prob(mix, x[i:i + 1], s)[0] for i, s in enumerate(sigma)]
+    want = [_scipy_log_prob(mix, x[i : i + 1], s)[0] for i, s in enumerate(sigma)]
     np.testing.assert_allclose(got, want, rtol=1e-10)
     x3 = x.reshape(2, 3, 3)
     chex.assert_shape(gmm.denoise(mix, x3, sigma.reshape(2, 3), xp=np), (2, 3, 3))
-    np.testing.assert_allclose(gmm.denoise(mix, x3, sigma.reshape(2, 3), xp=np).reshape(6, 3),
-                               gmm.denoise(mix, x, sigma, xp=np), rtol=1e-12)
+    np.testing.assert_allclose(
+        gmm.denoise(mix, x3, sigma.reshape(2, 3), xp=np).reshape(6, 3),
+        gmm.denoise(mix, x, sigma, xp=np),
+        rtol=1e-12,
+    )
 
 
 class DenoiserTest(chex.TestCase):
@@ -86,8 +98,9 @@ class DenoiserTest(chex.TestCase):
     x = _points(mix, n=7)
     tweedie = x + sigma**2 * gmm.score(mix, x, sigma, xp=np)
     np.testing.assert_allclose(gmm.denoise(mix, x, sigma, xp=np), tweedie, rtol=1e-9, atol=1e-9)
-    got = jax.jit(gmm.denoise, static_argnums=0)(mix, jnp.asarray(x, jnp.float32),
-                                                  jnp.full((7,), sigma, jnp.float32))
+    got = jax.jit(gmm.denoise, static_argnums=0)(
+        mix, jnp.asarray(x, jnp.float32), jnp.full((7,), sigma, jnp.float32)
+    )
     np.testing.assert_allclose(got, tweedie, rtol=2e-4, atol=2e-4)
 
   @parameterized.parameters(0.3, 1.5)
@@ -97,24 +110,32 @@ class DenoiserTest(chex.TestCase):
     prior = lambda x0: float(np.exp(_scipy_log_prob(mix, np.array([[x0]]))[0]))
     for x in (-3.0, 0.2, 4.0):
       # Integrate over each prior component's ±12 std window (where the integrand lives).
-      windows = [(m[0] - 12 * np.sqrt(c[0, 0]), m[0] + 12 * np.sqrt(c[0, 0]))
-                 for m, c in zip(mix.means, mix.covs)]
+      windows = [
+          (m[0] - 12 * np.sqrt(c[0, 0]), m[0] + 12 * np.sqrt(c[0, 0]))
+          for m, c in zip(mix.means, mix.covs)
+      ]
       lik = lambda x0: stats.norm.pdf(x, loc=x0, scale=sigma)
       lo, hi = min(w[0] for w in windows), max(w[1] for w in windows)
       breaks = sorted({b for w in windows for b in w} | {float(m[0]) for m in mix.means})
-      num = integrate.quad(lambda x0: x0 * prior(x0) * lik(x0), lo, hi, points=breaks,
-                           limit=500, epsabs=1e-13)[0]
-      den = integrate.quad(lambda x0: prior(x0) * lik(x0), lo, hi, points=breaks, limit=500,
-                           epsabs=1e-13)[0]
-      self.assertAlmostEqual(float(gmm.denoise(mix, np.array([[x]]), sigma, xp=np)[0, 0]),
-                             num / den, places=7)
+      num = integrate.quad(
+          lambda x0: x0 * prior(x0) * lik(x0), lo, hi, points=breaks, limit=500, epsabs=1e-13
+      )[0]
+      den = integrate.quad(
+          lambda x0: prior(x0) * lik(x0), lo, hi, points=breaks, limit=500, epsabs=1e-13
+      )[0]
+      self.assertAlmostEqual(
+          float(gmm.denoise(mix, np.array([[x]]), sigma, xp=np)[0, 0]), num / den, places=7
+      )
 
   def test_denoiser_limits(self):
     mix = _mix("full_2d")
     x = _points(mix, n=4)
     np.testing.assert_allclose(gmm.denoise(mix, x, 1e-6, xp=np), x, atol=1e-8)  # σ → 0: x
-    np.testing.assert_allclose(gmm.denoise(mix, x, 1e6, xp=np),  # σ → ∞: the prior mean
-                               np.broadcast_to(mix.mean(), x.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        gmm.denoise(mix, x, 1e6, xp=np),  # σ → ∞: the prior mean
+        np.broadcast_to(mix.mean(), x.shape),
+        atol=1e-6,
+    )
 
 
 class MixtureTest(chex.TestCase):
@@ -125,13 +146,18 @@ class MixtureTest(chex.TestCase):
     x = gmm.sample(mix, np.random.default_rng(0), 100_000)
     cov = mix.covariance()
     # Law of total covariance vs an independent sum over components.
-    brute = sum(w * (c + np.outer(m - mix.mean(), m - mix.mean()))
-                for w, m, c in zip(mix.weights, mix.means, mix.covs))
+    brute = sum(
+        w * (c + np.outer(m - mix.mean(), m - mix.mean()))
+        for w, m, c in zip(mix.weights, mix.means, mix.covs)
+    )
     np.testing.assert_allclose(cov, brute, rtol=1e-12, atol=1e-12)
     se = np.sqrt(np.diag(cov) / len(x))
     np.testing.assert_array_less(np.abs(x.mean(0) - mix.mean()), 5 * se)
-    np.testing.assert_allclose(np.cov(x.T).reshape(cov.shape), cov,
-                               atol=5 * np.sqrt(2 * np.max(np.diag(cov))**2 * 4 / len(x)))
+    np.testing.assert_allclose(
+        np.cov(x.T).reshape(cov.shape),
+        cov,
+        atol=5 * np.sqrt(2 * np.max(np.diag(cov)) ** 2 * 4 / len(x)),
+    )
 
   def test_random_mixture_structure(self):
     for kind in gmm.COVARIANCE_KINDS:
@@ -154,12 +180,14 @@ class MixtureTest(chex.TestCase):
 
   def test_explicit_mixture_through_make(self):
     means = [[0.0, 0.0], [3.0, -1.0]]
-    for covs, full in (([0.25, 1.0], [np.eye(2) * 0.25, np.eye(2)]),
-                       ([[0.25, 0.5], [1.0, 2.0]], [np.diag([0.25, 0.5]), np.diag([1.0, 2.0])]),
-                       ([[[1.0, 0.5], [0.5, 1.0]], np.eye(2)],
-                        [[[1.0, 0.5], [0.5, 1.0]], np.eye(2)])):
-      ds = data.make(dict(name="gmm", batch_size=4, weights=[1.0, 3.0], means=means, covs=covs),
-                     seed=0)
+    for covs, full in (
+        ([0.25, 1.0], [np.eye(2) * 0.25, np.eye(2)]),
+        ([[0.25, 0.5], [1.0, 2.0]], [np.diag([0.25, 0.5]), np.diag([1.0, 2.0])]),
+        ([[[1.0, 0.5], [0.5, 1.0]], np.eye(2)], [[[1.0, 0.5], [0.5, 1.0]], np.eye(2)]),
+    ):
+      ds = data.make(
+          dict(name="gmm", batch_size=4, weights=[1.0, 3.0], means=means, covs=covs), seed=0
+      )
       np.testing.assert_allclose(ds.mixture.weights, [0.25, 0.75])
       np.testing.assert_allclose(ds.mixture.covs, np.asarray(full))
       self.assertEqual(ds.element_shape, (2,))
@@ -173,8 +201,7 @@ class MixtureTest(chex.TestCase):
     np.testing.assert_array_less(np.abs(x.mean(0) - ds.mixture.mean()), 5 * se)
     # Mean log-likelihood of its own samples ≈ -entropy; vs fresh samples of the same mixture.
     own = gmm.log_prob(ds.mixture, x, xp=np).mean()
-    ref = gmm.log_prob(ds.mixture, gmm.sample(ds.mixture, np.random.default_rng(9), 200_000),
-                       xp=np)
+    ref = gmm.log_prob(ds.mixture, gmm.sample(ds.mixture, np.random.default_rng(9), 200_000), xp=np)
     self.assertAlmostEqual(own, ref.mean(), delta=5 * ref.std() / np.sqrt(len(x)))
 
   @parameterized.parameters(

@@ -23,10 +23,14 @@ def _tiny_fashion_dir() -> str:
     os.makedirs(path)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 13), ("t10k", 6)):
-      idx.write_idx(os.path.join(path, f"{prefix}-images-idx3-ubyte.gz"),
-                    rng.integers(0, 256, (n, 5, 5), dtype=np.uint8))
-      idx.write_idx(os.path.join(path, f"{prefix}-labels-idx1-ubyte.gz"),
-                    rng.integers(0, 10, (n,), dtype=np.uint8))
+      idx.write_idx(
+          os.path.join(path, f"{prefix}-images-idx3-ubyte.gz"),
+          rng.integers(0, 256, (n, 5, 5), dtype=np.uint8),
+      )
+      idx.write_idx(
+          os.path.join(path, f"{prefix}-labels-idx1-ubyte.gz"),
+          rng.integers(0, 10, (n,), dtype=np.uint8),
+      )
   return path
 
 
@@ -44,8 +48,9 @@ CONFIGS = {
     "checkerboard": dict(name="checkerboard"),
     "swiss_roll": dict(name="swiss_roll"),
     "gmm": dict(name="gmm", dim=3, num_components=4, covariance="full"),
-    "arrays": dict(name="arrays", x=np.arange(22 * 3, dtype=np.float32).reshape(22, 3),
-                   label=np.arange(22) % 5),
+    "arrays": dict(
+        name="arrays", x=np.arange(22 * 3, dtype=np.float32).reshape(22, 3), label=np.arange(22) % 5
+    ),
     "fashion_mnist": dict(name="fashion_mnist", path=None, pad_to_32=True),
     "shakespeare": dict(name="shakespeare", path=None, seq_len=7, stride=3, test_fraction=0.25),
 }
@@ -139,8 +144,10 @@ class EpochTest(chex.TestCase):
     steps = -(-num_epochs * n // batch_size)
     stream = []
     for step in range(steps):
-      rows = [data.make(cfg, seed=5, process_index=p, process_count=count).batch(step)["x"][:, 0]
-              for p in range(count)]
+      rows = [
+          data.make(cfg, seed=5, process_index=p, process_count=count).batch(step)["x"][:, 0]
+          for p in range(count)
+      ]
       stream.extend(np.concatenate(rows).astype(int).tolist())
     stream = np.asarray(stream[: num_epochs * n])
     orders = stream.reshape(num_epochs, n)
@@ -166,8 +173,9 @@ class EpochTest(chex.TestCase):
       self.assertLen(np.unique(ids), 16)
 
   def test_no_shuffle_reads_in_order(self):
-    cfg = dict(name="arrays", x=np.arange(5, dtype=np.float32)[:, None], batch_size=3,
-               shuffle=False)
+    cfg = dict(
+        name="arrays", x=np.arange(5, dtype=np.float32)[:, None], batch_size=3, shuffle=False
+    )
     ds = data.make(cfg, seed=0)
     np.testing.assert_array_equal(ds.batch(1)["x"][:, 0], [3, 4, 0])
 

@@ -14,7 +14,7 @@ from diffjax.data import text
 FILES = {  # written out of name order: the corpus is in sorted name order
     "b_gut.txt": "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n",
     "a_gut.txt": "Shall I compare thee to a summer's day?\r\nThou art more lovely\tand more "
-                 "temperate.\n",
+    "temperate.\n",
     "notes.md": "ignored: does not match the pattern",
 }
 
@@ -26,8 +26,9 @@ class VocabTest(chex.TestCase):
     self.assertEqual(text.VOCAB_SIZE, 96)
     self.assertEqual(text.VOCAB[0], "\n")
     sample = "Hi, you!\n~ "
-    np.testing.assert_array_equal(text.encode(sample),
-                                  [0 if c == "\n" else ord(c) - 31 for c in sample])
+    np.testing.assert_array_equal(
+        text.encode(sample), [0 if c == "\n" else ord(c) - 31 for c in sample]
+    )
     self.assertEqual(text.decode(text.encode(sample)), sample)
     self.assertEqual(text.decode(np.array([[41, 74], [42, 75]])), "Hi\nIj")
 
@@ -49,8 +50,9 @@ class TextSourceTest(chex.TestCase):
     self.corpus = corpus.replace("\r\n", "\n").replace("\t", " ")
 
   def _make(self, split="train", **kwargs):
-    cfg = dict(name="shakespeare", batch_size=4, path=self.dir, seq_len=9, stride=4,
-               test_fraction=0.25)
+    cfg = dict(
+        name="shakespeare", batch_size=4, path=self.dir, seq_len=9, stride=4, test_fraction=0.25
+    )
     cfg.update(kwargs)
     return data.make(cfg, seed=0, split=split)
 
@@ -67,10 +69,11 @@ class TextSourceTest(chex.TestCase):
       batch, ids = ds.batch(step), ds.indices(step)
       chex.assert_shape(batch["x"], (4, 9))
       chex.assert_type(batch["x"], np.int32)
-      self.assertEqual([text.decode(row) for row in batch["x"]],
-                       [part[starts[i]:starts[i] + 9] for i in ids])
+      self.assertEqual(
+          [text.decode(row) for row in batch["x"]], [part[starts[i] : starts[i] + 9] for i in ids]
+      )
       seen.extend(ids.tolist())
-    np.testing.assert_array_equal(np.sort(seen[:len(starts)]), np.arange(len(starts)))
+    np.testing.assert_array_equal(np.sort(seen[: len(starts)]), np.arange(len(starts)))
 
   def test_default_stride_is_seq_len_and_splits_do_not_overlap(self):
     train, test = self._make(stride=None), self._make("test", stride=None)
@@ -94,8 +97,9 @@ class TextSourceTest(chex.TestCase):
 
   @absltest.skipUnless(text.default_path(), "the shakespeare package is not installed")
   def test_real_package_texts(self):
-    ds = data.make(dict(name="shakespeare", batch_size=2, seq_len=25, stride=25), seed=0,
-                   split="train")
+    ds = data.make(
+        dict(name="shakespeare", batch_size=2, seq_len=25, stride=25), seed=0, split="train"
+    )
     corpus = text.load_corpus(text.default_path(), "*_gut.txt")
     # All's Well That Ends Well comes first in name order.
     self.assertEqual(text.decode(corpus[:25]), "ALL'S WELL THAT ENDS WELL")

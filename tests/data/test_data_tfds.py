@@ -18,8 +18,9 @@ def _cfg(**kwargs):
 
 class TfdsSourceTest(chex.TestCase):
 
-  @parameterized.parameters(("train", dict(tfds_name="cifar10")),
-                            ("test", dict(name="tfds:cifar10")))
+  @parameterized.parameters(
+      ("train", dict(tfds_name="cifar10")), ("test", dict(name="tfds:cifar10"))
+  )
   def test_cifar10_batches_are_the_scaled_examples(self, split, cfg):
     with tfds.testing.mock_data(num_examples=10):
       ds = data.make(_cfg(**cfg), seed=1, split=split)
@@ -35,12 +36,15 @@ class TfdsSourceTest(chex.TestCase):
         np.testing.assert_array_equal(batch["label"], [source[int(i)]["label"] for i in ids])
         seen.extend(ids.tolist())
       for epoch in range(2):  # 5 steps x 4 = 2 epochs of 10
-        np.testing.assert_array_equal(np.sort(seen[10 * epoch:10 * epoch + 10]), np.arange(10))
+        np.testing.assert_array_equal(np.sort(seen[10 * epoch : 10 * epoch + 10]), np.arange(10))
       # Host shards union to the global batch.
-      halves = [data.make(_cfg(**cfg), seed=1, split=split, process_index=p, process_count=2)
-                for p in range(2)]
-      np.testing.assert_array_equal(np.concatenate([h.batch(3)["x"] for h in halves]),
-                                    ds.batch(3)["x"])
+      halves = [
+          data.make(_cfg(**cfg), seed=1, split=split, process_index=p, process_count=2)
+          for p in range(2)
+      ]
+      np.testing.assert_array_equal(
+          np.concatenate([h.batch(3)["x"] for h in halves]), ds.batch(3)["x"]
+      )
 
   def test_grey_images_resized_up(self):
     with tfds.testing.mock_data(num_examples=6):
@@ -71,8 +75,9 @@ class TfdsSourceTest(chex.TestCase):
 
   def test_unprepared_data_say_how_to_prepare(self):
     empty = self.enter_context(tempfile.TemporaryDirectory())
-    with self.assertRaisesRegex(FileNotFoundError, r"cifar10(.|\n)*download_and_prepare"
-                                r"(.|\n)*array_record"):
+    with self.assertRaisesRegex(
+        FileNotFoundError, r"cifar10(.|\n)*download_and_prepare" r"(.|\n)*array_record"
+    ):
       data.make(_cfg(tfds_name="cifar10", path=empty), seed=0)
 
   def test_bad_names_and_options(self):
@@ -95,8 +100,9 @@ class CropResizeTest(chex.TestCase):
     image[:, 2:8] = middle
     np.testing.assert_array_equal(tfds_images.crop_resize(image, 6, "center"), middle)
     tall = np.swapaxes(image, 0, 1)  # 10x6: crops rows
-    np.testing.assert_array_equal(tfds_images.crop_resize(tall, 6, "center"),
-                                  np.swapaxes(middle, 0, 1))
+    np.testing.assert_array_equal(
+        tfds_images.crop_resize(tall, 6, "center"), np.swapaxes(middle, 0, 1)
+    )
     # Resizing the crop never sees the margins: a constant middle stays constant.
     image[:, 2:8] = 40
     np.testing.assert_array_equal(tfds_images.crop_resize(image, 3, "center"), 40)

@@ -26,8 +26,15 @@ def _draw(name, n=N, seed=0):
 def _curve_moments(curve, lo, hi):
   """Mean [2] and second moments E[x xᵀ] [2, 2] of curve(θ), θ ~ U[lo, hi], by quadrature."""
   mean = np.array([integrate.quad(lambda t, i=i: curve(t)[i], lo, hi)[0] for i in range(2)])
-  second = np.array([[integrate.quad(lambda t, i=i, j=j: curve(t)[i] * curve(t)[j], lo, hi)[0]
-                      for j in range(2)] for i in range(2)])
+  second = np.array(
+      [
+          [
+              integrate.quad(lambda t, i=i, j=j: curve(t)[i] * curve(t)[j], lo, hi)[0]
+              for j in range(2)
+          ]
+          for i in range(2)
+      ]
+  )
   return mean / (hi - lo), second / (hi - lo)
 
 
@@ -60,8 +67,10 @@ class ToyTest(chex.TestCase):
     self.assertTrue(np.all((x >= -4) & (x < 4)))
     # Exact moments by enumerating the 8 black 2x2 cells [2i, 2i+2) x [2j, 2j+2), i + j even,
     # each uniform with probability 1/8 (a uniform on a width-2 interval has variance 4/12).
-    centres = np.array([(2 * i + 1, 2 * j + 1) for i in range(-2, 2) for j in range(-2, 2)
-                        if (i + j) % 2 == 0], dtype=np.float64)
+    centres = np.array(
+        [(2 * i + 1, 2 * j + 1) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0],
+        dtype=np.float64,
+    )
     self.assertLen(centres, 8)
     mean = centres.mean(0)
     cov = (centres.T @ centres) / 8 + np.eye(2) * 4 / 12 - np.outer(mean, mean)
@@ -97,8 +106,9 @@ class ToyTest(chex.TestCase):
 
   def test_swiss_roll_moments_match_quadrature(self):
     # s ~ U[1.5π, 4.5π], (s cos s, s sin s) + N(0, I), all / 5.
-    mean, second = _curve_moments(lambda s: (s * math.cos(s), s * math.sin(s)), 1.5 * math.pi,
-                                  4.5 * math.pi)
+    mean, second = _curve_moments(
+        lambda s: (s * math.cos(s), s * math.sin(s)), 1.5 * math.pi, 4.5 * math.pi
+    )
     cov = second - np.outer(mean, mean) + np.eye(2)
     self.assert_mean_cov(_draw("swiss_roll"), mean / 5, cov / 25)
 
@@ -125,10 +135,12 @@ class ToyTest(chex.TestCase):
     self.assert_mean_cov(x, np.zeros(2), np.eye(2) * 2.2)
     # Radial distribution: |x|/2 = sqrt(f1² + f2²); compare its mean with 1-D quadrature over f1
     # (f2 small: E sqrt(f1² + f2²) by 2-D quadrature).
-    density = lambda a, b: (np.exp(-0.5 * ((a - 1) / 0.3) ** 2 - 0.5 * (b / 0.1) ** 2)
-                            / (2 * math.pi * 0.03))
-    mean_norm = integrate.dblquad(lambda b, a: math.hypot(a, b) * density(a, b), -1.0, 3.0, -1.0,
-                                  1.0)[0]
+    density = lambda a, b: (
+        np.exp(-0.5 * ((a - 1) / 0.3) ** 2 - 0.5 * (b / 0.1) ** 2) / (2 * math.pi * 0.03)
+    )
+    mean_norm = integrate.dblquad(
+        lambda b, a: math.hypot(a, b) * density(a, b), -1.0, 3.0, -1.0, 1.0
+    )[0]
     norm = np.sqrt(sq) / 2
     self.assertAlmostEqual(norm.mean(), mean_norm, delta=5 * norm.std() / math.sqrt(N))
 

@@ -40,14 +40,20 @@ class AdaptiveStateTest(chex.TestCase):
     rng_loss, rng_drop = jax.random.split(rng)
     adaptive = method.t_sampler
     per, aux = losses.weighted_loss(
-        method.mean_raw_fn(params, train=True, rng=rng_drop), x, rng_loss,
-        schedule=method.schedule(), param=method.param, weight_fn=method.weight_fn,
-        t_sampler=lambda k, b, s: adaptive.sample(state["t_sampler"], k, b, s))
+        method.mean_raw_fn(params, train=True, rng=rng_drop),
+        x,
+        rng_loss,
+        schedule=method.schedule(),
+        param=method.param,
+        weight_fn=method.weight_fn,
+        t_sampler=lambda k, b, s: adaptive.sample(state["t_sampler"], k, b, s),
+    )
     np.testing.assert_allclose(float(loss), float(jnp.mean(per)), rtol=1e-6)
     want = adaptive.update(state["t_sampler"], aux["logsnr"], aux["integrand"], method.schedule())
     chex.assert_trees_all_close(new, {"t_sampler": want}, rtol=1e-6)
-    self.assertGreater(float(jnp.max(jnp.abs(new["t_sampler"]["ema"] - state["t_sampler"]["ema"]))),
-                       1e-3)
+    self.assertGreater(
+        float(jnp.max(jnp.abs(new["t_sampler"]["ema"] - state["t_sampler"]["ema"]))), 1e-3
+    )
     # Different states draw different λ: the state is really used.
     other, _ = method.loss_with_state(params, {"t_sampler": adaptive.init()}, {"x": x}, rng)
     self.assertNotAlmostEqual(float(other), float(loss), places=4)
@@ -70,6 +76,7 @@ class AdaptiveStateTest(chex.TestCase):
     b = loop.train_and_evaluate(config, resumed)
     ema = np.asarray(jax.device_get(a.method_state["t_sampler"]["ema"]))
     self.assertGreater(float(np.max(np.abs(ema - 1.0))), 1e-3)  # it moved from its init
-    chex.assert_trees_all_close(jax.device_get(a.method_state), jax.device_get(b.method_state),
-                                rtol=1e-6)
+    chex.assert_trees_all_close(
+        jax.device_get(a.method_state), jax.device_get(b.method_state), rtol=1e-6
+    )
     chex.assert_trees_all_close(jax.device_get(a.params), jax.device_get(b.params), rtol=1e-6)

@@ -15,9 +15,12 @@ from diffjax import solvers
 from diffjax.core import schedules
 from diffjax.core import weighting
 
-
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "configs", "ddpm", "toy2d.py")
+CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "configs",
+    "ddpm",
+    "toy2d.py",
+)
 
 
 class _Data:
@@ -26,14 +29,16 @@ class _Data:
 
 class GridTest(chex.TestCase, parameterized.TestCase):
 
-  @parameterized.parameters("uniform_t", "uniform_logsnr", "quadratic", "time_uniform", "logSNR",
-                            "karras")
+  @parameterized.parameters(
+      "uniform_t", "uniform_logsnr", "quadratic", "time_uniform", "logSNR", "karras"
+  )
   def test_grid_uses_the_model_schedule(self, name):
     config = config_lib.load(CONFIG, "smoke")
     method = methods.make(config, _Data())
     got = sampling.sigmas(method, None, 5, name)
     np.testing.assert_array_equal(
-        got, solvers.grid(name, 5, schedule=schedules.make(**config.schedule)))
+        got, solvers.grid(name, 5, schedule=schedules.make(**config.schedule))
+    )
 
   def test_unknown_grid_is_named(self):
     method = methods.make(config_lib.load(CONFIG, "smoke"), _Data())
@@ -50,8 +55,9 @@ class ClipDenoisedTest(chex.TestCase):
     params = method.init(jax.random.PRNGKey(0), {"x": np.zeros((4, 2), np.float32)})
     params = jax.tree.map(lambda p: 50.0 * p, params)  # D reaches far outside [-1, 1]
     rng = jax.random.PRNGKey(3)
-    kw = dict(num_steps=2, grid="karras", solver="ddim",
-              grid_kwargs=dict(sigma_min=1.0, sigma_max=5.0))
+    kw = dict(
+        num_steps=2, grid="karras", solver="ddim", grid_kwargs=dict(sigma_min=1.0, sigma_max=5.0)
+    )
     free = method.sample(params, rng, 64, **kw)
     clipped = method.sample(params, rng, 64, **kw, solver_kwargs=dict(clip_denoised=True))
     sig = np.asarray(sampling.sigmas(method, None, 2, "karras", kw["grid_kwargs"]))
@@ -92,11 +98,13 @@ class FlowSigmaMinTest(chex.TestCase):
     _, eps_hat = method.param.x0_eps(raw, z, alpha, sigma)
     lam = method.schedule().logsnr(t)
     # w/p(λ)·‖ε − ε̂‖² with p the uniform-t density = ‖u − û‖² (t ~ U[0, 1]).
-    weighted = method.weight_fn(lam) / weighting.uniform_t_density(method.schedule(), lam) * jnp.sum(
-        jnp.square(eps - eps_hat), axis=1)
+    weighted = (
+        method.weight_fn(lam)
+        / weighting.uniform_t_density(method.schedule(), lam)
+        * jnp.sum(jnp.square(eps - eps_hat), axis=1)
+    )
     np.testing.assert_allclose(weighted, jnp.sum(jnp.square(u - raw), axis=1), rtol=2e-4)
 
   def test_a_different_sigma_min_is_refused(self):
     with self.assertRaisesRegex(ValueError, "param_kwargs.sigma_min"):
       self._method(0.1, param_kwargs=dict(sigma_min=0.2))
-

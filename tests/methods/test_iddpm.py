@@ -27,6 +27,7 @@ from diffjax.core import schedules
 from diffjax.core import weighting
 from diffjax.methods import gaussian
 from diffjax.methods import iddpm
+from diffjax.methods import respacing
 from diffjax.methods import sampling
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,9 +74,11 @@ def _numpy_chain(raw_np, z, noises, abar_nodes, kept, num_steps, frac):
 
 def _test_net(v):
   """A smooth noise-conditioned 'network': ε̂ = tanh(0.7 z + 0.0004 c), v channels constant."""
+
   def raw_fn(z, c):
     mean = jnp.tanh(0.7 * z + 0.0004 * c.reshape((-1,) + (1,) * (z.ndim - 1)))
     return mean if v is None else jnp.concatenate([mean, jnp.full_like(z, v)], -1)
+
   return raw_fn
 
 
@@ -98,8 +101,10 @@ def _exact_raw_fn(schedule, mean, var, t_grid):
     beta_tilde = beta * jnp.exp(log_sig(-lam_s) - log_sig(-lam_t))
     c_x = jnp.exp(0.5 * log_sig(lam_s) - log_sig(-lam_t)) * beta
     beta_tilde_1 = -jnp.expm1(log_sig(lam_1) - log_sig(lam_0)) * jnp.exp(
-        log_sig(-lam_0) - log_sig(-lam_1))
+        log_sig(-lam_0) - log_sig(-lam_1)
+    )
     a2, s2 = jax.nn.sigmoid(lam_t), jax.nn.sigmoid(-lam_t)
+
     def bc(a):  # [B] -> broadcastable against z
       return a.reshape((-1,) + (1,) * (z.ndim - 1))
 
@@ -119,44 +124,67 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
 
   def test_space_timesteps(self):
     # guided-diffusion space_timesteps(1000, "10") strides by 111; IDDPM's T=4000, K=100 case.
-    np.testing.assert_array_equal(iddpm.space_timesteps(1000, 10), np.arange(10) * 111)
+    np.testing.assert_array_equal(respacing.space_timesteps(1000, 10), np.arange(10) * 111)
     for t, k in ((4000, 100), (1000, 50), (64, 8), (33, 33)):
-      np.testing.assert_array_equal(iddpm.space_timesteps(t, k), _kept(t, k))
+      np.testing.assert_array_equal(respacing.space_timesteps(t, k), _kept(t, k))
     with self.assertRaisesRegex(ValueError, "num_steps=65"):
-      iddpm.space_timesteps(64, 65)
+      respacing.space_timesteps(64, 65)
 
-  @parameterized.parameters((0.0, "learned_range"), (1.0, "learned_range"), (0.0, "small"),
-                            (1.0, "large"))
+  @parameterized.parameters(
+      (0.0, "learned_range"), (1.0, "learned_range"), (0.0, "small"), (1.0, "large")
+  )
   def test_matches_numpy_respaced_chain(self, frac, var_type):
     num_nodes, k = 64, 10
     abar_nodes = _cosine_alphas_cumprod(num_nodes)
-    np.testing.assert_allclose(schedules.make("iddpm_cosine", num_timesteps=num_nodes)
-                               .alphas_cumprod(), abar_nodes, rtol=1e-12)
-    kept = iddpm.space_timesteps(num_nodes, k)
+    np.testing.assert_allclose(
+        schedules.make("iddpm_cosine", num_timesteps=num_nodes).alphas_cumprod(),
+        abar_nodes,
+        rtol=1e-12,
+    )
+    kept = respacing.space_timesteps(num_nodes, k)
     shape = (6, 2, 2, 2)
     z0 = jax.random.normal(jax.random.key(0), shape)
     key = jax.random.key(1)
     v = 2 * frac - 1 if var_type == "learned_range" else None
-    got = iddpm.iddpm_ancestral(
-        _test_net(v), z0, key, t=jnp.asarray(kept / (num_nodes - 1), jnp.float32),
-        chain=iddpm.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
+    got = respacing.iddpm_ancestral(
+        _test_net(v),
+        z0,
+        key,
+        t=jnp.asarray(kept / (num_nodes - 1), jnp.float32),
+        chain=respacing.respaced_chain(abar_nodes[kept]),
+        param=EPS_PARAM,
+        var_type=var_type,
+    )
     noises = [jax.random.normal(jax.random.fold_in(key, j), shape) for j in range(k)]
-    want = _numpy_chain(lambda z, t: np.tanh(0.7 * z + 0.0004 * 1000 * t), z0, noises,
-                        abar_nodes, kept, num_nodes - 1, frac)
+    want = _numpy_chain(
+        lambda z, t: np.tanh(0.7 * z + 0.0004 * 1000 * t),
+        z0,
+        noises,
+        abar_nodes,
+        kept,
+        num_nodes - 1,
+        frac,
+    )
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
   def test_full_chain_small_variance_is_the_ddpm_solver(self):
     num_nodes = 33
     sched = schedules.make("iddpm_cosine", num_timesteps=num_nodes)
     abar = sched.alphas_cumprod()
-    kept = iddpm.space_timesteps(num_nodes, num_nodes)  # K = T: every node
+    kept = respacing.space_timesteps(num_nodes, num_nodes)  # K = T: every node
     np.testing.assert_array_equal(kept, np.arange(num_nodes))
     shape = (8, 3)
     z0 = jax.random.normal(jax.random.key(2), shape)
     key = jax.random.key(3)
-    got = iddpm.iddpm_ancestral(
-        _test_net(-1.0), z0, key, t=jnp.arange(num_nodes, dtype=jnp.float32) / (num_nodes - 1),
-        chain=iddpm.respaced_chain(abar), param=EPS_PARAM, var_type="learned_range")
+    got = respacing.iddpm_ancestral(
+        _test_net(-1.0),
+        z0,
+        key,
+        t=jnp.arange(num_nodes, dtype=jnp.float32) / (num_nodes - 1),
+        chain=respacing.respaced_chain(abar),
+        param=EPS_PARAM,
+        var_type="learned_range",
+    )
     sigmas = np.append(np.sqrt((1 - abar) / abar)[::-1], 0.0)
     den = solvers.adapters.from_raw(_test_net(None), sched, EPS_PARAM)
     want = solvers.solve("ddpm", den, z0 / math.sqrt(abar[-1]), sigmas, key=key)
@@ -168,15 +196,21 @@ class RespacedSamplerTest(chex.TestCase, parameterized.TestCase):
     mu, s2, num_nodes, k, n = 0.3, 0.25, 64, 8, 20000
     sched = schedules.make("iddpm_cosine", num_timesteps=num_nodes)
     abar_nodes = sched.alphas_cumprod()
-    kept = iddpm.space_timesteps(num_nodes, k)
+    kept = respacing.space_timesteps(num_nodes, k)
     t_kept = kept / (num_nodes - 1)
     raw_fn = _exact_raw_fn(sched, jnp.asarray([mu]), jnp.asarray([s2]), t_kept)
     z0 = jax.random.normal(jax.random.key(4), (n, 1))
 
     def run(var_type):
-      x = iddpm.iddpm_ancestral(
-          raw_fn, z0, jax.random.key(5), t=jnp.asarray(t_kept, jnp.float32),
-          chain=iddpm.respaced_chain(abar_nodes[kept]), param=EPS_PARAM, var_type=var_type)
+      x = respacing.iddpm_ancestral(
+          raw_fn,
+          z0,
+          jax.random.key(5),
+          t=jnp.asarray(t_kept, jnp.float32),
+          chain=respacing.respaced_chain(abar_nodes[kept]),
+          param=EPS_PARAM,
+          var_type=var_type,
+      )
       return np.asarray(x, np.float64)[:, 0]
 
     a0 = abar_nodes[0]
@@ -201,15 +235,15 @@ class StratifiedVLBTest(chex.TestCase):
     def raw_fn(z, c):
       return jnp.tanh(0.3 + 0.002 * c).reshape(-1, 1, 1, 1) * jnp.ones_like(z)
 
-    kw = dict(schedule=schedules.make("iddpm_cosine", num_timesteps=17), param=param,
-              num_steps=16)
+    kw = dict(schedule=schedules.make("iddpm_cosine", num_timesteps=17), param=param, num_steps=16)
     return raw_fn, kw
 
   def test_singleton_strata_equal_the_full_sum(self):
     raw_fn, kw = self._deterministic()
     _, full = likelihood.discrete_vlb_full(raw_fn, self.X, jax.random.key(0), **kw)
-    _, est = likelihood.discrete_vlb_stratified(raw_fn, self.X, jax.random.key(1),
-                                                num_strata=16, **kw)
+    _, est = likelihood.discrete_vlb_stratified(
+        raw_fn, self.X, jax.random.key(1), num_strata=16, **kw
+    )
     for k in ("prior", "decoder", "kl", "nats"):
       np.testing.assert_allclose(est[k], full[k], rtol=1e-5, err_msg=k)
     np.testing.assert_allclose(est["nats_mc_var"], 0.0, atol=1e-6)
@@ -218,13 +252,22 @@ class StratifiedVLBTest(chex.TestCase):
     """4 strata of 4 nodes: E = the full sum, Var = Σ_m n_m² Var_{i∈S_m}(L_i)/2, both exact."""
     raw_fn, kw = self._deterministic()
     reps = 4000
-    terms = jax.vmap(lambda i: likelihood.vlb_term(
-        raw_fn, self.X, jnp.zeros_like(self.X), jnp.full((2,), i), var_type="small", **kw))(
-            jnp.arange(17))  # [17, B]
+    terms = jax.vmap(
+        lambda i: likelihood.vlb_term(
+            raw_fn, self.X, jnp.zeros_like(self.X), jnp.full((2,), i), var_type="small", **kw
+        )
+    )(
+        jnp.arange(17)
+    )  # [17, B]
     terms = np.asarray(terms, np.float64)
-    exact_var = sum(16 * terms[1 + 4 * m:5 + 4 * m].var(axis=0) / 2 for m in range(4))
-    est = jax.jit(jax.vmap(lambda key: likelihood.discrete_vlb_stratified(
-        raw_fn, self.X, key, num_strata=4, **kw)[1]))(jax.random.split(jax.random.key(2), reps))
+    exact_var = sum(16 * terms[1 + 4 * m : 5 + 4 * m].var(axis=0) / 2 for m in range(4))
+    est = jax.jit(
+        jax.vmap(
+            lambda key: likelihood.discrete_vlb_stratified(raw_fn, self.X, key, num_strata=4, **kw)[
+                1
+            ]
+        )
+    )(jax.random.split(jax.random.key(2), reps))
     kl = np.asarray(est["kl"], np.float64)  # [reps, B]
     se = np.sqrt(exact_var / reps)
     np.testing.assert_array_less(np.abs(kl.mean(0) - terms[1:].sum(0)), 4 * se)
@@ -241,11 +284,18 @@ class StratifiedVLBTest(chex.TestCase):
     def raw_fn(z, c):
       return model.apply(params, z, c, None, train=False)
 
-    kw = dict(schedule=schedules.make("iddpm_cosine", num_timesteps=17), param=EPS_PARAM,
-              num_steps=16, var_type="learned_range")
+    kw = dict(
+        schedule=schedules.make("iddpm_cosine", num_timesteps=17),
+        param=EPS_PARAM,
+        num_steps=16,
+        var_type="learned_range",
+    )
     _, full = jax.jit(lambda x: likelihood.discrete_vlb_full(raw_fn, x, jax.random.key(1), **kw))(x)
-    _, est = jax.jit(lambda x: likelihood.discrete_vlb_stratified(
-        raw_fn, x, jax.random.key(2), num_strata=4, **kw))(x)
+    _, est = jax.jit(
+        lambda x: likelihood.discrete_vlb_stratified(
+            raw_fn, x, jax.random.key(2), num_strata=4, **kw
+        )
+    )(x)
     a, b = np.asarray(full["nats"], np.float64), np.asarray(est["nats"], np.float64)
     se = math.sqrt(a.var() / a.size + b.var() / b.size)
     self.assertLess(abs(a.mean() - b.mean()), 4 * se, msg=f"{a.mean()} {b.mean()} {se}")
@@ -256,8 +306,13 @@ class StratifiedVLBTest(chex.TestCase):
     """Regression: the decoder's unused value on KL rows (and its unselected tail branch) used to
     put NaN into the hybrid loss's gradient at high-noise nodes (NaN after one training step)."""
     sched = schedules.make("iddpm_cosine", num_timesteps=1000)
-    x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 4, 4, 1)) / 127.5 - 1,
-                    jnp.float32).at[:, 0].set(-1.0)
+    x = (
+        jnp.asarray(
+            np.random.default_rng(0).integers(0, 256, (4, 4, 4, 1)) / 127.5 - 1, jnp.float32
+        )
+        .at[:, 0]
+        .set(-1.0)
+    )
     eps = jax.random.normal(jax.random.key(0), x.shape)
 
     def term(p, i):
@@ -265,12 +320,22 @@ class StratifiedVLBTest(chex.TestCase):
         del c
         return jnp.concatenate([p[0] * jnp.tanh(z) + 0.5, p[1] * jnp.ones_like(z)], -1)
 
-      return jnp.sum(likelihood.vlb_term(net, x, eps, jnp.full((4,), i), schedule=sched,
-                                         param=EPS_PARAM, num_steps=999,
-                                         var_type="learned_range"))
+      return jnp.sum(
+          likelihood.vlb_term(
+              net,
+              x,
+              eps,
+              jnp.full((4,), i),
+              schedule=sched,
+              param=EPS_PARAM,
+              num_steps=999,
+              var_type="learned_range",
+          )
+      )
 
     grads = jax.jit(jax.vmap(jax.grad(term), in_axes=(None, 0)))(
-        jnp.array([1.0, 0.3]), jnp.array([0, 1, 2, 500, 998, 999]))
+        jnp.array([1.0, 0.3]), jnp.array([0, 1, 2, 500, 998, 999])
+    )
     chex.assert_tree_all_finite(grads)
 
   def test_exact_model_bound_is_the_nll(self):
@@ -278,8 +343,9 @@ class StratifiedVLBTest(chex.TestCase):
     per example (closed form ½ Σ log 2πv + (x - μ)²/v); the fixed-β̃ bound is looser."""
     mean, var = jnp.asarray([0.4, -0.3]), jnp.asarray([0.5, 2.0])
     x = mean + jnp.sqrt(var) * jax.random.normal(jax.random.key(3), (8192, 2))
-    nll = np.asarray(0.5 * jnp.sum(jnp.log(2 * math.pi * var) + (x - mean) ** 2 / var, -1),
-                     np.float64)
+    nll = np.asarray(
+        0.5 * jnp.sum(jnp.log(2 * math.pi * var) + (x - mean) ** 2 / var, -1), np.float64
+    )
     sched = schedules.make("linear_logsnr", logsnr_lo=-10.0, logsnr_hi=10.0)
     for num_steps, num_strata in ((8, 0), (64, 8)):
       exact = _exact_raw_fn(sched, mean, var, np.arange(num_steps + 1) / num_steps)
@@ -288,8 +354,9 @@ class StratifiedVLBTest(chex.TestCase):
       def bound(var_type, strata=num_strata, kw=kw, exact=exact):
         raw_fn = exact if var_type == "learned_range" else lambda z, c: exact(z, c)[..., :2]
         if strata:
-          return likelihood.discrete_vlb_stratified(raw_fn, x, jax.random.key(4),
-                                                    num_strata=strata, var_type=var_type, **kw)
+          return likelihood.discrete_vlb_stratified(
+              raw_fn, x, jax.random.key(4), num_strata=strata, var_type=var_type, **kw
+          )
         return likelihood.discrete_vlb_full(raw_fn, x, jax.random.key(4), var_type=var_type, **kw)
 
       aux = bound("learned_range")[1]
@@ -349,42 +416,59 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_array_equal(k[:, 2:], 0.0)
     self.assertGreater(np.abs(k[:, :2]).max(), 1e-4)
     moved = jax.tree.map(lambda a: a, params)
-    moved["out_dense"] = {"kernel": params["out_dense"]["kernel"].at[:, 2:].add(3.0),
-                          "bias": params["out_dense"]["bias"].at[2:].add(3.0)}
+    moved["out_dense"] = {
+        "kernel": params["out_dense"]["kernel"].at[:, 2:].add(3.0),
+        "bias": params["out_dense"]["bias"].at[2:].add(3.0),
+    }
     x, sigma = X_TOY, jnp.full((8,), 0.7)
     raw = [m.raw_fn(p)(x, jnp.full((8,), 300.0)) for p in (moved, params)]
     self.assertGreater(float(jnp.abs(raw[0] - raw[1]).max()), 1.0)
     np.testing.assert_array_equal(m.denoiser(moved)(x, sigma), m.denoiser(params)(x, sigma))
-    heun = [m.sample(p, jax.random.key(3), 8, solver="heun", num_steps=4, grid="karras")
-            for p in (moved, params)]
+    heun = [
+        m.sample(p, jax.random.key(3), 8, solver="heun", num_steps=4, grid="karras")
+        for p in (moved, params)
+    ]
     np.testing.assert_array_equal(heun[0], heun[1])
-    ancestral = [m.sample(p, jax.random.key(3), 8, solver="iddpm_ancestral")
-                 for p in (moved, params)]
+    ancestral = [
+        m.sample(p, jax.random.key(3), 8, solver="iddpm_ancestral") for p in (moved, params)
+    ]
     self.assertGreater(float(jnp.abs(ancestral[0] - ancestral[1]).max()), 1e-3)
 
   def test_coupled_eps_is_used(self):
     sched = schedules.make("iddpm_cosine", num_timesteps=20)
-    kw = dict(schedule=sched, param=EPS_PARAM, weight_fn=weighting.make_weighting("eps_mse",
-                                                                                  schedule=sched),
-              t_sampler=weighting.make_t_sampler("uniform"))
+    kw = dict(
+        schedule=sched,
+        param=EPS_PARAM,
+        weight_fn=weighting.make_weighting("eps_mse", schedule=sched),
+        t_sampler=weighting.make_t_sampler("uniform"),
+    )
     net = _test_net(None)
     eps = jax.random.normal(jax.random.key(5), X_TOY.shape)
     loss, aux = losses.weighted_loss(net, X_TOY, jax.random.key(4), eps=eps, **kw)
     alpha, sigma = sched.alpha_sigma(aux["t"])
     z = alpha[:, None] * X_TOY + sigma[:, None] * eps
-    _, eps_hat = EPS_PARAM.x0_eps(net(*EPS_PARAM.net_inputs(z, aux["t"], alpha, sigma)), z, alpha,
-                                  sigma)
-    np.testing.assert_allclose(loss, 0.5 * aux["weight"] * jnp.sum((eps - eps_hat) ** 2, -1),
-                               rtol=1e-5)
+    _, eps_hat = EPS_PARAM.x0_eps(
+        net(*EPS_PARAM.net_inputs(z, aux["t"], alpha, sigma)), z, alpha, sigma
+    )
+    np.testing.assert_allclose(
+        loss, 0.5 * aux["weight"] * jnp.sum((eps - eps_hat) ** 2, -1), rtol=1e-5
+    )
     with self.assertRaisesRegex(ValueError, "eps shape"):
       losses.weighted_loss(net, X_TOY, jax.random.key(4), eps=eps[:, :1], **kw)
     # Through the Method: the batch's "eps" is what the loss sees.
     m, params = self._method()
     rng = jax.random.key(6)
     rng_loss, rng_drop = jax.random.split(rng)
-    want, _ = losses.weighted_loss(m.mean_raw_fn(params, train=True, rng=rng_drop), X_TOY,
-                                   rng_loss, schedule=m.schedule(), param=m.param,
-                                   weight_fn=m.weight_fn, t_sampler=m.t_sampler, eps=eps)
+    want, _ = losses.weighted_loss(
+        m.mean_raw_fn(params, train=True, rng=rng_drop),
+        X_TOY,
+        rng_loss,
+        schedule=m.schedule(),
+        param=m.param,
+        weight_fn=m.weight_fn,
+        t_sampler=m.t_sampler,
+        eps=eps,
+    )
     got, _ = m.loss(params, {"x": X_TOY, "eps": eps}, rng)
     np.testing.assert_allclose(got, jnp.mean(want), rtol=1e-6)
     fresh, _ = m.loss(params, {"x": X_TOY}, rng)
@@ -392,18 +476,28 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
 
   def test_sample_and_bpd(self):
     m, params = self._method(objective="iddpm_hybrid")
-    x = m.sample(params, jax.random.key(7), 8, solver="iddpm_ancestral", num_steps=5,
-                 solver_kwargs=dict(clip_x0=True))
+    x = m.sample(
+        params,
+        jax.random.key(7),
+        8,
+        solver="iddpm_ancestral",
+        num_steps=5,
+        solver_kwargs=dict(clip_x0=True),
+    )
     chex.assert_shape(x, (8, 2))
     chex.assert_tree_all_finite(x)
     # The Method's sampler is iddpm_ancestral on its own network, chain and keys.
     rng_init, rng_solve = jax.random.split(jax.random.key(7))
-    kept = iddpm.space_timesteps(20, 5)
-    want = iddpm.iddpm_ancestral(
-        m.raw_fn(params), jax.random.normal(rng_init, (8, 2)), rng_solve,
+    kept = respacing.space_timesteps(20, 5)
+    want = respacing.iddpm_ancestral(
+        m.raw_fn(params),
+        jax.random.normal(rng_init, (8, 2)),
+        rng_solve,
         t=jnp.asarray(kept / 19, jnp.float32),
-        chain=iddpm.respaced_chain(m.schedule().alphas_cumprod()[kept]), param=m.param,
-        clip_x0=True)
+        chain=respacing.respaced_chain(m.schedule().alphas_cumprod()[kept]),
+        param=m.param,
+        clip_x0=True,
+    )
     np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-5)
     out = jax.jit(m.bpd)(params, jax.random.key(8), X_TOY)
     self.assertEqual(set(out), {"bpd", "prior", "decoder", "kl", "bpd_mc_var"})
@@ -431,8 +525,9 @@ class MethodTest(chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "num_steps=21"):
       m.sample(params, jax.random.key(0), 8, solver="iddpm_ancestral", num_steps=21)
     with self.assertRaisesRegex(ValueError, "'eps'"):
-      self._method(objective="iddpm_hybrid")[0].loss(params, {"x": X_TOY, "eps": X_TOY},
-                                                    jax.random.key(0))
+      self._method(objective="iddpm_hybrid")[0].loss(
+          params, {"x": X_TOY, "eps": X_TOY}, jax.random.key(0)
+      )
     m.config.eval.bpd_kwargs = dict(t_start=0.001)
     with self.assertRaisesRegex(ValueError, "t_start"):
       m.bpd(params, jax.random.key(0), X_TOY)
@@ -452,8 +547,10 @@ class ConfigTest(chex.TestCase):
     fm = config_lib.load(os.path.join(REPO, "configs", "ddpm", "fashion_mnist.py"))
     c10 = config_lib.load(os.path.join(REPO, "configs", "ddpm", "cifar10.py"))
     for config in (fm, c10):
-      self.assertEqual(config.schedule.to_dict(), dict(kind="ddpm", num_timesteps=1000,
-                                                       beta_start=1e-4, beta_end=0.02))
+      self.assertEqual(
+          config.schedule.to_dict(),
+          dict(kind="ddpm", num_timesteps=1000, beta_start=1e-4, beta_end=0.02),
+      )
       self.assertEqual(config.method.param_kwargs.noise_cond_scale, 999.0)
       self.assertEqual((config.sample.solver, config.sample.num_steps), ("ddpm", 1000))
       self.assertEqual(config.eval.bpd_kwargs.var_type, "large")  # run_cifar.py: fixedlarge
@@ -467,18 +564,23 @@ class ConfigTest(chex.TestCase):
     """DDIM's sub-sequence σ̃_τ are nodes τ of the twin's chain: the network sees 999·t = τ − 1."""
     config = config_lib.load(os.path.join(REPO, "configs", "ddim", "fashion_mnist.py"))
     m = methods.make(config, _Toy())
-    sig = np.asarray(sampling.sigmas(m, None, config.sample.num_steps, config.sample.grid,
-                              config.sample.grid_kwargs))
+    sig = np.asarray(
+        sampling.sigmas(
+            m, None, config.sample.num_steps, config.sample.grid, config.sample.grid_kwargs
+        )
+    )
     self.assertEqual(sig[-1], 0.0)
     taus = np.asarray(solvers.grids.ddim_timesteps(100, "quadratic"))
     t = np.asarray(m.schedule().t_from_logsnr(jnp.asarray(-2 * np.log(sig[:-1]))))
     np.testing.assert_allclose(999 * t, taus - 1, atol=2e-2)
     self.assertEqual(config.eval.bpd_num_examples, 0)
     samplers = {k: v.to_dict() for k, v in config.eval.fd_samplers.items()}
-    self.assertEqual(samplers["default_clip"],
-                     dict(solver_kwargs=dict(eta=0.0, clip_denoised=True)))
-    self.assertEqual(samplers["heun35_clip"], dict(config_lib.HEUN35,
-                                                   solver_kwargs=dict(clip_denoised=True)))
+    self.assertEqual(
+        samplers["default_clip"], dict(solver_kwargs=dict(eta=0.0, clip_denoised=True))
+    )
+    self.assertEqual(
+        samplers["heun35_clip"], dict(config_lib.HEUN35, solver_kwargs=dict(clip_denoised=True))
+    )
 
   def test_paper_settings(self):
     fm = config_lib.load(os.path.join(REPO, "configs", "iddpm", "fashion_mnist.py"))
@@ -490,11 +592,19 @@ class ConfigTest(chex.TestCase):
       self.assertEqual(config.method.objective_kwargs.lambda_vlb, 0.001)
       self.assertTrue(config.model.learn_sigma)
       self.assertEqual(config.sample.solver, "iddpm_ancestral")
-    self.assertEqual((fm.train.num_steps, fm.data.batch_size, fm.sample.num_steps),
-                     (6000, 256, 100))
-    self.assertEqual((c10.model.ch, c10.model.ch_mult, c10.model.num_res_blocks,
-                      c10.model.attn_resolutions, c10.model.dropout),
-                     (128, (1, 2, 2, 2), 3, (16, 8), 0.3))
+    self.assertEqual(
+        (fm.train.num_steps, fm.data.batch_size, fm.sample.num_steps), (6000, 256, 100)
+    )
+    self.assertEqual(
+        (
+            c10.model.ch,
+            c10.model.ch_mult,
+            c10.model.num_res_blocks,
+            c10.model.attn_resolutions,
+            c10.model.dropout,
+        ),
+        (128, (1, 2, 2, 2), 3, (16, 8), 0.3),
+    )
     self.assertEqual((c10.optim.lr, c10.data.batch_size, c10.train.num_steps), (1e-4, 128, 500_000))
     self.assertEqual(fm.eval.bpd_num_examples, 10_000)
     self.assertEqual(fm.eval.bpd_kwargs.var_type, "learned_range")

@@ -26,26 +26,34 @@ class _Data:
   element_shape, num_classes = (DIM,), 0
 
 
-def _config(learned=True, variance_minimization=True, num_steps=0, decoder="vdm",
-            **schedule_kwargs):
+def _config(
+    learned=True, variance_minimization=True, num_steps=0, decoder="vdm", **schedule_kwargs
+):
   config = ml_collections.ConfigDict()
   config.schedule = dict(kind="linear_logsnr", logsnr_lo=-5.0, logsnr_hi=13.3)
-  config.method = dict(kind="vdm", learned_schedule=learned,
-                       variance_minimization=variance_minimization, num_steps=num_steps,
-                       decoder=decoder, schedule_kwargs=dict(num_features=16, **schedule_kwargs),
-                       param="eps",
-                       param_kwargs=dict(noise_cond="logsnr", noise_cond_scale=-1000 / GAMMA_RANGE))
+  config.method = dict(
+      kind="vdm",
+      learned_schedule=learned,
+      variance_minimization=variance_minimization,
+      num_steps=num_steps,
+      decoder=decoder,
+      schedule_kwargs=dict(num_features=16, **schedule_kwargs),
+      param="eps",
+      param_kwargs=dict(noise_cond="logsnr", noise_cond_scale=-1000 / GAMMA_RANGE),
+  )
   config.model = dict(kind="mlp", width=16, depth=1, emb_dim=8)
-  config.sample = dict(solver="ddpm", num_steps=11, grid="uniform_t", grid_kwargs=dict(t_min=0.0),
-                       batch_size=8)
+  config.sample = dict(
+      solver="ddpm", num_steps=11, grid="uniform_t", grid_kwargs=dict(t_min=0.0), batch_size=8
+  )
   config.eval = dict(num_projections=16)
   return config
 
 
 def _pixels(n, seed=0):
   """n × DIM 8-bit values scaled to [-1, 1] as diffjax.data does (k/127.5 - 1)."""
-  return jnp.asarray(np.random.default_rng(seed).integers(0, 256, (n, DIM)) / 127.5 - 1.0,
-                     jnp.float32)
+  return jnp.asarray(
+      np.random.default_rng(seed).integers(0, 256, (n, DIM)) / 127.5 - 1.0, jnp.float32
+  )
 
 
 def _perturb_schedule(params, seed=1):
@@ -63,8 +71,13 @@ def _assert_close(got, want, rtol=1e-4):
   chex.assert_trees_all_equal_shapes(got, want)
   for path, g in jax.tree_util.tree_leaves_with_path(got):
     w = np.asarray(dict(jax.tree_util.tree_leaves_with_path(want))[path])
-    np.testing.assert_allclose(np.asarray(g), w, rtol=0, atol=rtol * np.max(np.abs(w)) + 1e-7,
-                               err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(
+        np.asarray(g),
+        w,
+        rtol=0,
+        atol=rtol * np.max(np.abs(w)) + 1e-7,
+        err_msg=jax.tree_util.keystr(path),
+    )
 
 
 def _shape_leaves(tree):
@@ -105,13 +118,21 @@ class VDMLossTest(chex.TestCase, parameterized.TestCase):
       self.assertEqual(set(params), {"model"})
     rng = jax.random.key(3)
     loss, metrics = jax.jit(method.loss)(params, {"x": x}, rng)
-    want, aux = jax.jit(lambda p: likelihood.vdm_elbo(
-        method.raw_fn(p["model"]), x, jax.random.split(rng)[0], schedule=method.schedule(p),
-        param=method.param, num_steps=num_steps or None))(params)
+    want, aux = jax.jit(
+        lambda p: likelihood.vdm_elbo(
+            method.raw_fn(p["model"]),
+            x,
+            jax.random.split(rng)[0],
+            schedule=method.schedule(p),
+            param=method.param,
+            num_steps=num_steps or None,
+        )
+    )(params)
     chex.assert_trees_all_close(loss, jnp.mean(want), rtol=1e-5)
     scale = 1.0 / (DIM * math.log(2.0))
-    chex.assert_trees_all_close(metrics["bpd_diffusion"], jnp.mean(aux["diffusion"]) * scale,
-                                rtol=1e-5)
+    chex.assert_trees_all_close(
+        metrics["bpd_diffusion"], jnp.mean(aux["diffusion"]) * scale, rtol=1e-5
+    )
     chex.assert_trees_all_close(metrics["bpd_prior"], jnp.mean(aux["prior"]) * scale, rtol=1e-5)
 
   @parameterized.parameters(0, 10)
@@ -126,18 +147,27 @@ class VDMLossTest(chex.TestCase, parameterized.TestCase):
     scale = 1.0 / (DIM * math.log(2.0))
 
     def reference(p, squared):
-      _, aux = likelihood.vdm_elbo(method.raw_fn(p["model"]), x, jax.random.split(rng)[0],
-                                   schedule=method.schedule(p), param=method.param,
-                                   num_steps=num_steps or None)
+      _, aux = likelihood.vdm_elbo(
+          method.raw_fn(p["model"]),
+          x,
+          jax.random.split(rng)[0],
+          schedule=method.schedule(p),
+          param=method.param,
+          num_steps=num_steps or None,
+      )
       diffusion = aux["diffusion"] * scale
-      return jnp.mean((aux["prior"] + aux["recon"]) * scale
-                      + (jnp.square(diffusion) if squared else diffusion))
+      return jnp.mean(
+          (aux["prior"] + aux["recon"]) * scale + (jnp.square(diffusion) if squared else diffusion)
+      )
 
     @jax.jit
     def all_grads(p):
-      return (jax.grad(lambda q: method.loss(q, {"x": x}, rng)[0])(p),
-              jax.grad(lambda q: plain.loss(q, {"x": x}, rng)[0])(p),
-              jax.grad(reference)(p, False), jax.grad(reference)(p, True))
+      return (
+          jax.grad(lambda q: method.loss(q, {"x": x}, rng)[0])(p),
+          jax.grad(lambda q: plain.loss(q, {"x": x}, rng)[0])(p),
+          jax.grad(reference)(p, False),
+          jax.grad(reference)(p, True),
+      )
 
     grads, plain_grads, elbo_grads, var_grads = all_grads(params)
     # Tolerance: the schedule computes in float32 and the two gradients associate the per-example
@@ -147,12 +177,15 @@ class VDMLossTest(chex.TestCase, parameterized.TestCase):
     _assert_close(_shape_leaves(grads["schedule"]), _shape_leaves(var_grads["schedule"]), 3e-3)
     _assert_close(plain_grads, elbo_grads, 3e-3)
     # The routing matters: the shape's variance gradient is far from its ELBO gradient.
-    flat_var = jnp.concatenate([a.ravel() for a in jax.tree.leaves(
-        _shape_leaves(var_grads["schedule"]))])
-    flat_elbo = jnp.concatenate([a.ravel() for a in jax.tree.leaves(
-        _shape_leaves(elbo_grads["schedule"]))])
-    self.assertGreater(float(jnp.max(jnp.abs(flat_var - flat_elbo)) / jnp.max(jnp.abs(flat_var))),
-                       0.1)
+    flat_var = jnp.concatenate(
+        [a.ravel() for a in jax.tree.leaves(_shape_leaves(var_grads["schedule"]))]
+    )
+    flat_elbo = jnp.concatenate(
+        [a.ravel() for a in jax.tree.leaves(_shape_leaves(elbo_grads["schedule"]))]
+    )
+    self.assertGreater(
+        float(jnp.max(jnp.abs(flat_var - flat_elbo)) / jnp.max(jnp.abs(flat_var))), 0.1
+    )
 
 
 class GaussianDataTest(chex.TestCase):
@@ -186,7 +219,6 @@ class GaussianDataTest(chex.TestCase):
       se = float(jnp.std(got)) / math.sqrt(n)
       self.assertLess(abs(float(jnp.mean(got)) - float(closed[key])), 4.0 * se + 1e-3, key)
 
-
   def test_end_point_gradients_match_closed_form(self):
     """d E[ELBO]/dλ_max = -½ Σ_d 1/(1 + v e^λmax) and d E[ELBO]/dλ_min = Σ_d ½ s(1 - s)(μ² + v - 1)
     + ½ s - ½ v e^λmin/(1 + v e^λmin), s = sigmoid(λ_min) (prior KL + decoder + eq. 17 with the
@@ -194,21 +226,26 @@ class GaussianDataTest(chex.TestCase):
     mean = jnp.asarray([0.3, -0.2, 0.0, 0.5])
     var = jnp.asarray([0.5, 1.0, 0.2, 0.05])
     lam_max, lam_min = 4.0, -3.0
-    method = methods.make(_config(decoder="gaussian", init_logsnr_max=lam_max,
-                                  init_logsnr_min=lam_min), _Data())
+    method = methods.make(
+        _config(decoder="gaussian", init_logsnr_max=lam_max, init_logsnr_min=lam_min), _Data()
+    )
     n = 4096
     x = mean + jnp.sqrt(var) * jax.random.normal(jax.random.key(0), (n, DIM))
     params = _perturb_schedule(method.init(jax.random.key(1), {"x": x[:2]}))
-    params["schedule"] = dict(params["schedule"], logsnr_max=jnp.asarray(lam_max),
-                              logsnr_min=jnp.asarray(lam_min))
+    params["schedule"] = dict(
+        params["schedule"], logsnr_max=jnp.asarray(lam_max), logsnr_min=jnp.asarray(lam_min)
+    )
     exact = gaussian_reference.optimal_raw_fn(method.schedule(params), method.param, mean, var)
     method.raw_fn = lambda *a, **k: exact
     nats = lambda p: method.elbo(p, x, jax.random.key(2))[0] * DIM * math.log(2.0)
     s = jax.nn.sigmoid(lam_min)
     want = {
         "logsnr_max": -0.5 * jnp.sum(1.0 / (1.0 + var * math.exp(lam_max))),
-        "logsnr_min": jnp.sum(0.5 * s * (1 - s) * (jnp.square(mean) + var - 1.0) + 0.5 * s
-                              - 0.5 * var * math.exp(lam_min) / (1.0 + var * math.exp(lam_min))),
+        "logsnr_min": jnp.sum(
+            0.5 * s * (1 - s) * (jnp.square(mean) + var - 1.0)
+            + 0.5 * s
+            - 0.5 * var * math.exp(lam_min) / (1.0 + var * math.exp(lam_min))
+        ),
     }
     for key, value in want.items():
       tangent = jax.tree.map(jnp.zeros_like, params)
@@ -241,13 +278,23 @@ class TrainingAndSamplingTest(chex.TestCase):
     for i in range(5):
       params, opt_state, loss, metrics = step(params, opt_state, jax.random.key(10 + i))
       self.assertTrue(bool(jnp.isfinite(loss)))
-    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), params["schedule"],
-                         start["schedule"])
+    moved = jax.tree.map(
+        lambda a, b: float(jnp.max(jnp.abs(a - b))), params["schedule"], start["schedule"]
+    )
     self.assertGreater(moved["logsnr_max"], 1e-3)
     self.assertGreater(moved["logsnr_min"], 1e-3)
     self.assertGreater(moved["l2"]["kernel"], 1e-3)
-    self.assertEqual(set(metrics), {"bpd_prior", "bpd_recon", "bpd_diffusion", "bpd_diffusion_var",
-                                    "logsnr_max", "logsnr_min"})
+    self.assertEqual(
+        set(metrics),
+        {
+            "bpd_prior",
+            "bpd_recon",
+            "bpd_diffusion",
+            "bpd_diffusion_var",
+            "logsnr_max",
+            "logsnr_min",
+        },
+    )
 
   def test_sampling_grid_is_the_learned_schedule(self):
     method = methods.make(_config(), _Data())
@@ -257,20 +304,25 @@ class TrainingAndSamplingTest(chex.TestCase):
     lam = np.asarray(method.schedule(params).logsnr(jnp.asarray(t, jnp.float32)))
     np.testing.assert_allclose(sigmas[:-1], np.exp(-0.5 * lam), rtol=1e-5)
     self.assertEqual(sigmas[-1], 0.0)
-    np.testing.assert_allclose(-2 * np.log(sigmas[[0, -2]]),
-                               [params["schedule"]["logsnr_min"], params["schedule"]["logsnr_max"]],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        -2 * np.log(sigmas[[0, -2]]),
+        [params["schedule"]["logsnr_min"], params["schedule"]["logsnr_max"]],
+        rtol=1e-5,
+    )
 
   def test_karras_grid_stays_inside_the_learned_range(self):
     # EDM's Heun on VDM: σ̃_max is the learned schedule's exp(-λ_min/2) (≈ 12 at VDM's init), not 80.
     method = methods.make(_config(), _Data())
     params = _perturb_schedule(method.init(jax.random.key(0), {"x": _pixels(2)}))
-    sigmas = sampling.sigmas(method, params, 18, "karras", dict(sigma_min=0.002, sigma_max=80.0, rho=7.0))
+    sigmas = sampling.sigmas(
+        method, params, 18, "karras", dict(sigma_min=0.002, sigma_max=80.0, rho=7.0)
+    )
     want_max = float(np.exp(-0.5 * params["schedule"]["logsnr_min"]))
     self.assertLess(want_max, 80.0)
     np.testing.assert_allclose(sigmas[0], want_max, rtol=1e-5)
-    np.testing.assert_allclose(sigmas[-2], max(0.002, float(np.exp(
-        -0.5 * params["schedule"]["logsnr_max"]))), rtol=1e-5)
+    np.testing.assert_allclose(
+        sigmas[-2], max(0.002, float(np.exp(-0.5 * params["schedule"]["logsnr_max"]))), rtol=1e-5
+    )
 
   def test_samples_finite_with_default_and_overridden_solver(self):
     method = methods.make(_config(), _Data())
@@ -278,8 +330,15 @@ class TrainingAndSamplingTest(chex.TestCase):
     x = method.sample(params, jax.random.key(1), 8)
     chex.assert_shape(x, (8, DIM))
     chex.assert_tree_all_finite(x)
-    x = method.sample(params, jax.random.key(1), 8, solver="euler", num_steps=4,
-                      grid="uniform_logsnr", grid_kwargs=dict(t_min=0.0))
+    x = method.sample(
+        params,
+        jax.random.key(1),
+        8,
+        solver="euler",
+        num_steps=4,
+        grid="uniform_logsnr",
+        grid_kwargs=dict(t_min=0.0),
+    )
     chex.assert_shape(x, (8, DIM))
     chex.assert_tree_all_finite(x)
     with self.assertRaisesRegex(ValueError, "bogus"):
@@ -309,9 +368,16 @@ class TrainingAndSamplingTest(chex.TestCase):
     params = _perturb_schedule(method.init(jax.random.key(0), {"x": x}))
     out = jax.jit(method.bpd)(params, jax.random.key(7), x)
     self.assertEqual(set(out), {"bpd", "prior", "recon", "diffusion"})
-    want, _ = jax.jit(lambda p: likelihood.vdm_elbo(
-        method.raw_fn(p["model"]), x, jax.random.key(7), schedule=method.schedule(p),
-        param=method.param))(params)
+    want, _ = jax.jit(
+        lambda p: likelihood.vdm_elbo(
+            method.raw_fn(p["model"]),
+            x,
+            jax.random.key(7),
+            schedule=method.schedule(p),
+            param=method.param,
+        )
+    )(params)
     chex.assert_trees_all_close(out["bpd"], want, rtol=1e-5)
-    chex.assert_trees_all_close(out["prior"] + out["recon"] + out["diffusion"], out["bpd"],
-                                rtol=1e-5)
+    chex.assert_trees_all_close(
+        out["prior"] + out["recon"] + out["diffusion"], out["bpd"], rtol=1e-5
+    )

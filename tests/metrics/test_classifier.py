@@ -12,8 +12,9 @@ from diffjax import data
 from diffjax.metrics import classifier
 from diffjax.metrics import frechet
 
-_CONFIG = classifier.ClassifierConfig(width=4, feature_dim=8, num_classes=3, image_shape=(8, 8, 1),
-                                      learning_rate=3e-3, batch_size=32)
+_CONFIG = classifier.ClassifierConfig(
+    width=4, feature_dim=8, num_classes=3, image_shape=(8, 8, 1), learning_rate=3e-3, batch_size=32
+)
 
 
 def _toy_images(rng, n):
@@ -21,7 +22,7 @@ def _toy_images(rng, n):
   labels = rng.integers(0, 3, n).astype(np.int32)
   x = -np.ones((n, 8, 8, 1), np.float32) + 0.3 * rng.standard_normal((n, 8, 8, 1))
   for k in range(3):
-    x[labels == k, :, 2 * k + 1:2 * k + 3, :] = 0.8
+    x[labels == k, :, 2 * k + 1 : 2 * k + 3, :] = 0.8
   return np.clip(x, -1, 1).astype(np.float32), labels
 
 
@@ -45,8 +46,9 @@ class ClassifierTest(chex.TestCase):
     feats = classifier.features(params, x, _CONFIG)
     self.assertTrue(bool(jnp.all(feats >= 0)))  # post-ReLU
     dense = params["logits"]
-    chex.assert_trees_all_close(classifier.logits(params, x, _CONFIG),
-                                feats @ dense["kernel"] + dense["bias"], atol=1e-5)
+    chex.assert_trees_all_close(
+        classifier.logits(params, x, _CONFIG), feats @ dense["kernel"] + dense["bias"], atol=1e-5
+    )
     chex.assert_trees_all_close(classifier.features_fn(params, _CONFIG)(x), feats, atol=1e-6)
 
   def test_learns_separable_problem_and_round_trips(self):

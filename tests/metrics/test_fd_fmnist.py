@@ -48,7 +48,9 @@ class FdFmnistTest(chex.TestCase):
     reference, candidates = _images(1, 300), _images(2, 200, high=128)  # darker: FD > 0
     params = _classifier_dir(tmp, reference)
     evaluator = fd_fmnist.Evaluator.load(tmp)
-    direct = frechet.frechet_distance(classifier.features_fn(params, _CONFIG), candidates, reference)
+    direct = frechet.frechet_distance(
+        classifier.features_fn(params, _CONFIG), candidates, reference
+    )
     padded = np.pad(candidates, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1.0)
     self.assertGreater(direct, 1e-3)
     np.testing.assert_allclose(evaluator.distance(candidates), direct, rtol=1e-5)
@@ -66,16 +68,23 @@ class FdFmnistTest(chex.TestCase):
 class EvalHooksTest(chex.TestCase):
 
   def _experiment(self, n_test):
-    config = config_lib.load(os.path.join(loop.__file__.rsplit("/diffjax/", 1)[0],
-                                          "configs/ddpm/fashion_mnist.py"), "smoke")
+    config = config_lib.load(
+        os.path.join(loop.__file__.rsplit("/diffjax/", 1)[0], "configs/ddpm/fashion_mnist.py"),
+        "smoke",
+    )
     config.data.path = self.create_tempdir().full_path
     for prefix, n in (("train", 16), ("t10k", n_test)):
       from diffjax.data import idx  # pylint: disable=g-import-not-at-top
+
       rng = np.random.default_rng(3)
-      idx.write_idx(os.path.join(config.data.path, f"{prefix}-images-idx3-ubyte.gz"),
-                    rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-      idx.write_idx(os.path.join(config.data.path, f"{prefix}-labels-idx1-ubyte.gz"),
-                    rng.integers(0, 10, (n,), dtype=np.uint8))
+      idx.write_idx(
+          os.path.join(config.data.path, f"{prefix}-images-idx3-ubyte.gz"),
+          rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+      )
+      idx.write_idx(
+          os.path.join(config.data.path, f"{prefix}-labels-idx1-ubyte.gz"),
+          rng.integers(0, 10, (n,), dtype=np.uint8),
+      )
     return config
 
   def test_bpd_hook_averages_exactly_the_first_n_test_examples(self):
@@ -84,7 +93,12 @@ class EvalHooksTest(chex.TestCase):
     exp = experiment.Experiment(config)
     # A stand-in method whose "bpd" is the image mean: the expected value is known exactly.
     exp.method = types.SimpleNamespace(
-        has_bpd=True, bpd=lambda params, rng, x: {"bpd": x.reshape(len(x), -1).mean(1), "two": 2.0 + 0 * x[:, 0, 0, 0]})
+        has_bpd=True,
+        bpd=lambda params, rng, x: {
+            "bpd": x.reshape(len(x), -1).mean(1),
+            "two": 2.0 + 0 * x[:, 0, 0, 0],
+        },
+    )
     x = exp.reference_data(25)["x"].reshape(25, -1).mean(1)
     got = evaluate.bpd_metrics(evaluate.Context(exp, params=None, step=0, out=None))
     np.testing.assert_allclose(got["test_bpd"], x.mean(), rtol=1e-6)
@@ -105,14 +119,18 @@ class EvalHooksTest(chex.TestCase):
     _classifier_dir(tmp, _images(4, 50))
     config.eval.fd_classifier_dir = tmp
     config.eval.fd_num_samples = 12
-    config.eval.fd_samplers = {"default": {}, "heun": dict(solver="heun", num_steps=2, grid="karras",
-                                                          grid_kwargs=dict(sigma_max=80.0))}
+    config.eval.fd_samplers = {
+        "default": {},
+        "heun": dict(solver="heun", num_steps=2, grid="karras", grid_kwargs=dict(sigma_max=80.0)),
+    }
     exp = experiment.Experiment(config)
     params = exp.method.init(jax.random.PRNGKey(0), exp.example_batch)
     out = self.create_tempdir().full_path
     got = evaluate.fd_metrics(evaluate.Context(exp, params, step=7, out=out))
-    self.assertEqual(sorted(got), ["fd_fmnist_default", "fd_fmnist_heun", "sample_seconds_default",
-                                   "sample_seconds_heun"])
+    self.assertEqual(
+        sorted(got),
+        ["fd_fmnist_default", "fd_fmnist_heun", "sample_seconds_default", "sample_seconds_heun"],
+    )
     self.assertTrue(all(np.isfinite(v) for v in got.values()))
     self.assertNotEqual(got["fd_fmnist_default"], got["fd_fmnist_heun"])
     self.assertTrue(os.path.exists(os.path.join(out, "fd_samples_00000007_heun.png")))

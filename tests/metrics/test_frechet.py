@@ -41,8 +41,9 @@ class FrechetMomentsTest(chex.TestCase):
     rng = np.random.default_rng(7)
     q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     s1, s2 = rng.uniform(0.1, 2.0, 6), rng.uniform(0.1, 2.0, 6)
-    fd = frechet.frechet_distance_from_moments(np.zeros(6), q @ np.diag(s1) @ q.T,
-                                               np.ones(6), q @ np.diag(s2) @ q.T)
+    fd = frechet.frechet_distance_from_moments(
+        np.zeros(6), q @ np.diag(s1) @ q.T, np.ones(6), q @ np.diag(s2) @ q.T
+    )
     np.testing.assert_allclose(fd, 6.0 + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2), rtol=1e-10)
 
   @parameterized.parameters((4, None), (32, None), (32, 8))
@@ -73,8 +74,9 @@ class FrechetMomentsTest(chex.TestCase):
     with self.assertRaisesRegex(ValueError, "cov2"):
       frechet.frechet_distance_from_moments(np.zeros(3), np.eye(3), np.zeros(3), np.eye(2))
     with self.assertRaisesRegex(ValueError, "method"):
-      frechet.frechet_distance_from_moments(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2),
-                                            method="svd")
+      frechet.frechet_distance_from_moments(
+          np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="svd"
+      )
 
 
 class FrechetStatsTest(chex.TestCase):
@@ -100,15 +102,16 @@ class FrechetStatsTest(chex.TestCase):
     images = np.random.default_rng(2).uniform(-1, 1, (37, 4, 4, 1)).astype(np.float32)
     reference = frechet.stats_from_features(_features_fn(images))
     from_array = frechet.feature_stats(_features_fn, images, batch_size=8)
-    from_iter = frechet.feature_stats(_features_fn, (images[i:i + 5] for i in range(0, 37, 5)))
+    from_iter = frechet.feature_stats(_features_fn, (images[i : i + 5] for i in range(0, 37, 5)))
     for stats in (from_array, from_iter):
       self.assertEqual(stats.count, 37)
       np.testing.assert_allclose(stats.mean, reference.mean, atol=1e-6)  # float32 features
       np.testing.assert_allclose(stats.cov, reference.cov, rtol=1e-5, atol=1e-7)
     capped = frechet.feature_stats(_features_fn, images, batch_size=8, max_samples=20)
     self.assertEqual(capped.count, 20)
-    np.testing.assert_allclose(capped.mean, np.mean(np.asarray(_features_fn(images[:20])), 0),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        capped.mean, np.mean(np.asarray(_features_fn(images[:20])), 0), atol=1e-6
+    )
 
   def test_frechet_distance_api(self):
     rng = np.random.default_rng(4)
@@ -120,8 +123,9 @@ class FrechetStatsTest(chex.TestCase):
     self.assertGreater(ab, 0.1)
     np.testing.assert_allclose(ab, ba, rtol=1e-6)
     fa, fb = (np.asarray(_features_fn(v), np.float64) for v in (a, b))
-    expected = frechet.frechet_distance_from_moments(fa.mean(0), np.cov(fa, rowvar=False),
-                                                     fb.mean(0), np.cov(fb, rowvar=False))
+    expected = frechet.frechet_distance_from_moments(
+        fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0), np.cov(fb, rowvar=False)
+    )
     np.testing.assert_allclose(ab, expected, rtol=1e-5)
     stats_b = frechet.feature_stats(_features_fn, b)
     np.testing.assert_allclose(frechet.frechet_distance(_features_fn, a, stats_b), ab, rtol=1e-9)
@@ -132,8 +136,9 @@ class FrechetStatsTest(chex.TestCase):
     m, s = np.array([0.5, -1.0, 0.0]), np.array([0.25, 1.0, 4.0])
     x = rng.standard_normal((200_000, 3)) * np.sqrt(s) + m
     y = rng.standard_normal((200_000, 3))
-    fd = frechet.frechet_distance_from_stats(frechet.stats_from_features(x),
-                                             frechet.stats_from_features(y))
+    fd = frechet.frechet_distance_from_stats(
+        frechet.stats_from_features(x), frechet.stats_from_features(y)
+    )
     np.testing.assert_allclose(fd, 1.25 + 0.25 + 1.0, rtol=0.01)
 
   def test_save_load_round_trip(self):
@@ -186,7 +191,7 @@ def _brute_conv_bn_relu(x, weight, gamma, beta, mean, var, stride, pad):
   y = np.zeros((x.shape[0], h_out, w_out, o))
   for i in range(h_out):
     for j in range(w_out):
-      patch = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :]  # [B, kh, kw, I]
+      patch = x[:, i * stride : i * stride + kh, j * stride : j * stride + kw, :]  # [B, kh, kw, I]
       y[:, i, j, :] = np.einsum("bhwi,oihw->bo", patch, weight)
   return np.maximum((y - mean) / np.sqrt(var + 1e-3) * gamma + beta, 0.0)
 
@@ -219,10 +224,13 @@ class InceptionLoaderTest(chex.TestCase):
     for name, shape in inception.expected_arrays(divisor).items():
       prefix, layer, leaf = name.rsplit(".", 2)
       block = params[prefix.replace(".", "_")]
-      got = {("conv", "weight"): lambda b: np.transpose(b["kernel"], (3, 2, 0, 1)),
-             ("bn", "weight"): lambda b: b["scale"], ("bn", "bias"): lambda b: b["bias"],
-             ("bn", "running_mean"): lambda b: b["mean"],
-             ("bn", "running_var"): lambda b: b["var"]}[(layer, leaf)](block)
+      got = {
+          ("conv", "weight"): lambda b: np.transpose(b["kernel"], (3, 2, 0, 1)),
+          ("bn", "weight"): lambda b: b["scale"],
+          ("bn", "bias"): lambda b: b["bias"],
+          ("bn", "running_mean"): lambda b: b["mean"],
+          ("bn", "running_var"): lambda b: b["var"],
+      }[(layer, leaf)](block)
       np.testing.assert_array_equal(got, arrays[name])
       consumed += 1
     self.assertEqual(consumed, sum(len(v) for v in params.values()))
@@ -235,21 +243,24 @@ class InceptionLoaderTest(chex.TestCase):
   def test_validation_errors_name_the_arrays(self):
     arrays = _synthetic_checkpoint(16)
     missing = {k: v for k, v in arrays.items() if k != "Mixed_5b.branch_pool.bn.running_var"}
-    with self.assertRaisesRegex(ValueError,
-                                r"1 missing arrays.*Mixed_5b\.branch_pool\.bn\.running_var"):
+    with self.assertRaisesRegex(
+        ValueError, r"1 missing arrays.*Mixed_5b\.branch_pool\.bn\.running_var"
+    ):
       inception.convert(missing, channel_divisor=16)
     with self.assertRaisesRegex(ValueError, r"unexpected arrays.*Mixed_8a\.conv\.weight"):
       inception.convert(dict(arrays, **{"Mixed_8a.conv.weight": np.zeros(1)}), channel_divisor=16)
     arrays = _synthetic_checkpoint(8)
     bad = dict(arrays, **{"Conv2d_1a_3x3.conv.weight": np.zeros((2, 3, 3, 3), np.float32)})
-    with self.assertRaisesRegex(ValueError, r"Conv2d_1a_3x3\.conv\.weight: got \(2, 3, 3, 3\), "
-                                r"expected \(4, 3, 3, 3\)"):
+    with self.assertRaisesRegex(
+        ValueError, r"Conv2d_1a_3x3\.conv\.weight: got \(2, 3, 3, 3\), " r"expected \(4, 3, 3, 3\)"
+    ):
       inception.convert(bad, channel_divisor=8)  # divisor 8: 32 // 8 = 4 output channels
     with self.assertRaisesRegex(ValueError, "wrong shapes"):
       inception.convert(_synthetic_checkpoint(16), channel_divisor=8)
 
-  @parameterized.parameters(((3, 3), 2, (0, 0)), ((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0)),
-                            ((5, 5), 1, (2, 2)))
+  @parameterized.parameters(
+      ((3, 3), 2, (0, 0)), ((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0)), ((5, 5), 1, (2, 2))
+  )
   def test_basic_conv_matches_torch_semantics(self, kernel, stride, pad):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 9, 9, 3)).astype(np.float32)
@@ -257,8 +268,13 @@ class InceptionLoaderTest(chex.TestCase):
     gamma, beta, mean = (rng.standard_normal(4).astype(np.float32) for _ in range(3))
     var = rng.uniform(0.5, 2.0, 4).astype(np.float32)
     layer = inception.BasicConv2d(4, kernel, stride, pad)
-    params = {"kernel": np.transpose(weight, (2, 3, 1, 0)), "scale": gamma, "bias": beta,
-              "mean": mean, "var": var}
+    params = {
+        "kernel": np.transpose(weight, (2, 3, 1, 0)),
+        "scale": gamma,
+        "bias": beta,
+        "mean": mean,
+        "var": var,
+    }
     got = layer.apply({"params": params}, jnp.asarray(x))
     expected = _brute_conv_bn_relu(x, weight, gamma, beta, mean, var, stride, pad)
     np.testing.assert_allclose(np.asarray(got), expected, atol=1e-4)
@@ -268,19 +284,21 @@ class InceptionLoaderTest(chex.TestCase):
     avg, mx = np.zeros_like(x), np.zeros_like(x)
     for i in range(5):
       for j in range(6):
-        window = x[:, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2, :]
+        window = x[:, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2, :]
         avg[:, i, j] = window.mean(axis=(1, 2))  # count_include_pad=False
         mx[:, i, j] = window.max(axis=(1, 2))
     np.testing.assert_allclose(np.asarray(inception.avg_pool_exclude_pad(x)), avg, atol=1e-6)
     np.testing.assert_allclose(np.asarray(inception.max_pool(x, 1, padding=1)), mx, atol=0)
-    np.testing.assert_allclose(np.asarray(inception.max_pool(x, 2))[0, 1, 1],
-                               x[0, 2:5, 2:5].max(axis=(0, 1)))
+    np.testing.assert_allclose(
+        np.asarray(inception.max_pool(x, 2))[0, 1, 1], x[0, 2:5, 2:5].max(axis=(0, 1))
+    )
     # Bilinear, align_corners=False: src = (j + ½)·in/out - ½, clamped to [0, in - 1].
     img = np.random.default_rng(2).standard_normal((1, 4, 4, 1)).astype(np.float32)
     src = np.clip((np.arange(11) + 0.5) * 4 / 11 - 0.5, 0, 3)
     lo = np.floor(src).astype(int)
     hi, frac = np.minimum(lo + 1, 3), src - np.floor(src)
-    interp = (img[0, :, :, 0][lo] * (1 - frac)[:, None] + img[0, :, :, 0][hi] * frac[:, None])
+    interp = img[0, :, :, 0][lo] * (1 - frac)[:, None] + img[0, :, :, 0][hi] * frac[:, None]
     expected = interp[:, lo] * (1 - frac)[None] + interp[:, hi] * frac[None]
-    np.testing.assert_allclose(np.asarray(inception.resize(img, 11))[0, :, :, 0], expected,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(inception.resize(img, 11))[0, :, :, 0], expected, atol=1e-5
+    )

@@ -24,7 +24,9 @@ class SlicedWassersteinTest(chex.TestCase):
   def test_one_dimension_equals_exact_w1(self):
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((500, 1)), rng.exponential(size=(500, 1))
-    sw = wasserstein.sliced_wasserstein(jnp.asarray(x), jnp.asarray(y), jax.random.PRNGKey(0), 4, p=1)
+    sw = wasserstein.sliced_wasserstein(
+        jnp.asarray(x), jnp.asarray(y), jax.random.PRNGKey(0), 4, p=1
+    )
     np.testing.assert_allclose(float(sw), stats.wasserstein_distance(x[:, 0], y[:, 0]), rtol=1e-5)
 
   def test_zero_for_identical_and_rejects_mismatch(self):

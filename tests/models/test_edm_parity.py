@@ -71,8 +71,9 @@ class ParityTest(chex.TestCase, parameterized.TestCase):
     self.assertGreater(float(np.std(ref)), 0.3)  # random weights: an O(1) output, not ~0
     self.assertLess(_rel_err(_run(module, params, data), ref), REL_TOL)
     if "out_noaug" in data:  # EDM skips map_augment when augment_labels is None; ours adds zeros
-      self.assertLess(_rel_err(_run(module, params, data, use_augment=False), data["out_noaug"]),
-                      REL_TOL)
+      self.assertLess(
+          _rel_err(_run(module, params, data, use_augment=False), data["out_noaug"]), REL_TOL
+      )
 
   def test_every_input_reaches_the_output(self):
     # The comparison can fail: shifting c_noise, dropping the labels or the augmentation moves the
@@ -80,8 +81,11 @@ class ParityTest(chex.TestCase, parameterized.TestCase):
     data, state = _load("ddpmpp_cond_aug")
     module, params = _module_and_params(data, state)
     ref = data["out"]
-    for kwargs in (dict(noise=data["noise_labels"] + 0.05), dict(use_label=False),
-                   dict(use_augment=False)):
+    for kwargs in (
+        dict(noise=data["noise_labels"] + 0.05),
+        dict(use_label=False),
+        dict(use_augment=False),
+    ):
       self.assertGreater(_rel_err(_run(module, params, data, **kwargs), ref), 100 * REL_TOL)
 
   def test_unpermuted_qkv_fails(self):
@@ -154,8 +158,9 @@ class ConverterErrorTest(chex.TestCase, parameterized.TestCase):
 
   def test_misshaped(self):
     state = {**self.state, "map_layer0.weight": self.state["map_layer0.weight"].T}
-    with self.assertRaisesRegex(ValueError, r"misshaped.*map_layer0\.weight: shape \(8, 32\), "
-                                r"expected \(32, 8\)"):
+    with self.assertRaisesRegex(
+        ValueError, r"misshaped.*map_layer0\.weight: shape \(8, 32\), " r"expected \(32, 8\)"
+    ):
       self.convert(state)
 
   def test_wrong_resample_filter(self):
@@ -203,8 +208,9 @@ class ConverterErrorTest(chex.TestCase, parameterized.TestCase):
 
   def test_model_config_defaults_and_learn_sigma(self):
     # Omitted kwargs take EDM's constructor defaults (not diffjax's), out = 2 in is learn_sigma.
-    cfg = convert.model_config("DhariwalUNet", dict(img_resolution=64, in_channels=3,
-                                                    out_channels=6))
+    cfg = convert.model_config(
+        "DhariwalUNet", dict(img_resolution=64, in_channels=3, out_channels=6)
+    )
     self.assertEqual(cfg["num_classes"], 0)
     self.assertEqual(cfg["channel_mult"], (1, 2, 3, 4))
     self.assertTrue(cfg["learn_sigma"])

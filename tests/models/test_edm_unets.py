@@ -1,6 +1,5 @@
 """DDPM++, NCSN++ and ADM at EDM's settings: parameter counts and the augmentation-label input."""
 
-
 import chex
 import jax
 import jax.numpy as jnp

@@ -32,15 +32,23 @@ REL_TOL = 1e-4
 def _load(name):
   with np.load(os.path.join(DATA, f"torch_parity_{name}.npz")) as d:
     arrays = {k: d[k] for k in d.files}
-  state_dict = {k[len("sd/"):]: v for k, v in arrays.items() if k.startswith("sd/")}
+  state_dict = {k[len("sd/") :]: v for k, v in arrays.items() if k.startswith("sd/")}
   module = models.make(json.loads(str(arrays["config"])))
   x = arrays["x"].transpose(0, 2, 3, 1)  # NCHW -> NHWC
   ref = arrays["out"].transpose(0, 2, 3, 1)
   label = arrays.get("label")
   like = convert_torch.param_shapes(module, x.shape)
   apply = jax.jit(lambda p, x, nc, y: module.apply({"params": p}, x, nc, y, train=False))
-  return dict(state_dict=state_dict, module=module, x=x, ref=ref, noise_cond=arrays["noise_cond"],
-              label=label, like=like, apply=apply)
+  return dict(
+      state_dict=state_dict,
+      module=module,
+      x=x,
+      ref=ref,
+      noise_cond=arrays["noise_cond"],
+      label=label,
+      like=like,
+      apply=apply,
+  )
 
 
 def _run(name, state_dict=None, noise_cond=None, label=None):
@@ -94,8 +102,11 @@ class TorchParityTest(chex.TestCase, parameterized.TestCase):
     # The reference data were made with our group rule (32 groups cannot split 16 channels);
     # at the paper's CIFAR-10 widths the rule must give Ho et al.'s 32 groups everywhere.
     like = convert_torch.param_shapes(models.make({"kind": "ddpm"}), (1, 32, 32, 3))
-    widths = {leaf.shape[0] for path, leaf in jax.tree_util.tree_leaves_with_path(like)
-              if path[-1].key == "scale"}
+    widths = {
+        leaf.shape[0]
+        for path, leaf in jax.tree_util.tree_leaves_with_path(like)
+        if path[-1].key == "scale"
+    }
     self.assertEqual(widths, {128, 256, 384, 512})
     self.assertEqual({layers.num_groups(c) for c in widths}, {32})
 
@@ -104,10 +115,14 @@ class PaperSizeLayoutTest(chex.TestCase, parameterized.TestCase):
   """Every entry of the released checkpoints' layout (names and shapes from the reference code)."""
 
   @parameterized.parameters(
-      ("ddpm_cifar10", {"kind": "ddpm"}, (1, 32, 32, 3), convert_torch.ddpm_unet_params,
-       35_746_307),
-      ("dit_s2", {"kind": "dit", "variant": "S/2"}, (1, 32, 32, 4), convert_torch.dit_params,
-       None),
+      (
+          "ddpm_cifar10",
+          {"kind": "ddpm"},
+          (1, 32, 32, 3),
+          convert_torch.ddpm_unet_params,
+          35_746_307,
+      ),
+      ("dit_s2", {"kind": "dit", "variant": "S/2"}, (1, 32, 32, 4), convert_torch.dit_params, None),
   )
   def test_converts_paper_layout(self, name, cfg, x_shape, convert, want_count):
     with np.load(os.path.join(DATA, "torch_parity_shapes.npz")) as d:
@@ -145,8 +160,10 @@ class ConverterErrorTest(chex.TestCase):
     sd, like = self._dit()
     sd["y_embedder.embedding_table.weight"] = sd["y_embedder.embedding_table.weight"][:10]
     with self.assertRaisesRegex(
-        ValueError, r"misshaped DiT entries: y_embedder\.embedding_table\.weight: shape \(10, 32\)"
-        r" gives \(10, 32\), but y_embedder/embedding needs \(11, 32\)"):
+        ValueError,
+        r"misshaped DiT entries: y_embedder\.embedding_table\.weight: shape \(10, 32\)"
+        r" gives \(10, 32\), but y_embedder/embedding needs \(11, 32\)",
+    ):
       convert_torch.dit_params(sd, like)
 
   def test_dit_all_problems_in_one_message(self):
@@ -155,9 +172,12 @@ class ConverterErrorTest(chex.TestCase):
     sd["extra.weight"] = np.zeros(3, np.float32)
     sd["blocks.0.attn.qkv.weight"] = sd["blocks.0.attn.qkv.weight"][:64]
     sd["blocks.1.attn.proj.weight"] = sd["blocks.1.attn.proj.weight"][:, :16]
-    with self.assertRaisesRegex(ValueError, r"final_layer\.linear\.bias.*extra\.weight.*"
-                                r"blocks\.0\.attn\.qkv\.weight: shape \(64, 32\).*"
-                                r"blocks\.1\.attn\.proj\.weight: shape \(32, 16\)"):
+    with self.assertRaisesRegex(
+        ValueError,
+        r"final_layer\.linear\.bias.*extra\.weight.*"
+        r"blocks\.0\.attn\.qkv\.weight: shape \(64, 32\).*"
+        r"blocks\.1\.attn\.proj\.weight: shape \(32, 16\)",
+    ):
       convert_torch.dit_params(sd, like)
 
   def test_dit_pos_embed_must_be_the_fixed_table(self):
@@ -188,7 +208,9 @@ class ConverterErrorTest(chex.TestCase):
     cfg = json.loads(str(np.load(os.path.join(DATA, "torch_parity_ddpm.npz"))["config"]))
     like = convert_torch.param_shapes(models.make({**cfg, "learn_sigma": True}), case["x"].shape)
     with self.assertRaisesRegex(
-        ValueError, r"unexpected DDPM U-Net entries: up\.0\.block\.0\.conv_shortcut\.weight; "
+        ValueError,
+        r"unexpected DDPM U-Net entries: up\.0\.block\.0\.conv_shortcut\.weight; "
         r"misshaped DDPM U-Net entries: conv_out\.bias: shape \(3,\) gives \(3,\), "
-        r"but conv_out/bias needs \(6,\), conv_out\.weight: shape \(3, 16, 3, 3\)"):
+        r"but conv_out/bias needs \(6,\), conv_out\.weight: shape \(3, 16, 3, 3\)",
+    ):
       convert_torch.ddpm_unet_params(sd, like)

@@ -81,43 +81,73 @@ def x_noise(seed):
 
 
 def run_edm(repo, cases):
-  ns = load_functions(os.path.join(repo, "generate.py"), ["edm_sampler"],
-                      {"torch": torch, "np": np})
+  ns = load_functions(
+      os.path.join(repo, "generate.py"), ["edm_sampler"], {"torch": torch, "np": np}
+  )
   net = ExactNet()
   for num_steps in (8, 18):
     latents = x_noise(num_steps)
-    out = ns["edm_sampler"](net, latents, num_steps=num_steps, sigma_min=0.002, sigma_max=80.0,
-                            rho=7.0)
+    out = ns["edm_sampler"](
+        net, latents, num_steps=num_steps, sigma_min=0.002, sigma_max=80.0, rho=7.0
+    )
     step = torch.arange(num_steps, dtype=torch.float64)
     t = (80.0 ** (1 / 7) + step / (num_steps - 1) * (0.002 ** (1 / 7) - 80.0 ** (1 / 7))) ** 7
     sigmas = torch.cat([t, torch.zeros(1)])
     cases[f"edm_heun_{num_steps}"] = dict(
-        solver="heun", options={}, sigmas=sigmas.numpy(), x_init=(latents * 80.0).numpy(),
-        out=out.numpy(), source="NVlabs/edm generate.py:edm_sampler (S_churn=0)")
+        solver="heun",
+        options={},
+        sigmas=sigmas.numpy(),
+        x_init=(latents * 80.0).numpy(),
+        out=out.numpy(),
+        source="NVlabs/edm generate.py:edm_sampler (S_churn=0)",
+    )
 
 
 def run_kdiffusion(repo, cases):
   utils = load_functions(os.path.join(repo, "k_diffusion", "utils.py"), ["append_dims"], {})
-  ns = {"torch": torch, "math": math, "integrate": integrate,
-        "trange": lambda *a, disable=None: range(*a), "utils": types.SimpleNamespace(**utils)}
-  names = ["append_zero", "get_sigmas_karras", "to_d", "sample_euler", "sample_heun",
-           "linear_multistep_coeff", "sample_lms", "sample_dpmpp_2m"]
+  ns = {
+      "torch": torch,
+      "math": math,
+      "integrate": integrate,
+      "trange": lambda *a, disable=None: range(*a),
+      "utils": types.SimpleNamespace(**utils),
+  }
+  names = [
+      "append_zero",
+      "get_sigmas_karras",
+      "to_d",
+      "sample_euler",
+      "sample_heun",
+      "linear_multistep_coeff",
+      "sample_lms",
+      "sample_dpmpp_2m",
+  ]
   load_functions(os.path.join(repo, "k_diffusion", "sampling.py"), names, ns)
   model = lambda x, sigma: denoiser(x, sigma)
   for n in (10,):
     sigmas = ns["get_sigmas_karras"](n, 0.002, 80.0, rho=7.0)
     x_init = x_noise(100 + n) * sigmas[0]
-    for solver, fn in (("euler", "sample_euler"), ("heun", "sample_heun"), ("lms", "sample_lms"),
-                       ("dpmpp_2m", "sample_dpmpp_2m")):
+    for solver, fn in (
+        ("euler", "sample_euler"),
+        ("heun", "sample_heun"),
+        ("lms", "sample_lms"),
+        ("dpmpp_2m", "sample_dpmpp_2m"),
+    ):
       out = ns[fn](model, x_init.clone(), sigmas, disable=True)
       cases[f"kdiff_{solver}_{n}"] = dict(
-          solver=solver, options={}, sigmas=sigmas.numpy(), x_init=x_init.numpy(),
-          out=out.numpy(), source=f"crowsonkb/k-diffusion sampling.py:{fn}")
+          solver=solver,
+          options={},
+          sigmas=sigmas.numpy(),
+          x_init=x_init.numpy(),
+          out=out.numpy(),
+          source=f"crowsonkb/k-diffusion sampling.py:{fn}",
+      )
 
 
 def run_dpm_solver(repo, cases):
   spec = importlib.util.spec_from_file_location(
-      "dpm_solver_pytorch", os.path.join(repo, "dpm_solver_pytorch.py"))
+      "dpm_solver_pytorch", os.path.join(repo, "dpm_solver_pytorch.py")
+  )
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   vp = mod.NoiseScheduleVP("linear", continuous_beta_0=0.1, continuous_beta_1=20.0)
@@ -145,16 +175,28 @@ def run_dpm_solver(repo, cases):
     ts = dpm.get_time_steps("logSNR", 1.0, t_end, num, "cpu")
     sigmas = (vp.marginal_std(ts) / vp.marginal_alpha(ts)).numpy()
     z_init = x_noise(200 + steps + order)  # DPM-Solver starts from N(0, I) at t = 1
-    out = dpm.sample(z_init.clone(), steps=steps, t_start=1.0, t_end=t_end, order=order,
-                     skip_type="logSNR", method=method, lower_order_final=True,
-                     denoise_to_zero=False)
+    out = dpm.sample(
+        z_init.clone(),
+        steps=steps,
+        t_start=1.0,
+        t_end=t_end,
+        order=order,
+        skip_type="logSNR",
+        method=method,
+        lower_order_final=True,
+        denoise_to_zero=False,
+    )
     alpha_0, alpha_1 = vp.marginal_alpha(torch.tensor(t_end)), vp.marginal_alpha(torch.tensor(1.0))
     cases[f"dpm_{solver}_{steps}"] = dict(
-        solver=solver, options=options, sigmas=sigmas, x_init=(z_init / alpha_1).numpy(),
+        solver=solver,
+        options=options,
+        sigmas=sigmas,
+        x_init=(z_init / alpha_1).numpy(),
         out=(out / alpha_0).numpy(),
         source=f"LuChengTHU/dpm-solver dpm_solver_pytorch.py:DPM_Solver.sample("
-               f"algorithm_type={algorithm}, method={method}, order={order}, steps={steps}, "
-               f"skip_type=logSNR, t_end={t_end}, lower_order_final=True)")
+        f"algorithm_type={algorithm}, method={method}, order={order}, steps={steps}, "
+        f"skip_type=logSNR, t_end={t_end}, lower_order_final=True)",
+    )
 
 
 def main():

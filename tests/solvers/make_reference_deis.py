@@ -43,6 +43,7 @@ def main():
   # (unused here) calls it.
   import jax._src.numpy.lax_numpy as lax_numpy  # pylint: disable=g-import-not-at-top
   import jax._src.numpy.util as np_util  # pylint: disable=g-import-not-at-top
+
   if not hasattr(lax_numpy, "_promote_dtypes_inexact"):
     lax_numpy._promote_dtypes_inexact = np_util.promote_dtypes_inexact
   import jax_deis  # pylint: disable=g-import-not-at-top
@@ -62,8 +63,15 @@ def main():
   z_init = np.random.default_rng(7).standard_normal((6, 2))
   arrays = {"sigmas": sigmas, "x_init": z_init / np.sqrt(abar[0]), "ts": ts}
   for order in (2, 3):  # jax_deis: ab_order = polynomial degree = order - 1 (0 is unsupported)
-    sampler = jax_deis.get_sampler(sde, eps_fn, ts_phase="t", ts_order=2.0, num_step=num_step,
-                                   method="t_ab", ab_order=order - 1)
+    sampler = jax_deis.get_sampler(
+        sde,
+        eps_fn,
+        ts_phase="t",
+        ts_order=2.0,
+        num_step=num_step,
+        method="t_ab",
+        ab_order=order - 1,
+    )
     out = np.asarray(sampler(jnp.asarray(z_init)))
     arrays[f"out_order{order}"] = out / np.sqrt(abar[-1])
   np.savez(args.out, **arrays)

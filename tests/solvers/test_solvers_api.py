@@ -43,8 +43,7 @@ class ValidationTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "bad option for grid 'karras'"):
       solvers.grid("karras", 5, schedule=None, sigma_mn=0.1)
     with self.assertRaisesRegex(ValueError, "unknown option 'S_churm' for solver"):
-      solvers.solve("edm_stochastic", GAUSS.denoiser, X, np.array([1.0, 0.0]), key=KEY,
-                    S_churm=1.0)
+      solvers.solve("edm_stochastic", GAUSS.denoiser, X, np.array([1.0, 0.0]), key=KEY, S_churm=1.0)
 
   @parameterized.parameters(
       ([1.0, 2.0, 0.0], "strictly decreasing; sigmas\\[0\\]"),
@@ -73,17 +72,21 @@ class ValidationTest(parameterized.TestCase):
     got = solvers.grid("karras", 18, schedule=vdm)
     np.testing.assert_allclose(got[[0, -2]], [np.exp(2.5), 0.002], rtol=1e-6)  # σ̃ = e^{-λ/2}
     np.testing.assert_allclose(
-        got, solvers.grid("karras", 18, schedule=None, sigma_max=float(np.exp(2.5))),
-        rtol=1e-6)  # λ in float32
+        got, solvers.grid("karras", 18, schedule=None, sigma_max=float(np.exp(2.5))), rtol=1e-6
+    )  # λ in float32
     cosine = schedules.make("iddpm_cosine", num_timesteps=1000)  # starts at σ̃ = √β_1/(1-β_1)
     low = float(np.sqrt(1 / cosine.alphas_cumprod()[0] - 1))
-    np.testing.assert_allclose(solvers.grid("karras", 18, schedule=cosine)[[0, -2]], [80.0, low],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        solvers.grid("karras", 18, schedule=cosine)[[0, -2]], [80.0, low], rtol=1e-5
+    )
     # Schedules that span [0.002, 80] (EDM, flows, the v-prediction cosine) keep EDM's grid.
     for kind in ("edm", "rectified_flow", "cosine"):
-      np.testing.assert_allclose(solvers.grid("karras", 18, schedule=schedules.make(kind)),
-                                 solvers.grid("karras", 18, schedule=None), rtol=1e-12,
-                                 err_msg=kind)
+      np.testing.assert_allclose(
+          solvers.grid("karras", 18, schedule=schedules.make(kind)),
+          solvers.grid("karras", 18, schedule=None),
+          rtol=1e-12,
+          err_msg=kind,
+      )
     with self.assertRaisesRegex(ValueError, "sigma_min < sigma_max"):
       solvers.grid("karras", 18, sigma_min=20.0, schedule=vdm)
 
@@ -106,11 +109,13 @@ def _bad_denoiser(x, sigma):
 
 def _check_nan(testcase, name, step):
   sigmas = np.array([4.0, 2.0, 1.0, 0.6, 0.3, 0.1, 0.0])
-  with testcase.assertRaisesRegex(FloatingPointError,
-                                  f"step {step} \\(sigma {sigmas[step]:.6g} -> "):
+  with testcase.assertRaisesRegex(
+      FloatingPointError, f"step {step} \\(sigma {sigmas[step]:.6g} -> "
+  ):
     solvers.solve(name, _bad_denoiser, X, sigmas, key=KEY)
-  _, info = solvers.solve(name, _bad_denoiser, X, sigmas, key=KEY, nan_check="none",
-                          return_info=True)
+  _, info = solvers.solve(
+      name, _bad_denoiser, X, sigmas, key=KEY, nan_check="none", return_info=True
+  )
   testcase.assertEqual(int(info["nan_step"]), step)
 
 
@@ -137,8 +142,9 @@ class NanReportTest(parameterized.TestCase):
       jax.block_until_ready(run(X))
 
   def test_finite_denoiser_passes(self):
-    _, info = solvers.solve("heun", GAUSS.denoiser, X, solvers.grid("karras", 5, schedule=None),
-                            return_info=True)
+    _, info = solvers.solve(
+        "heun", GAUSS.denoiser, X, solvers.grid("karras", 5, schedule=None), return_info=True
+    )
     self.assertEqual(int(info["nan_step"]), -1)
     self.assertEqual(info["nfe"], 9)
 
@@ -160,8 +166,14 @@ GRID_NONZERO = solvers.grid("karras", 5, schedule=None, sigma_max=10.0, append_z
 class NfeTest(parameterized.TestCase):
 
   # One solver per counting rule (1, k per step, PLMS, PNDM, PC); every solver under -m slow.
-  @parameterized.parameters(("euler", False), ("heun", True), ("dpm_solver_3", False),
-                            ("plms", True), ("pndm", True), ("pc", False))
+  @parameterized.parameters(
+      ("euler", False),
+      ("heun", True),
+      ("dpm_solver_3", False),
+      ("plms", True),
+      ("pndm", True),
+      ("pc", False),
+  )
   def test_nfe_counts_executed_calls(self, name, both_grids):
     _check_nfe(self, name, (GRID_ZERO, GRID_NONZERO) if both_grids else (GRID_ZERO,))
 
@@ -182,8 +194,15 @@ class SlowNfeAndNanTest(parameterized.TestCase):
   def test_nfe_counts_executed_calls(self, name):
     _check_nfe(self, name, (GRID_ZERO, GRID_NONZERO, np.array([3.0, 0.0])))
 
-  @parameterized.parameters(("dpmpp_3m", 4), ("lms", 4), ("pndm", 4), ("ddpm", 4),
-                            ("edm_stochastic", 3), ("sde_dpmpp_2m", 4), ("dpm_solver_3", 3))
+  @parameterized.parameters(
+      ("dpmpp_3m", 4),
+      ("lms", 4),
+      ("pndm", 4),
+      ("ddpm", 4),
+      ("edm_stochastic", 3),
+      ("sde_dpmpp_2m", 4),
+      ("dpm_solver_3", 3),
+  )
   def test_raises_with_first_bad_step(self, name, step):
     _check_nan(self, name, step)
 
@@ -250,8 +269,7 @@ class GridTest(parameterized.TestCase):
     expected = (10.0 ** (1 / 3) + i * (0.1 ** (1 / 3) - 10.0 ** (1 / 3))) ** 3
     np.testing.assert_allclose(g, np.append(expected, 0.0), rtol=1e-14)
     self.assertEqual(g.dtype, np.float64)
-    g2 = solvers.grid("karras", 5, schedule=None, sigma_min=0.1, sigma_max=10.0,
-                      append_zero=False)
+    g2 = solvers.grid("karras", 5, schedule=None, sigma_min=0.1, sigma_max=10.0, append_zero=False)
     self.assertLen(g2, 6)
     np.testing.assert_allclose(g2[[0, -1]], [10.0, 0.1], rtol=1e-14)
 
@@ -275,11 +293,13 @@ class GridTest(parameterized.TestCase):
     sig = lambda t: np.sqrt(np.expm1(0.5 * t**2 * 19.9 + t * 0.1))
     t = np.linspace(1.0, t_end, steps + 1)
     vp = schedules.make("vp", beta_min=0.1, beta_max=20.0, t_min=0.0)
-    np.testing.assert_allclose(solvers.grid("time_uniform", steps, schedule=vp, append_zero=False),
-                               sig(t), rtol=2e-5)
+    np.testing.assert_allclose(
+        solvers.grid("time_uniform", steps, schedule=vp, append_zero=False), sig(t), rtol=2e-5
+    )
     lam = np.linspace(-np.log(sig(1.0)), -np.log(sig(t_end)), steps + 1)
-    np.testing.assert_allclose(solvers.grid("logSNR", steps, schedule=vp, append_zero=False),
-                               np.exp(-lam), rtol=2e-5)
+    np.testing.assert_allclose(
+        solvers.grid("logSNR", steps, schedule=vp, append_zero=False), np.exp(-lam), rtol=2e-5
+    )
     self.assertEqual(solvers.grid("logSNR", steps, schedule=vp)[-1], 0.0)
 
   def test_user_array(self):

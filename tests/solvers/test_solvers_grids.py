@@ -40,10 +40,12 @@ class EveryGridTakesTheScheduleTest(parameterized.TestCase):
   def test_schedule_may_be_a_config_dict(self):
     np.testing.assert_array_equal(
         solvers.grid("ddim", 10, schedule=dict(kind="ddpm"), skip="quadratic"),
-        solvers.grid("ddim", 10, schedule=schedules.make("ddpm"), skip="quadratic"))
+        solvers.grid("ddim", 10, schedule=schedules.make("ddpm"), skip="quadratic"),
+    )
 
-  @parameterized.parameters("uniform_t", "uniform_logsnr", "quadratic", "time_uniform", "logSNR",
-                            "ddim")
+  @parameterized.parameters(
+      "uniform_t", "uniform_logsnr", "quadratic", "time_uniform", "logSNR", "ddim"
+  )
   def test_grids_in_t_or_logsnr_name_themselves_without_a_schedule(self, name):
     with self.assertRaisesRegex(ValueError, f"grid '{name}' .*needs schedule="):
       solvers.grid(name, 5, schedule=None)
@@ -72,17 +74,20 @@ class DdimTimestepsTest(parameterized.TestCase):
     for s in (10, 20, 50, 100):
       want = [i + 1 for i in range(0, 1000, 1000 // s)][::-1]
       self.assertEqual(grids.ddim_timesteps(s, "uniform"), want)
-    self.assertEqual(grids.ddim_timesteps(10, "uniform"),
-                     [901, 801, 701, 601, 501, 401, 301, 201, 101, 1])
+    self.assertEqual(
+        grids.ddim_timesteps(10, "uniform"), [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+    )
 
   def test_quadratic_matches_the_formula(self):
     # ⌊(k·sqrt(800)/(S - 1))²⌋ + 1, by plain float arithmetic (not NumPy's linspace).
     for s in (10, 20):
-      want = sorted({int((k * math.sqrt(800.0) / (s - 1)) ** 2) + 1 for k in range(s)},
-                    reverse=True)
+      want = sorted(
+          {int((k * math.sqrt(800.0) / (s - 1)) ** 2) + 1 for k in range(s)}, reverse=True
+      )
       self.assertEqual(grids.ddim_timesteps(s, "quadratic"), want)
-    self.assertEqual(grids.ddim_timesteps(10, "quadratic"),
-                     [801, 633, 484, 356, 247, 159, 89, 40, 10, 1])
+    self.assertEqual(
+        grids.ddim_timesteps(10, "quadratic"), [801, 633, 484, 356, 247, 159, 89, 40, 10, 1]
+    )
     # S = 100 repeats small steps (k = 0..3 all round to 0, k = 5, 6 to 2, ...): kept once each.
     steps = grids.ddim_timesteps(100, "quadratic")
     self.assertEqual((len(steps), steps[0], steps[-1]), (96, 801, 1))
@@ -115,7 +120,8 @@ class DdimGridTest(chex.TestCase, parameterized.TestCase):
     g = solvers.grid("ddim", 10, schedule=chain, skip="uniform")
     self.assertAlmostEqual(g[-2], math.sqrt(1e-4 / (1 - 1e-4)), places=13)  # ᾱ_1 = 1 - β_1
     np.testing.assert_array_equal(
-        solvers.grid("ddim", 10, schedule=chain, skip="uniform", append_zero=False), g[:-1])
+        solvers.grid("ddim", 10, schedule=chain, skip="uniform", append_zero=False), g[:-1]
+    )
 
   def test_reads_the_schedules_own_chain(self):
     """The grid follows the chain it is given (IDDPM's cosine chain of 4000 steps here)."""
@@ -123,8 +129,11 @@ class DdimGridTest(chex.TestCase, parameterized.TestCase):
     abar = chain.alphas_cumprod()
     taus = np.asarray(grids.ddim_timesteps(20, "quadratic", 4000))
     self.assertEqual(taus[0], 3201)  # ⌊0.8·4000⌋ + 1
-    np.testing.assert_allclose(solvers.grid("ddim", 20, schedule=chain, skip="quadratic")[:-1],
-                               np.sqrt((1 - abar[taus - 1]) / abar[taus - 1]), rtol=1e-14)
+    np.testing.assert_allclose(
+        solvers.grid("ddim", 20, schedule=chain, skip="quadratic")[:-1],
+        np.sqrt((1 - abar[taus - 1]) / abar[taus - 1]),
+        rtol=1e-14,
+    )
 
   def test_needs_a_discrete_chain(self):
     with self.assertRaisesRegex(ValueError, "grid 'ddim' .*discrete chain.*VP"):
@@ -137,8 +146,9 @@ class DdimGridTest(chex.TestCase, parameterized.TestCase):
     denoiser = lambda x, sigma: x / (1.0 + jnp.reshape(sigma, (-1, 1)) ** 2)
     x_init = sigmas[0] * jax.random.normal(jax.random.key(0), (4, 3))
     got = solvers.solve("ddim", denoiser, x_init, jnp.asarray(sigmas, jnp.float32), eta=0.0)
-    abar = np.concatenate([chain.alphas_cumprod()[
-        np.asarray(grids.ddim_timesteps(10, "quadratic")) - 1], [1.0]])
+    abar = np.concatenate(
+        [chain.alphas_cumprod()[np.asarray(grids.ddim_timesteps(10, "quadratic")) - 1], [1.0]]
+    )
     z = np.sqrt(abar[0]) * np.asarray(x_init, np.float64)  # x_T in DDPM's own frame
     for a, a_prev in zip(abar[:-1], abar[1:]):
       x0 = np.sqrt(a) * z  # E[x0 | z] for x0 ~ N(0, I): ᾱ-weighted, √ᾱ z / (ᾱ + 1 - ᾱ)

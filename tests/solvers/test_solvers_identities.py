@@ -13,7 +13,8 @@ from diffjax.core import schedules
 from diffjax.solvers import testing
 
 GMM = testing.GaussianMixture(
-    np.array([[-2.0, 0.5], [1.5, -1.0]]), np.array([[0.3, 0.8], [0.6, 0.4]]), np.array([0.4, 0.6]))
+    np.array([[-2.0, 0.5], [1.5, -1.0]]), np.array([[0.3, 0.8], [0.6, 0.4]]), np.array([0.4, 0.6])
+)
 
 
 def _x_init(sigma_max, dtype=jnp.float64, batch=16):
@@ -32,7 +33,7 @@ class SamplerIdentityTest(parameterized.TestCase):
       key = jax.random.key(7)
       x_step = x
       for i in range(len(sigmas) - 1):
-        pair, key_i = sigmas[i:i + 2], jax.random.fold_in(key, i)
+        pair, key_i = sigmas[i : i + 2], jax.random.fold_in(key, i)
         a = solvers.solve("ddim", GMM.denoiser, x_step, pair, key=key_i, eta=1.0)
         b = solvers.solve("ddpm", GMM.denoiser, x_step, pair, key=key_i)
         c = solvers.solve("seeds_1", GMM.denoiser, x_step, pair, key=key_i)
@@ -55,8 +56,11 @@ class SamplerIdentityTest(parameterized.TestCase):
     sigmas = solvers.grid("karras", 10, schedule=None, sigma_max=20.0)
     with jax.enable_x64(True):
       x = _x_init(sigmas[0])
-      chex.assert_trees_all_close(solvers.solve("euler", GMM.denoiser, x, sigmas),
-                                  solvers.solve("ddim", GMM.denoiser, x, sigmas), atol=1e-12)
+      chex.assert_trees_all_close(
+          solvers.solve("euler", GMM.denoiser, x, sigmas),
+          solvers.solve("ddim", GMM.denoiser, x, sigmas),
+          atol=1e-12,
+      )
 
   @parameterized.parameters(0.5, 1.0)
   def test_euler_ancestral_is_ddim_eta(self, eta):
@@ -65,7 +69,9 @@ class SamplerIdentityTest(parameterized.TestCase):
       x, key = _x_init(sigmas[0]), jax.random.key(3)
       chex.assert_trees_all_close(
           solvers.solve("euler_ancestral", GMM.denoiser, x, sigmas, key=key, eta=eta),
-          solvers.solve("ddim", GMM.denoiser, x, sigmas, key=key, eta=eta), atol=1e-12)
+          solvers.solve("ddim", GMM.denoiser, x, sigmas, key=key, eta=eta),
+          atol=1e-12,
+      )
 
   def test_edm_stochastic_without_churn_is_heun(self):
     sigmas = solvers.grid("karras", 8, schedule=None, sigma_max=20.0)
@@ -73,7 +79,9 @@ class SamplerIdentityTest(parameterized.TestCase):
       x = _x_init(sigmas[0])
       chex.assert_trees_all_close(
           solvers.solve("edm_stochastic", GMM.denoiser, x, sigmas, key=jax.random.key(0)),
-          solvers.solve("heun", GMM.denoiser, x, sigmas), atol=1e-12)
+          solvers.solve("heun", GMM.denoiser, x, sigmas),
+          atol=1e-12,
+      )
 
   def test_edm_churn_gamma_and_window(self):
     """EDM Alg. 2: γ = min(S_churn/N, √2 - 1) only for S_tmin ≤ σ ≤ S_tmax, x̂ = x + √(σ̂² - σ²)
@@ -84,8 +92,17 @@ class SamplerIdentityTest(parameterized.TestCase):
     with jax.enable_x64(True):
       x, key = _x_init(1.0), jax.random.key(5)
       for s_churn, s_tmin, s_tmax in ((0.5, 2.0, 10.0), (5.0, 0.0, 10.0)):
-        out = solvers.solve("edm_stochastic", zero, x, sigmas, key=key, S_churn=s_churn,
-                            S_tmin=s_tmin, S_tmax=s_tmax, S_noise=1.1)
+        out = solvers.solve(
+            "edm_stochastic",
+            zero,
+            x,
+            sigmas,
+            key=key,
+            S_churn=s_churn,
+            S_tmin=s_tmin,
+            S_tmax=s_tmax,
+            S_noise=1.1,
+        )
         expected = x
         for i, (s, s_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
           gamma = min(s_churn / 2, np.sqrt(2.0) - 1.0) if s_tmin <= s <= s_tmax else 0.0
@@ -101,7 +118,9 @@ class SamplerIdentityTest(parameterized.TestCase):
       x = _x_init(sigmas[0])
       chex.assert_trees_all_close(
           solvers.solve("sde_dpmpp_2m", GMM.denoiser, x, sigmas, key=jax.random.key(0), eta=0.0),
-          solvers.solve("dpmpp_2m", GMM.denoiser, x, sigmas), atol=1e-12)
+          solvers.solve("dpmpp_2m", GMM.denoiser, x, sigmas),
+          atol=1e-12,
+      )
 
   def test_dpm_solver_2_is_log_midpoint_rule(self):
     """With r1 = ½, DPM-Solver-2 is x - (σ - σ_next) ε̂(x_mid, √(σσ_next)) (k-diffusion dpm_2)."""
@@ -113,8 +132,9 @@ class SamplerIdentityTest(parameterized.TestCase):
         eps = lambda v, sig: (v - GMM.denoiser(v, jnp.full((16,), sig))) / sig
         mid = np.sqrt(s * t)
         y = y - (s - t) * eps(y - (s - mid) * eps(y, s), mid)
-      chex.assert_trees_all_close(solvers.solve("dpm_solver_2", GMM.denoiser, x, sigmas), y,
-                                  atol=1e-12)
+      chex.assert_trees_all_close(
+          solvers.solve("dpm_solver_2", GMM.denoiser, x, sigmas), y, atol=1e-12
+      )
 
   def test_euler_on_flow_velocity_model_is_flow_euler(self):
     """Euler in the σ-frame on a flow-velocity model = Euler on dz/dt = u (z = (1-t)x + tε)."""
@@ -146,8 +166,10 @@ class AdapterTest(parameterized.TestCase):
       (dict(kind="vp"), dict(kind="eps")),
       (dict(kind="vp"), dict(kind="v")),
       (dict(kind="cosine"), dict(kind="x0")),
-      (dict(kind="cosine"), dict(kind="eps", noise_cond="logsnr", noise_cond_scale=1.0,
-                                 normalize_input=True)),
+      (
+          dict(kind="cosine"),
+          dict(kind="eps", noise_cond="logsnr", noise_cond_scale=1.0, normalize_input=True),
+      ),
       (dict(kind="edm"), dict(kind="edm")),
       (dict(kind="ve"), dict(kind="eps")),
       (dict(kind="flow"), dict(kind="flow")),

@@ -93,8 +93,9 @@ class OrderTest(parameterized.TestCase):
     self.assertEqual(solvers.SOLVERS[name].order, order)
 
   @parameterized.parameters(*EQUAL_STEP_CASES)
-  def test_equal_step_weights_lose_order_on_karras_grid(self, name, options, make_grid, steps,
-                                                         order):
+  def test_equal_step_weights_lose_order_on_karras_grid(
+      self, name, options, make_grid, steps, order
+  ):
     with jax.enable_x64(True):
       errs = _errors(name, options, make_grid, steps)
     slopes = -np.diff(np.log2(errs))
@@ -143,8 +144,16 @@ class FormulaOrderTest(parameterized.TestCase):
         lam0 = -np.log(2.0)
         s2, s1, s0, s_next = np.exp(-(lam0 + h * np.array([-2.0, -1.0, 0.0, 1.0])))
         m_hist = jnp.stack([den(s1), den(s2)])
-        out = update(exact(s0), den(s0), m_hist, jnp.float64(s0),
-                     jnp.array([s1, s2]), jnp.float64(s_next), 3, d2_scale)
+        out = update(
+            exact(s0),
+            den(s0),
+            m_hist,
+            jnp.float64(s0),
+            jnp.array([s1, s2]),
+            jnp.float64(s_next),
+            3,
+            d2_scale,
+        )
         errs.append(float(jnp.max(jnp.abs(out - exact(s_next)))))
       slopes = -np.diff(np.log2(errs))
       np.testing.assert_allclose(slopes[-1], local_order, atol=0.3, err_msg=str(errs))
@@ -167,10 +176,10 @@ class FormulaOrderTest(parameterized.TestCase):
     with jax.enable_x64(True):
       h = 0.1
       taus = jnp.asarray(0.7 + h * np.arange(4)[:k], jnp.float64)
-      c = multistep._lagrange_coeffs(jnp.float64(0.7), jnp.float64(0.7 - h), taus, k,
-                                     lambda s: s)
-      np.testing.assert_allclose(np.asarray(c), -h * np.array(multistep._AB[k - 1]),
-                                 rtol=1e-12, atol=1e-15)
+      c = multistep._lagrange_coeffs(jnp.float64(0.7), jnp.float64(0.7 - h), taus, k, lambda s: s)
+      np.testing.assert_allclose(
+          np.asarray(c), -h * np.array(multistep._AB[k - 1]), rtol=1e-12, atol=1e-15
+      )
 
   @parameterized.parameters(1, 2, 3, 4)
   def test_adams_bashforth_weights_are_exact_for_polynomials(self, k):

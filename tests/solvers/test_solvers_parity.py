@@ -28,9 +28,17 @@ class ParityTest(parameterized.TestCase):
 
   def test_all_required_solvers_are_covered(self):
     pairs = {(name.split("_")[0], case["solver"]) for name, case in CASES.items()}
-    for required in (("edm", "heun"), ("kdiff", "euler"), ("kdiff", "heun"), ("kdiff", "lms"),
-                     ("kdiff", "dpmpp_2m"), ("dpm", "dpm_solver_2"), ("dpm", "dpm_solver_3"),
-                     ("dpm", "dpmpp_2m"), ("dpm", "dpmpp_3m")):
+    for required in (
+        ("edm", "heun"),
+        ("kdiff", "euler"),
+        ("kdiff", "heun"),
+        ("kdiff", "lms"),
+        ("kdiff", "dpmpp_2m"),
+        ("dpm", "dpm_solver_2"),
+        ("dpm", "dpm_solver_3"),
+        ("dpm", "dpmpp_2m"),
+        ("dpm", "dpmpp_3m"),
+    ):
       self.assertIn(required, pairs)
 
   @parameterized.named_parameters(*[(name, name) for name in sorted(CASES)])
@@ -38,24 +46,25 @@ class ParityTest(parameterized.TestCase):
     case = CASES[name]
     with jax.enable_x64(True):
       x_init = jnp.asarray(DATA[f"{name}/x_init"], jnp.float64)
-      out = solvers.solve(case["solver"], GMM.denoiser, x_init, DATA[f"{name}/sigmas"],
-                          **case["options"])
+      out = solvers.solve(
+          case["solver"], GMM.denoiser, x_init, DATA[f"{name}/sigmas"], **case["options"]
+      )
       chex.assert_type(out, jnp.float64)
-      np.testing.assert_allclose(np.asarray(out), DATA[f"{name}/out"], atol=1e-6, rtol=0,
-                                 err_msg=case["source"])
+      np.testing.assert_allclose(
+          np.asarray(out), DATA[f"{name}/out"], atol=1e-6, rtol=0, err_msg=case["source"]
+      )
 
   def test_grids_match_reference_grids(self):
     edm = DATA["edm_heun_18/sigmas"]
-    np.testing.assert_allclose(solvers.grid("karras", 18, schedule=None), edm, rtol=1e-14,
-                               atol=0)
+    np.testing.assert_allclose(solvers.grid("karras", 18, schedule=None), edm, rtol=1e-14, atol=0)
     kdiff = DATA["kdiff_euler_10/sigmas"]
-    np.testing.assert_allclose(solvers.grid("karras", 10, schedule=None), kdiff, rtol=1e-12,
-                               atol=0)
+    np.testing.assert_allclose(solvers.grid("karras", 10, schedule=None), kdiff, rtol=1e-12, atol=0)
     # DPM-Solver's logSNR grid on its linear VP SDE: diffjax's core schedules are float32.
     dpm = DATA["dpm_dpmpp_2m_12/sigmas"]
     vp = schedules.make("vp", beta_min=0.1, beta_max=20.0, t_min=0.0)
-    np.testing.assert_allclose(solvers.grid("logSNR", 12, schedule=vp, t_end=1e-3,
-                                            append_zero=False), dpm, rtol=2e-5)
+    np.testing.assert_allclose(
+        solvers.grid("logSNR", 12, schedule=vp, t_end=1e-3, append_zero=False), dpm, rtol=2e-5
+    )
 
 
 class DeisParityTest(parameterized.TestCase):

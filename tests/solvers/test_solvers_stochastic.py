@@ -25,10 +25,13 @@ from diffjax.solvers import testing
 N = 100_000
 SIGMA_MAX = 20.0
 GMM_1D = testing.GaussianMixture(
-    np.array([[-2.0], [1.5]]), np.array([[0.3], [0.6]]), np.array([0.3, 0.7]))
+    np.array([[-2.0], [1.5]]), np.array([[0.3], [0.6]]), np.array([0.3, 0.7])
+)
 GMM_2D = testing.GaussianMixture(
     np.array([[-2.0, 0.0], [1.5, 1.5], [1.0, -2.0]]),
-    np.array([[0.3, 0.5], [0.6, 0.4], [0.5, 0.5]]), np.array([0.2, 0.5, 0.3]))
+    np.array([[0.3, 0.5], [0.6, 0.4], [0.5, 0.5]]),
+    np.array([0.2, 0.5, 0.3]),
+)
 KS_BOUND = 0.012
 
 

@@ -68,8 +68,15 @@ class CheckpointTrustTest(chex.TestCase):
     workdir = self._workdir()
     # Resumed with lr=1e6, it diverges within a few steps; the loss is checked at log steps only
     # (here: the end), the state at every save step.
-    config = _toy_config(**{"train.num_steps": 12, "optim.lr": 1e6, "train.keep_checkpoints": 2,
-                            "train.log_every_steps": 100, "train.allow_new_config": True})
+    config = _toy_config(
+        **{
+            "train.num_steps": 12,
+            "optim.lr": 1e6,
+            "train.keep_checkpoints": 2,
+            "train.log_every_steps": 100,
+            "train.allow_new_config": True,
+        }
+    )
     with self.assertRaisesRegex(FloatingPointError, r"step (\d+) .*not saved") as ctx:
       loop.train_and_evaluate(config, workdir, ONE)
     message = str(ctx.exception)
@@ -90,10 +97,12 @@ class CheckpointTrustTest(chex.TestCase):
     with ocp.CheckpointManager(os.path.join(workdir, "checkpoints")) as mngr:
       mngr.save(6, args=ocp.args.StandardSave(state))  # behind the runner's back
     with self.assertLogs(level="WARNING") as logs:
-      loop.train_and_evaluate(_toy_config(**{"train.num_steps": 8, "train.keep_checkpoints": 5}),
-                              workdir, ONE)
-    self.assertTrue(any("step 6" in line and "not finite" in line for line in logs.output),
-                    logs.output)
+      loop.train_and_evaluate(
+          _toy_config(**{"train.num_steps": 8, "train.keep_checkpoints": 5}), workdir, ONE
+      )
+    self.assertTrue(
+        any("step 6" in line and "not finite" in line for line in logs.output), logs.output
+    )
     self.assertEqual(_steps(workdir, checkpoint.UNREADABLE), [6])
     self.assertEqual(_steps(workdir), [2, 4, 6, 8])  # 6 saved again, from the resumed step 4
     self.assertTrue(_finite(_raw(workdir, 8)))
@@ -105,16 +114,19 @@ class CheckpointTrustTest(chex.TestCase):
     with open(path, "r+b") as f:
       blob = bytearray(f.read())
       middle = len(blob) // 2
-      blob[middle:middle + 10] = bytes(b ^ 0x5A for b in blob[middle:middle + 10])
+      blob[middle : middle + 10] = bytes(b ^ 0x5A for b in blob[middle : middle + 10])
       f.seek(0)
       f.write(blob)
     with self.assertLogs(level="INFO") as logs:
-      loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6, "train.keep_checkpoints": 5}),
-                              workdir, ONE)
-    self.assertTrue(any("step 4" in line and "checksum" in line for line in logs.output),
-                    logs.output)
-    self.assertTrue(any("resumed" in line and "step 2" in line for line in logs.output),
-                    logs.output)
+      loop.train_and_evaluate(
+          _toy_config(**{"train.num_steps": 6, "train.keep_checkpoints": 5}), workdir, ONE
+      )
+    self.assertTrue(
+        any("step 4" in line and "checksum" in line for line in logs.output), logs.output
+    )
+    self.assertTrue(
+        any("resumed" in line and "step 2" in line for line in logs.output), logs.output
+    )
     self.assertEqual(_steps(workdir, checkpoint.UNREADABLE), [4])
 
   def test_checkpoint_of_other_shapes_is_refused_and_nothing_moved(self):
@@ -128,8 +140,9 @@ class CheckpointTrustTest(chex.TestCase):
       json.dump(stored, f)
     before = sorted(os.listdir(workdir)), _steps(workdir)
     with self.assertRaisesRegex(ValueError, r"step 4 .*\(32,\).*\(64,\)") as ctx:
-      loop.train_and_evaluate(_toy_config(**{"model.width": 64, "train.num_steps": 6}), workdir,
-                              ONE)
+      loop.train_and_evaluate(
+          _toy_config(**{"model.width": 64, "train.num_steps": 6}), workdir, ONE
+      )
     self.assertNotIn("\n", str(ctx.exception))
     self.assertEqual((sorted(os.listdir(workdir)), _steps(workdir)), before)
     with open(path) as f:
@@ -141,14 +154,16 @@ class CheckpointTrustTest(chex.TestCase):
       os.remove(path)
     with self.assertLogs(level="INFO") as logs:
       loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), workdir, ONE)
-    self.assertTrue(any("step 4" in line and "no checksums" in line for line in logs.output),
-                    logs.output)
+    self.assertTrue(
+        any("step 4" in line and "no checksums" in line for line in logs.output), logs.output
+    )
     self.assertTrue(any("resumed" in line and "step 4" in line for line in logs.output))
 
   def test_async_saves_write_checksums_of_what_was_saved(self):
     workdir = self.create_tempdir().full_path
-    state = loop.train_and_evaluate(_toy_config(**{"train.num_steps": 4,
-                                                   "train.async_checkpoints": True}), workdir, ONE)
+    state = loop.train_and_evaluate(
+        _toy_config(**{"train.num_steps": 4, "train.async_checkpoints": True}), workdir, ONE
+    )
     for step in (2, 4):
       with open(os.path.join(workdir, "checkpoints", str(step), checkpoint.CHECKSUMS)) as f:
         sums = json.load(f)["arrays"]

@@ -71,8 +71,14 @@ class StepsPerJitTest(chex.TestCase):
     runs = {}
     for k in (1, 4, 3):
       workdir = self.create_tempdir().full_path
-      config = _toy_config(**{"train.num_steps": 8, "train.ckpt_every_steps": 8,
-                              "train.log_every_steps": 4, "train.steps_per_jit": k})
+      config = _toy_config(
+          **{
+              "train.num_steps": 8,
+              "train.ckpt_every_steps": 8,
+              "train.log_every_steps": 4,
+              "train.steps_per_jit": k,
+          }
+      )
       state = loop.train_and_evaluate(config, workdir)
       self.assertEqual(int(state.step), 8)
       runs[k] = jax.device_get((state.params, state.ema_params, state.opt_state))
@@ -82,8 +88,14 @@ class StepsPerJitTest(chex.TestCase):
     chex.assert_trees_all_close(runs[3], runs[1], rtol=2e-5, atol=2e-6)
 
   def test_chunks_end_at_every_hook(self):
-    tcfg = _toy_config(**{"train.num_steps": 20, "train.ckpt_every_steps": 10,
-                          "train.log_every_steps": 4, "train.steps_per_jit": 8}).train
+    tcfg = _toy_config(
+        **{
+            "train.num_steps": 20,
+            "train.ckpt_every_steps": 10,
+            "train.log_every_steps": 4,
+            "train.steps_per_jit": 8,
+        }
+    ).train
     chunks, step = [], 0
     runner = loop._Chunks(experiment.Experiment(_toy_config(), jax.devices()[:1]), tcfg)
     while step < 20:
@@ -116,8 +128,12 @@ class ProfileTest(chex.TestCase):
 
   def test_profile_steps_write_one_trace_of_the_loop(self):
     workdir = self.create_tempdir().full_path
-    loop.train_and_evaluate(_toy_config(**{"train.num_steps": 5, "train.profile_steps": 2,
-                                           "train.profile_from_step": 2}), workdir)
+    loop.train_and_evaluate(
+        _toy_config(
+            **{"train.num_steps": 5, "train.profile_steps": 2, "train.profile_from_step": 2}
+        ),
+        workdir,
+    )
     traces = _traces(workdir)
     self.assertLen(traces, 1)
 
@@ -134,8 +150,9 @@ class ProfileTest(chex.TestCase):
 
   def test_negative_profile_steps_named(self):
     with self.assertRaisesRegex(ValueError, "train.profile_steps"):
-      loop.train_and_evaluate(_toy_config(**{"train.profile_steps": -1}),
-                              self.create_tempdir().full_path)
+      loop.train_and_evaluate(
+          _toy_config(**{"train.profile_steps": -1}), self.create_tempdir().full_path
+      )
 
 
 class CheckpointTest(chex.TestCase):
@@ -154,17 +171,21 @@ class CheckpointTest(chex.TestCase):
     partial = os.path.join(ckpts, "6.orbax-checkpoint-tmp-1234")
     os.makedirs(partial)
     with self.assertLogs(level="WARNING") as logs:
-      loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6, "train.keep_checkpoints": 5}), workdir)
-    self.assertTrue(any(re.search("step 4 .*is unreadable", line) for line in logs.output),
-                    logs.output)
+      loop.train_and_evaluate(
+          _toy_config(**{"train.num_steps": 6, "train.keep_checkpoints": 5}), workdir
+      )
+    self.assertTrue(
+        any(re.search("step 4 .*is unreadable", line) for line in logs.output), logs.output
+    )
     self.assertTrue(os.path.isdir(os.path.join(workdir, checkpoint.UNREADABLE, "4")))
     self.assertTrue(os.path.isdir(partial))  # nothing deleted but by the keep-K policy
     self.assertEqual(sorted(os.listdir(ckpts))[:3], ["2", "4", "6"])
     # Resumed from step 2, so it must equal an uninterrupted 6-step run.
     clean = self.create_tempdir().full_path
     loop.train_and_evaluate(_toy_config(**{"train.num_steps": 6}), clean)
-    chex.assert_trees_all_close(_final_params(workdir)[1], _final_params(clean)[1], atol=1e-6, rtol=0)
-
+    chex.assert_trees_all_close(
+        _final_params(workdir)[1], _final_params(clean)[1], atol=1e-6, rtol=0
+    )
 
   def test_init_from_takes_params_of_another_run_and_starts_at_step_0(self):
     teacher, student = self.create_tempdir().full_path, self.create_tempdir().full_path
@@ -178,18 +199,30 @@ class CheckpointTest(chex.TestCase):
     chex.assert_trees_all_close(jax.tree.map(np.asarray, state.params), _final_params(teacher)[1])
     self.assertEqual(sorted(os.listdir(os.path.join(teacher, "checkpoints"))), ["2"])
 
+
 def _cli(workdir, *flags, **popen_kwargs):
-  cmd = [sys.executable, "-m", "diffjax.main", f"--config={TOY}:smoke", f"--workdir={workdir}", *flags]
-  return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          **popen_kwargs)
+  cmd = [
+      sys.executable,
+      "-m",
+      "diffjax.main",
+      f"--config={TOY}:smoke",
+      f"--workdir={workdir}",
+      *flags,
+  ]
+  return subprocess.Popen(
+      cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen_kwargs
+  )
 
 
 class KillTest(chex.TestCase):
 
   def test_sigkill_midway_then_rerun_equals_uninterrupted(self):
     base = self.create_tempdir().full_path
-    flags = ["--config.train.num_steps=120", "--config.train.ckpt_every_steps=10",
-             "--config.train.log_every_steps=50"]
+    flags = [
+        "--config.train.num_steps=120",
+        "--config.train.ckpt_every_steps=10",
+        "--config.train.log_every_steps=50",
+    ]
     killed, clean = os.path.join(base, "killed"), os.path.join(base, "clean")
     proc = _cli(killed, *flags)
     ckpts = os.path.join(killed, "checkpoints")
@@ -201,7 +234,9 @@ class KillTest(chex.TestCase):
         break
       time.sleep(0.01)
     out = proc.communicate()[0]
-    self.assertEqual(proc.returncode, -signal.SIGKILL, f"run was not killed mid-way:\n{out[-3000:]}")
+    self.assertEqual(
+        proc.returncode, -signal.SIGKILL, f"run was not killed mid-way:\n{out[-3000:]}"
+    )
     stopped_at = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
     self.assertLess(stopped_at, 120)
     outputs = {}
@@ -215,11 +250,13 @@ class KillTest(chex.TestCase):
     self.assertEqual((s1, s2), (120, 120))
     chex.assert_trees_all_close(p1, p2, atol=1e-6, rtol=0)
 
-
   def test_sigterm_saves_at_the_current_step_and_rerun_resumes(self):
     workdir = self.create_tempdir().full_path
-    flags = ["--config.train.num_steps=3000", "--config.train.ckpt_every_steps=100000",
-             "--config.train.log_every_steps=20"]
+    flags = [
+        "--config.train.num_steps=3000",
+        "--config.train.ckpt_every_steps=100000",
+        "--config.train.log_every_steps=20",
+    ]
     proc = _cli(workdir, *flags)
     lines = []
     for line in proc.stdout:  # wait until training is under way, then ask it to stop

@@ -39,7 +39,9 @@ class LearningRateTest(chex.TestCase):
   def test_warmup_then_constant(self):
     optim = ml_collections.ConfigDict(config_lib.adam(1e-3, warmup_steps=10))
     lr = state_lib.learning_rate(optim)
-    np.testing.assert_allclose([float(lr(s)) for s in (0, 5, 10, 1000)], [0.0, 5e-4, 1e-3, 1e-3], rtol=1e-6)
+    np.testing.assert_allclose(
+        [float(lr(s)) for s in (0, 5, 10, 1000)], [0.0, 5e-4, 1e-3, 1e-3], rtol=1e-6
+    )
 
   def test_bad_kind_names_the_key(self):
     optim = ml_collections.ConfigDict(config_lib.adam(1e-3))

@@ -27,8 +27,12 @@ def _toy_config(**overrides):
 
 
 def _listing(workdir):
-  return {d: sorted(os.listdir(os.path.join(workdir, d))) if os.path.isdir(os.path.join(workdir, d))
-          else None for d in os.listdir(workdir)}
+  return {
+      d: sorted(os.listdir(os.path.join(workdir, d)))
+      if os.path.isdir(os.path.join(workdir, d))
+      else None
+      for d in os.listdir(workdir)
+  }
 
 
 def _read(path):
@@ -40,13 +44,23 @@ class ConfigChangesTest(chex.TestCase):
 
   def test_keys_that_change_the_state_are_named_run_keys_are_not(self):
     stored = json.loads(json.dumps(_toy_config().to_dict(), default=str))
-    config = _toy_config(**{"model.width": 64, "optim.lr": 1e-3, "train.num_steps": 99,
-                            "train.log_every_steps": 7, "eval.num_samples": 3,
-                            "sample.num_steps": 5, "mesh.shape": (8,)})
+    config = _toy_config(
+        **{
+            "model.width": 64,
+            "optim.lr": 1e-3,
+            "train.num_steps": 99,
+            "train.log_every_steps": 7,
+            "eval.num_samples": 3,
+            "sample.num_steps": 5,
+            "mesh.shape": (8,),
+        }
+    )
     config.init_from = "/elsewhere"
     config.model.foo = 1
-    self.assertEqual(workdir_lib.config_changes(stored, config),
-                     ["model.foo (absent) -> 1", "model.width 32 -> 64", "optim.lr 0.002 -> 0.001"])
+    self.assertEqual(
+        workdir_lib.config_changes(stored, config),
+        ["model.foo (absent) -> 1", "model.width 32 -> 64", "optim.lr 0.002 -> 0.001"],
+    )
     self.assertEqual(workdir_lib.config_changes(stored, _toy_config()), [])
 
 
@@ -57,8 +71,9 @@ class OtherConfigTest(chex.TestCase):
     loop.train_and_evaluate(_toy_config(), workdir, ONE)  # width 32, checkpoint 2
     before, stored = _listing(workdir), _read(os.path.join(workdir, "config.json"))
     wider = _toy_config(**{"model.width": 64, "train.num_steps": 4})
-    with self.assertRaisesRegex(ValueError, r"another config: model\.width 32 -> 64; .*"
-                                            r"allow_new_config=True") as ctx:
+    with self.assertRaisesRegex(
+        ValueError, r"another config: model\.width 32 -> 64; .*" r"allow_new_config=True"
+    ) as ctx:
       loop.train_and_evaluate(wider, workdir, ONE)
     self.assertNotIn("\n", str(ctx.exception))
     self.assertEqual(_listing(workdir), before)
