@@ -1,6 +1,7 @@
 """The benchmark scripts still run (tiny sizes; they measure speed, these tests assert none)."""
 
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -44,6 +45,56 @@ class ResampleNormTest(absltest.TestCase):
     for r in rows:
       self.assertTrue(np.isfinite(r["ms"]) and r["ms"] > 0 and r["speedup"] > 0)
       self.assertEqual(r["shape"], [2, 4, 4, 8])
+
+
+class ThroughputTest(absltest.TestCase):
+
+  def test_tiny_rows(self):
+    bench = _load("throughput")
+    out = os.path.join(self.create_tempdir().full_path, "rows.jsonl")
+    rows = bench.main(["--tiny", "--config", "configs/edm/toy2d.py", "--samplers", "heun18",
+                       "--set", "optim.lr=3e-4", "--name", "toy", "--out", out])
+    self.assertEqual([(r["kind"], r.get("sampler")) for r in rows],
+                     [("train", None), ("sample", "heun18")])
+    for r in rows:
+      self.assertEqual(r["name"], "toy")
+      self.assertEqual(r["overrides"], {"optim.lr": 3e-4})
+      self.assertTrue(np.isfinite(r["images_per_s"]) and r["images_per_s"] > 0)
+    self.assertGreater(rows[0]["flops_per_step"], 0)
+    self.assertGreater(rows[0]["params"], 0)
+    self.assertEqual(rows[1]["nfe"], 3)  # Heun, 2 steps under --tiny
+    with open(out) as f:
+      self.assertEqual([json.loads(line) for line in f], json.loads(json.dumps(rows)))
+
+  def test_overrides_are_typed_and_unknown_keys_named(self):
+    bench = _load("throughput")
+    config = config_lib.load(os.path.join(REPO, "configs", "edm", "cifar10.py"))
+    self.assertEqual(bench.apply_override(config, "data.batch_size=64"), ("data.batch_size", 64))
+    self.assertEqual(config.data.batch_size, 64)
+    bench.apply_override(config, "model.fused_norm=pallas")  # a model field the config may omit
+    self.assertEqual(config.model.fused_norm, "pallas")
+    with self.assertRaisesRegex(ValueError, "model.no_such_field"):
+      bench.apply_override(config, "model.no_such_field=1")
+    with self.assertRaisesRegex(ValueError, "nosection"):
+      bench.apply_override(config, "nosection.key=1")
+    with self.assertRaisesRegex(ValueError, "data.batch_size"):
+      bench.apply_override(config, "data.batch_size=big")
+
+  def test_edm_tiny_rows(self):
+    edm = os.environ.get("DIFFJAX_EDM_DIR", os.path.join(REPO, ".edm"))
+    if importlib.util.find_spec("torch") is None or not os.path.isdir(edm):
+      self.skipTest("needs torch and an NVlabs/edm checkout (.edm or $DIFFJAX_EDM_DIR)")
+    bench = _load("throughput")
+    out = os.path.join(self.create_tempdir().full_path, "rows.jsonl")
+    bench.main(["--tiny", "--only_edm", "--compare-edm", edm, "--edm_inprocess", "--edm_modes",
+                "fp32,sample_fp32", "--out", out])
+    with open(out) as f:
+      rows = [json.loads(line) for line in f]
+    self.assertEqual([(r["framework"], r["kind"], r["edm_mode"]) for r in rows],
+                     [("edm", "train", "fp32"), ("edm", "sample", "sample_fp32")])
+    for r in rows:
+      self.assertEqual(r["params"], 41_875)  # = diffjax's ddpmpp under config_lib.shrink
+      self.assertTrue(np.isfinite(r["images_per_s"]) and r["images_per_s"] > 0)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,30 @@ from diffjax.train import workdir as workdir_lib
 class Experiment:
   """What train, eval and sample share: mesh, data source, method, optimiser, state shardings."""
 
-  def __init__(self, config: ml_collections.ConfigDict, devices=None):
+  def __init__(self, config: ml_collections.ConfigDict, devices=None, *, dataset=None):
+    """Builds the mesh, data source, Method and optimiser of `config`.
+
+    Args:
+      config: the experiment's config.
+      devices: the mesh's devices (default: all).
+      dataset: a training data source to use instead of `data.make(config.data, ...)` (benchmarks
+        on synthetic data): any object with `element_shape`, `num_classes` and `batch(step)`
+        returning this process's rows of the global batch as host NumPy arrays,
+        `{"x": [B_local, ...], "label": int32 [B_local] (optional)}`. `reference_data` still
+        reads `config.data`.
+    """
     self.config = config
     self.mesh = sharding.make_mesh(config.mesh.shape, config.mesh.axes, devices)
     sharding.check_batch_divides(config.data.batch_size, self.mesh)
-    self.dataset = data.make(
-        config.data,
-        seed=config.seed,
-        split="train",
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
+    if dataset is None:
+      dataset = data.make(
+          config.data,
+          seed=config.seed,
+          split="train",
+          process_index=jax.process_index(),
+          process_count=jax.process_count(),
+      )
+    self.dataset = dataset
     self.method = methods.make(config, self.dataset)
     self.tx = state_lib.make_optimizer(config.optim)
     self.example_batch = self.dataset.batch(0)
