@@ -73,8 +73,9 @@ def _train(
         profile.at(step, state)
         num = chunk.length(step)
         # After its first (tracing) call, a step moves nothing between host and device implicitly.
+        batch = chunk.batch(step, num)  # explicit host->device copies, outside the guard
         with jax.transfer_guard("allow" if chunk.is_new(num) else "disallow"):
-          state, metrics = chunk.run(state, step, num)
+          state, metrics = chunk.run(state, batch, num)
         step += num
         if step == first_step + num:
           jax.block_until_ready(state)  # the progress line's clock starts after the compile
@@ -87,11 +88,9 @@ def _train(
             workdir_lib.write_config(workdir, exp.config, first_step, changes)
           changes = []
         if tcfg.log_every_steps and (step % tcfg.log_every_steps == 0 or step == tcfg.num_steps):
-          means = jax.device_get(
-              jax.tree.map(
-                  lambda *m: jnp.mean(jnp.concatenate([jnp.atleast_1d(v) for v in m])), *pending
-              )
-          )
+          # Averaged on the host: per-step metrics are scalars ([k] from a scanned chunk).
+          host = jax.device_get(pending)
+          means = jax.tree.map(lambda *m: np.mean(np.concatenate([np.ravel(v) for v in m])), *host)
           pending = []
           if not np.isfinite(means["loss"]):
             raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
@@ -142,14 +141,15 @@ class _Chunks:
     """Whether a chunk of `num` steps has not run yet (its first call traces and compiles)."""
     return (None if self.k == 1 else num) not in self._fns
 
-  def run(self, state, step: int, num: int):
-    if self.k == 1:
-      if None not in self._fns:
-        self._fns[None] = self.exp.jit_train_step()
-      return self._fns[None](state, self.exp.global_batch(step))
-    if num not in self._fns:
-      self._fns[num] = self.exp.jit_train_steps(num)
-    return self._fns[num](state, self.exp.global_batches(step, num))
+  def batch(self, step: int, num: int):
+    """The global batch of step `step`, or of the `num` steps from `step` on, stacked."""
+    return self.exp.global_batch(step) if self.k == 1 else self.exp.global_batches(step, num)
+
+  def run(self, state, batch, num: int):
+    key = None if self.k == 1 else num
+    if key not in self._fns:
+      self._fns[key] = self.exp.jit_train_step() if key is None else self.exp.jit_train_steps(num)
+    return self._fns[key](state, batch)
 
 
 class _Profile:
