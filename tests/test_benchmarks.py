@@ -13,7 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", name + ".py"))
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(REPO, "benchmarks", name + ".py")
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -35,13 +37,27 @@ class ResampleNormTest(absltest.TestCase):
 
   def test_rows_for_each_impl(self):
     bench = _load("resample_norm")
-    rows = bench.measure([(4, 4, 8)], batch=2, dtype="float32", iters=1, warmup=0, groups=2,
-                         ops=("downsample_fir", "group_norm_silu"))
+    rows = bench.measure(
+        [(4, 4, 8)],
+        batch=2,
+        dtype="float32",
+        iters=1,
+        warmup=0,
+        groups=2,
+        ops=("downsample_fir", "group_norm_silu"),
+    )
     impls = [(r["op"], r["impl"]) for r in rows]
-    self.assertEqual(impls, [("downsample_fir", "baseline"), ("downsample_fir", "new"),
-                             ("group_norm_silu", "baseline"), ("group_norm_silu", "jnp"),
-                             ("group_norm_silu", "pallas"),
-                             ("group_norm_silu", "pallas_jnp_backward")])
+    self.assertEqual(
+        impls,
+        [
+            ("downsample_fir", "baseline"),
+            ("downsample_fir", "new"),
+            ("group_norm_silu", "baseline"),
+            ("group_norm_silu", "jnp"),
+            ("group_norm_silu", "pallas"),
+            ("group_norm_silu", "pallas_jnp_backward"),
+        ],
+    )
     for r in rows:
       self.assertTrue(np.isfinite(r["ms"]) and r["ms"] > 0 and r["speedup"] > 0)
       self.assertEqual(r["shape"], [2, 4, 4, 8])
@@ -52,10 +68,24 @@ class ThroughputTest(absltest.TestCase):
   def test_tiny_rows(self):
     bench = _load("throughput")
     out = os.path.join(self.create_tempdir().full_path, "rows.jsonl")
-    rows = bench.main(["--tiny", "--config", "configs/edm/toy2d.py", "--samplers", "heun18",
-                       "--set", "optim.lr=3e-4", "--name", "toy", "--out", out])
-    self.assertEqual([(r["kind"], r.get("sampler")) for r in rows],
-                     [("train", None), ("sample", "heun18")])
+    rows = bench.main(
+        [
+            "--tiny",
+            "--config",
+            "configs/edm/toy2d.py",
+            "--samplers",
+            "heun18",
+            "--set",
+            "optim.lr=3e-4",
+            "--name",
+            "toy",
+            "--out",
+            out,
+        ]
+    )
+    self.assertEqual(
+        [(r["kind"], r.get("sampler")) for r in rows], [("train", None), ("sample", "heun18")]
+    )
     for r in rows:
       self.assertEqual(r["name"], "toy")
       self.assertEqual(r["overrides"], {"optim.lr": 3e-4})
@@ -86,12 +116,25 @@ class ThroughputTest(absltest.TestCase):
       self.skipTest("needs torch and an NVlabs/edm checkout (.edm or $DIFFJAX_EDM_DIR)")
     bench = _load("throughput")
     out = os.path.join(self.create_tempdir().full_path, "rows.jsonl")
-    bench.main(["--tiny", "--only_edm", "--compare-edm", edm, "--edm_inprocess", "--edm_modes",
-                "fp32,sample_fp32", "--out", out])
+    bench.main(
+        [
+            "--tiny",
+            "--only_edm",
+            "--compare-edm",
+            edm,
+            "--edm_inprocess",
+            "--edm_modes",
+            "fp32,sample_fp32",
+            "--out",
+            out,
+        ]
+    )
     with open(out) as f:
       rows = [json.loads(line) for line in f]
-    self.assertEqual([(r["framework"], r["kind"], r["edm_mode"]) for r in rows],
-                     [("edm", "train", "fp32"), ("edm", "sample", "sample_fp32")])
+    self.assertEqual(
+        [(r["framework"], r["kind"], r["edm_mode"]) for r in rows],
+        [("edm", "train", "fp32"), ("edm", "sample", "sample_fp32")],
+    )
     for r in rows:
       self.assertEqual(r["params"], 41_875)  # = diffjax's ddpmpp under config_lib.shrink
       self.assertTrue(np.isfinite(r["images_per_s"]) and r["images_per_s"] > 0)

@@ -160,6 +160,8 @@ def restore_for_inference(config, workdir: str, devices=None):
   abstract = checkpoint.abstract_like(exp.init_state, exp.state_sharding)
   step, state = checkpoint.restore_dir(workdir, abstract)
   if state is None:
-    raise FileNotFoundError(f"--workdir={workdir} has no readable checkpoint (all were moved to "
-                            f"{checkpoint.UNREADABLE}/)")
+    raise FileNotFoundError(
+        f"--workdir={workdir} has no readable checkpoint (all were moved to "
+        f"{checkpoint.UNREADABLE}/)"
+    )
   return exp, state, step
