@@ -72,16 +72,23 @@ C10=(--config configs/edm/cifar10.py --expect_params 55733891 --steps 10 --repea
      --sample_repeats 1)
 FM=(--config configs/edm/fashion_mnist.py --set model.dtype=bfloat16 --steps 40 --repeats 3
     --warmup 4 --samplers none)
-row 70 180 "${C10[@]}" --name c10_bf16 --set model.dtype=bfloat16
-row 90 190 --name edm --only_edm --compare-edm .edm --edm_modes bf16,fp32,sample,bf16_compile \
+# ROWS="name ..." runs only those rows (default: all but edm_compile, whose torch.compile of the
+# DDPM++ step alone takes minutes: a call of its own).
+ROWS=${ROWS:-c10_bf16 edm c10_fp32 c10_bf16_pallas fmnist_bf16_k4 dit_b2 fmnist_bf16_k1}
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+want c10_bf16 && row 70 180 "${C10[@]}" --name c10_bf16 --set model.dtype=bfloat16
+want edm && row 90 190 --name edm --only_edm --compare-edm .edm --edm_modes bf16,fp32,sample \
   --edm_timeout 180 --steps 4 --repeats 3 --warmup 2 --sample_repeats 2
-row 70 130 "${C10[@]}" --name c10_fp32 --set model.dtype=float32 --steps 5 --samplers heun18
-row 60 120 "${C10[@]}" --name c10_bf16_pallas --set model.dtype=bfloat16 \
+want c10_fp32 && row 70 130 "${C10[@]}" --name c10_fp32 --set model.dtype=float32 --steps 5 \
+  --samplers heun18
+want c10_bf16_pallas && row 60 120 "${C10[@]}" --name c10_bf16_pallas --set model.dtype=bfloat16 \
   --set model.fused_norm=pallas --samplers heun18
-row 30 70 "${FM[@]}" --name fmnist_bf16_k4 --steps_per_jit 4
-row 50 100 --model dit --variant B/2 --latent 32x32x4 --name dit_b2 --set model.dtype=bfloat16 \
-  --steps 10 --repeats 3 --warmup 2 --samplers heun18 --sample_repeats 1
-row 25 60 "${FM[@]}" --name fmnist_bf16_k1
+want fmnist_bf16_k4 && row 30 70 "${FM[@]}" --name fmnist_bf16_k4 --steps_per_jit 4
+want fmnist_bf16_k1 && row 25 60 "${FM[@]}" --name fmnist_bf16_k1
+want dit_b2 && row 50 150 --model dit --variant B/2 --latent 32x32x4 --name dit_b2 \
+  --set model.dtype=bfloat16 --steps 10 --repeats 3 --warmup 2 --samplers heun18 --sample_repeats 1
+want edm_compile && row 120 420 --name edm --only_edm --compare-edm .edm --edm_modes bf16_compile \
+  --edm_timeout 400 --steps 4 --repeats 3 --warmup 2
 
 echo "[run] rows took $((SECONDS - START))s" >&2
 $PY benchmarks/throughput.py --summary "$JSONL"
