@@ -83,8 +83,8 @@ want c10_fp32 && row 70 130 "${C10[@]}" --name c10_fp32 --set model.dtype=float3
   --samplers heun18
 want c10_bf16_pallas && row 60 120 "${C10[@]}" --name c10_bf16_pallas --set model.dtype=bfloat16 \
   --set model.fused_norm=pallas --samplers heun18
-want fmnist_bf16_k4 && row 30 70 "${FM[@]}" --name fmnist_bf16_k4 --steps_per_jit 4
-want fmnist_bf16_k1 && row 25 60 "${FM[@]}" --name fmnist_bf16_k1
+want fmnist_bf16_k4 && row 60 200 "${FM[@]}" --name fmnist_bf16_k4 --steps_per_jit 4
+want fmnist_bf16_k1 && row 60 170 "${FM[@]}" --name fmnist_bf16_k1
 want dit_b2 && row 50 150 --model dit --variant B/2 --latent 32x32x4 --name dit_b2 \
   --set model.dtype=bfloat16 --steps 10 --repeats 3 --warmup 2 --samplers heun18 --sample_repeats 1
 want edm_compile && row 120 420 --name edm --only_edm --compare-edm .edm --edm_modes bf16_compile \

@@ -12,8 +12,8 @@ Rows (one JSON object per line on stdout, appended to --out; progress goes to st
     `--steps_per_jit k`) on synthetic batches of the config's shape already on the device (the
     compute bound of a step: no input pipeline), median over `--repeats` of `--steps` steps each
     after `--warmup` steps; `compile_s` = first call minus a steady step (k steps for k > 1);
-    FLOPs per step from XLA's cost analysis of the compiled one-step function (`flops_per_step`;
-    `flops_per_step_lowered` is the same analysis before XLA's optimisations) and
+    FLOPs per step counted on the step's jaxpr (`jaxpr_flops`: matmuls and convolutions, forward
+    and backward, the rule of torch's FlopCounterMode that the EDM rows use) and
     MFU = FLOPs / step time / (`--peak_tflops` e12): 989 is the dense bf16 rate of an H100/H200
     SXM, used for float32 rows too; `peak_bytes` is the device allocator's peak in this process
     so far (`memory_stats()`, null where the backend has none, e.g. CPU; a sample row's includes
@@ -236,11 +236,60 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
   return statistics.median(times), times
 
 
-def _first_cost(analysis) -> dict:
-  """A cost analysis as one dict: jax returns a dict, a list of dicts (older) or None."""
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0] if analysis else None
-  return dict(analysis or {})
+def _conv_flops(eqn) -> float:
+  """2 · output elements · kernel window · input channels per group (torch's FlopCounterMode rule;
+  a transposed / dilated-input convolution counts the inserted zeros too)."""
+  lhs, rhs = eqn.invars[0].aval, eqn.invars[1].aval
+  out = eqn.outvars[0].aval
+  dn = eqn.params["dimension_numbers"]
+  rhs_spec = dn.rhs_spec  # (out feature dim, in feature dim, spatial dims...)
+  window = float(np.prod([rhs.shape[d] for d in rhs_spec[2:]]))
+  in_per_group = rhs.shape[rhs_spec[1]]
+  del lhs
+  return 2.0 * float(np.prod(out.shape)) * window * float(in_per_group)
+
+
+def _dot_flops(eqn) -> float:
+  """2 · batch · M · N · K of a dot_general."""
+  (lc, rc), (lb, _) = eqn.params["dimension_numbers"]
+  lhs, rhs = eqn.invars[0].aval, eqn.invars[1].aval
+  k = float(np.prod([lhs.shape[d] for d in lc]))
+  batch = float(np.prod([lhs.shape[d] for d in lb]))
+  m = float(np.prod([n for d, n in enumerate(lhs.shape) if d not in lc and d not in lb]))
+  n = float(
+      np.prod(
+          [
+              n
+              for d, n in enumerate(rhs.shape)
+              if d not in rc and d not in eqn.params["dimension_numbers"][1][1]
+          ]
+      )
+  )
+  return 2.0 * batch * m * n * k
+
+
+def jaxpr_flops(jaxpr) -> float:
+  """Matmul and convolution FLOPs of a (closed) jaxpr, as torch's FlopCounterMode counts them:
+  dot_general and conv_general_dilated, recursing into sub-jaxprs (jit, custom_vjp/jvp, remat);
+  a scan body counts `length` times, a cond its most expensive branch, a while body once."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == "dot_general":
+      total += _dot_flops(eqn)
+    elif name == "conv_general_dilated":
+      total += _conv_flops(eqn)
+    elif name == "scan":
+      total += eqn.params["length"] * jaxpr_flops(eqn.params["jaxpr"])
+    elif name == "cond":
+      total += max(jaxpr_flops(b) for b in eqn.params["branches"])
+    else:
+      for value in eqn.params.values():
+        for sub in value if isinstance(value, (tuple, list)) else (value,):
+          if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):  # (Closed)Jaxpr
+            total += jaxpr_flops(sub)
+  return total
 
 
 def peak_bytes():
@@ -276,24 +325,10 @@ def measure_train(
   run(warmup)
   call_s, times = _median_time(lambda: run(calls), repeats)
   step_s = call_s / (calls * k)
-  # FLOPs of one optimiser step (XLA counts a scanned body once, so k > 1 compiles one step too;
-  # for k = 1 this hits the jit's cache).
-  one_fn = step_fn if k == 1 else exp.jit_train_step()
-  lowered = one_fn.lower(state, batches[0] if k == 1 else exp.global_batch(0))
-  compiled = lowered.compile()
-  flops_compiled = _first_cost(compiled.cost_analysis()).get("flops")
-  flops_compiled = float(flops_compiled) if flops_compiled else None
-  try:
-    flops_lowered = _first_cost(lowered.cost_analysis()).get("flops")
-    flops_lowered = float(flops_lowered) if flops_lowered else None
-  except Exception:  # pylint: disable=broad-except (not every backend/version has it)
-    flops_lowered = None
-  # MFU from the compiled step's count; the pre-optimisation count only if XLA reports none.
-  flops = flops_compiled or flops_lowered
-  try:
-    mem = compiled.memory_analysis()
-  except Exception:  # pylint: disable=broad-except
-    mem = None
+  # FLOPs of one optimiser step, counted on its jaxpr (matmuls and convolutions, forward and
+  # backward, as torch's FlopCounterMode counts EDM's step): XLA:GPU's cost analysis leaves out the
+  # cuDNN convolutions (it reported 1.66 of 127 GFLOP per image for DDPM++), and needs a compile.
+  flops = jaxpr_flops(jax.make_jaxpr(exp.train_step)(state, exp.global_batch(0)))
   row = dict(
       kind="train",
       params=params,
@@ -307,14 +342,12 @@ def measure_train(
       repeats=repeats,
       steps_per_repeat=calls * k,
       flops_per_step=flops,
-      flops_source="compiled" if flops_compiled else ("lowered" if flops else None),
-      flops_per_step_lowered=flops_lowered,
+      flops_source="jaxpr: dot_general + conv_general_dilated",
       flops_per_image=flops / b if flops else None,
       tflops_per_s=flops / step_s / 1e12 if flops else None,
       peak_tflops=peak_tflops,
       mfu=flops / step_s / (peak_tflops * 1e12) if flops else None,
       peak_bytes=peak_bytes(),
-      xla_temp_bytes=getattr(mem, "temp_size_in_bytes", None) if mem is not None else None,
   )
   return row, state
 
@@ -354,6 +387,10 @@ def measure_sampler(method, params, name: str, spec: dict, *, num: int, repeats:
 
 
 def _commit(given: str | None) -> str | None:
+  """`--commit` when given (a device's copy of the tree may carry another checkout's .git), else
+  `git rev-parse HEAD`."""
+  if given:
+    return given
   try:
     out = subprocess.run(
         ["git", "-C", REPO, "rev-parse", "HEAD"],

@@ -63,6 +63,36 @@ class ResampleNormTest(absltest.TestCase):
       self.assertEqual(r["shape"], [2, 4, 4, 8])
 
 
+class FlopCountTest(absltest.TestCase):
+  """`throughput.jaxpr_flops` against hand counts (2·M·N·K per matmul, 2·out·window·C_in per
+  convolution), through jit, scan and a gradient."""
+
+  def test_hand_counts(self):
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    count = _load("throughput").jaxpr_flops
+    x, w = jnp.ones((4, 8, 3)), jnp.ones((3, 5))
+    self.assertEqual(count(jax.make_jaxpr(jnp.matmul)(x, w)), 2 * 32 * 3 * 5)
+    img, kernel = jnp.ones((2, 6, 6, 4)), jnp.ones((3, 3, 2, 8))  # HWIO, 2 groups of 2 inputs
+
+    def conv(a, k):
+      return jax.lax.conv_general_dilated(
+          a, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=2
+      )
+
+    self.assertEqual(count(jax.make_jaxpr(jax.jit(conv))(img, kernel)), 2 * (2 * 36 * 8) * 9 * 2)
+
+    def scanned(w, x):
+      return jax.lax.scan(lambda c, _: (c @ w, None), x, None, length=7)[0]
+
+    square = jnp.ones((5, 5))
+    self.assertEqual(count(jax.make_jaxpr(scanned)(square, jnp.ones((2, 5)))), 7 * 2 * 2 * 25)
+    # Gradient of sum(x @ w) in w only: the forward matmul and one transposed product.
+    grad = jax.grad(lambda w: jnp.sum(x.reshape(32, 3) @ w))
+    self.assertEqual(count(jax.make_jaxpr(grad)(w)), 2 * (2 * 32 * 3 * 5))
+
+
 class ThroughputTest(absltest.TestCase):
 
   def test_tiny_rows(self):
