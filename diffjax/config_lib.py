@@ -243,9 +243,24 @@ def smoke_args(path: str) -> tuple[str, ...]:
   return tuple(getattr(load_module(path), "SMOKE_ARGS", ("smoke",)))
 
 
-def load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """`get_config(arg)` of the config file at `path`, as `--config=path:arg` would give it."""
-  return load_module(path).get_config(arg)
+def load(
+    path: str, arg: str | None = None, overrides: dict | None = None
+) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config file at `path`, as `--config=path:arg` would give it, with
+  `overrides` {"section.key": value} set as `--config.section.key=value` would set them (a key the
+  config does not have raises ValueError naming it)."""
+  config = load_module(path).get_config(arg)
+  for dotted, value in (overrides or {}).items():
+    *parents, name = dotted.split(".")
+    node = config
+    for part in parents:
+      if part not in node:
+        raise ValueError(f"config override {dotted!r}: the config has no section {part!r}")
+      node = node[part]
+    if name not in node:
+      raise ValueError(f"config override {dotted!r}: the config has no key {name!r}")
+    node[name] = value
+  return config
 
 
 def gaussian(

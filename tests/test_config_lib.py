@@ -260,3 +260,17 @@ class FashionTwinProtocolTest(chex.TestCase):
       self.assertEqual(c.eval.fd_samplers["default"].to_dict(), {}, name)
       self.assertEqual(c.eval.fd_samplers["heun35"].to_dict(), config_lib.HEUN35, name)
       self.assertEqual(c.seed, 0, name)
+
+
+class LoadOverridesTest(chex.TestCase):
+
+  def test_overrides_set_nested_keys_and_name_unknown_ones(self):
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "edm", "toy2d.py"
+    )
+    config = config_lib.load(path, "smoke", {"train.num_steps": 7, "optim.ema.decay": 0.5})
+    self.assertEqual((config.train.num_steps, config.optim.ema.decay), (7, 0.5))
+    with self.assertRaisesRegex(ValueError, "'train.nope'"):
+      config_lib.load(path, "smoke", {"train.nope": 1})
+    with self.assertRaisesRegex(ValueError, "no section 'nope'"):
+      config_lib.load(path, "smoke", {"nope.x": 1})

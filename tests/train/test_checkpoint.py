@@ -23,11 +23,7 @@ ONE = jax.devices()[:1]
 
 
 def _toy_config(**overrides):
-  config = config_lib.load(os.path.join(REPO, "configs/edm/toy2d.py"), "smoke")
-  for key, value in overrides.items():
-    section, name = key.split(".")
-    config[section][name] = value
-  return config
+  return config_lib.load(os.path.join(REPO, "configs/edm/toy2d.py"), "smoke", overrides)
 
 
 def _steps(workdir, sub="checkpoints"):

@@ -25,11 +25,7 @@ TOY = "configs/edm/toy2d.py"
 
 
 def _toy_config(**overrides):
-  config = config_lib.load(os.path.join(REPO, TOY), "smoke")
-  for key, value in overrides.items():
-    section, name = key.split(".")
-    config[section][name] = value
-  return config
+  return config_lib.load(os.path.join(REPO, TOY), "smoke", overrides)
 
 
 def _final_params(workdir):
