@@ -362,17 +362,28 @@ def measure_sampler(method, params, name: str, spec: dict, *, num: int, repeats:
         method.sample(params, jax.random.fold_in(rng, next(calls)), num, **copy.deepcopy(spec))
     )
 
-  start = time.perf_counter()
-  call()
-  first = time.perf_counter() - start
-  call_s, times = _median_time(call, repeats)
-  nfe = solvers.nfe(spec["solver"], spec["num_steps"])
   return dict(
-      kind="sample",
       sampler=name,
       solver=spec["solver"],
       num_steps=spec["num_steps"],
       grid=spec["grid"],
+      **timed_sample(
+          call, num=num, nfe=solvers.nfe(spec["solver"], spec["num_steps"]), repeats=repeats
+      ),
+      peak_bytes=peak_bytes(),
+  )
+
+
+def timed_sample(call, *, num: int, nfe: int, repeats: int) -> dict:
+  """The timing fields of a "sample" row (both frameworks): `call()` draws `num` images with `nfe`
+  network evaluations and returns when done; its first call counts compilation, then the median
+  of `repeats` calls."""
+  start = time.perf_counter()
+  call()
+  first = time.perf_counter() - start
+  call_s, times = _median_time(call, repeats)
+  return dict(
+      kind="sample",
       nfe=nfe,
       batch=num,
       images_per_s=num / call_s,
@@ -382,7 +393,6 @@ def measure_sampler(method, params, name: str, spec: dict, *, num: int, repeats:
       first_call_s=first,
       compile_s=first - call_s,
       repeats=repeats,
-      peak_bytes=peak_bytes(),
   )
 
 
@@ -542,28 +552,14 @@ def edm_worker(opts: dict) -> None:
         sync()
         return out
 
-      start = time.perf_counter()
-      sample_once()
-      first = time.perf_counter() - start
-      call_s, times = _median_time(sample_once, opts["sample_repeats"])
-      nfe = 2 * steps - 1
       row(
           name,
           mode,
-          kind="sample",
           sampler="edm_sampler",
           solver="heun",
           num_steps=steps,
           grid="karras",
-          nfe=nfe,
-          batch=num,
-          images_per_s=num / call_s,
-          network_images_per_s=num * nfe / call_s,
-          call_s=call_s,
-          call_s_repeats=times,
-          first_call_s=first,
-          compile_s=first - call_s,
-          repeats=opts["sample_repeats"],
+          **timed_sample(sample_once, num=num, nfe=2 * steps - 1, repeats=opts["sample_repeats"]),
           peak_bytes=torch.cuda.max_memory_allocated() if device == "cuda" else None,
           **common,
       )

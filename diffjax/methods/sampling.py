@@ -25,8 +25,6 @@ from absl import logging
 
 from diffjax import solvers
 
-SAMPLE_OVERRIDES = ("solver", "num_steps", "grid", "grid_kwargs", "solver_kwargs")
-
 
 def settings(sample_config, overrides: dict) -> dict:
   """The sampler settings of one `sample` call: the config's `sample` section with `overrides`.

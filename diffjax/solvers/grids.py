@@ -194,7 +194,7 @@ def array(num_steps, *, schedule=None, sigmas=None):
   check_sigmas(sigmas)
   if sigmas.shape[0] != num_steps + 1:
     raise ValueError(
-        f"sigmas has {sigmas.shape[0]} entries, expected num_steps + 1 = " f"{num_steps + 1}"
+        f"sigmas has {sigmas.shape[0]} entries, expected num_steps + 1 = {num_steps + 1}"
     )
   return sigmas
 

@@ -50,14 +50,18 @@ def make_manager(workdir: str, train_cfg) -> ocp.CheckpointManager:
       enable_async_checkpointing=bool(train_cfg.async_checkpoints),
       create=True,
   )
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
-  )
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def checkpoint_dir(workdir: str, step: int | None = None) -> str:
+  """`<workdir>/checkpoints` (absolute), or the directory of one step in it."""
+  path = os.path.join(os.path.abspath(workdir), "checkpoints")
+  return path if step is None else os.path.join(path, str(step))
 
 
 def saved_steps(workdir: str) -> list[int]:
   """The committed checkpoint steps in `<workdir>/checkpoints` (no manager, nothing created)."""
-  path = os.path.join(workdir, "checkpoints")
+  path = checkpoint_dir(workdir)
   return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
 
 
@@ -164,7 +168,7 @@ class Saver:
       return
     step, sums = self._pending
     self._pending = None
-    step_dir = os.path.join(os.path.abspath(self.workdir), "checkpoints", str(step))
+    step_dir = checkpoint_dir(self.workdir, step)
     if jax.process_index() == 0 and os.path.isdir(step_dir):
       _write_checksums(step_dir, sums)
 
@@ -181,7 +185,7 @@ def restore_latest(mngr: ocp.CheckpointManager, workdir: str, abstract, move_unr
       nothing is moved.
   """
   for step in sorted(mngr.all_steps(), reverse=True):
-    step_dir = os.path.join(os.path.abspath(workdir), "checkpoints", str(step))
+    step_dir = checkpoint_dir(workdir, step)
     problem, state = _restore_step(mngr, step, step_dir, abstract, workdir)
     if problem is None:
       return step, state
@@ -249,13 +253,13 @@ def _check_shapes(stored: dict, abstract, step: int, workdir: str) -> None:
 
 def restore_dir(workdir: str, abstract, move_unreadable: bool = True):
   """`restore_latest` from the checkpoints of a run directory that no manager of ours holds."""
-  with ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints")) as mngr:
+  with ocp.CheckpointManager(checkpoint_dir(workdir)) as mngr:
     return restore_latest(mngr, workdir, abstract, move_unreadable)
 
 
 def _move_aside(mngr: ocp.CheckpointManager, workdir: str, step: int) -> None:
   if jax.process_index() == 0:
-    src = os.path.join(os.path.abspath(workdir), "checkpoints", str(step))
+    src = checkpoint_dir(workdir, step)
     dst_dir = os.path.join(os.path.abspath(workdir), UNREADABLE)
     os.makedirs(dst_dir, exist_ok=True)
     dst, n = os.path.join(dst_dir, str(step)), 1

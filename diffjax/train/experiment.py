@@ -74,13 +74,17 @@ class Experiment:
     )
     return new_state, metrics
 
-  def jit_train_step(self):
+  def _jit_on_state(self, fn, batch_sharding):
+    """`fn(state, batch) -> (state, metrics)` jitted over the mesh, the state donated."""
     return jax.jit(
-        self.train_step,
-        in_shardings=(self.state_sharding, sharding.batch_sharding(self.mesh)),
+        fn,
+        in_shardings=(self.state_sharding, batch_sharding),
         out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
         donate_argnums=0,
     )
+
+  def jit_train_step(self):
+    return self._jit_on_state(self.train_step, sharding.batch_sharding(self.mesh))
 
   def jit_train_steps(self, num: int):
     """`num` train steps in one jit: `lax.scan` of `train_step` over batches stacked [num, B, ...]
@@ -89,12 +93,7 @@ class Experiment:
     def steps(state, batches):
       return jax.lax.scan(self.train_step, state, batches, length=num)
 
-    return jax.jit(
-        steps,
-        in_shardings=(self.state_sharding, sharding.stacked_batch_sharding(self.mesh)),
-        out_shardings=(self.state_sharding, sharding.replicated(self.mesh)),
-        donate_argnums=0,
-    )
+    return self._jit_on_state(steps, sharding.stacked_batch_sharding(self.mesh))
 
   def global_batch(self, step: int) -> dict:
     return sharding.to_global(self.dataset.batch(step), self.mesh)

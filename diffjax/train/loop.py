@@ -137,16 +137,20 @@ class _Chunks:
     ends += [(step // n + 1) * n for n in self.every if n > 0]
     return min(ends) - step
 
+  def _key(self, num: int):
+    """The compiled function a chunk of `num` steps runs: the plain step (None) or a scan of num."""
+    return None if self.k == 1 else num
+
   def is_new(self, num: int) -> bool:
     """Whether a chunk of `num` steps has not run yet (its first call traces and compiles)."""
-    return (None if self.k == 1 else num) not in self._fns
+    return self._key(num) not in self._fns
 
   def batch(self, step: int, num: int):
     """The global batch of step `step`, or of the `num` steps from `step` on, stacked."""
     return self.exp.global_batch(step) if self.k == 1 else self.exp.global_batches(step, num)
 
   def run(self, state, batch, num: int):
-    key = None if self.k == 1 else num
+    key = self._key(num)
     if key not in self._fns:
       self._fns[key] = self.exp.jit_train_step() if key is None else self.exp.jit_train_steps(num)
     return self._fns[key](state, batch)
