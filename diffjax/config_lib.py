@@ -158,8 +158,17 @@ def base(seed: int = 0) -> ml_collections.ConfigDict:
   config.seed = seed
   config.init_from = ""  # a checkpoint directory to start from when the workdir has none
   config.mesh = mesh()
-  # True: jax.distributed.initialize() (multi-host launchers).
-  config.runtime = dict(distributed=False)
+  # distributed=True: jax.distributed.initialize(). On SLURM, Open MPI, TPU pods, ... the launcher
+  # provides the coordinates; elsewhere give coordinator_address ("host:port", process 0's),
+  # num_processes and process_id (one per process). cpu_collectives: the cross-process collectives
+  # of the CPU backend ("gloo"; "" keeps JAX's default, which has none).
+  config.runtime = dict(
+      distributed=False,
+      coordinator_address="",
+      num_processes=0,
+      process_id=-1,
+      cpu_collectives="gloo",
+  )
   return config
 
 

@@ -107,6 +107,26 @@ def parse_flags(argv: list[str]) -> list[str]:
     _fail(_unknown_override(argv) or f"a --config.* override names an unknown key: {e}", e)
 
 
+def initialize_distributed(runtime) -> None:
+  """`jax.distributed.initialize` with the coordinates `config.runtime` gives; those it leaves
+  unset (""/0/-1) come from the launcher (SLURM, Open MPI, TPU pods, ...)."""
+  kwargs = {}
+  if runtime.get("coordinator_address"):
+    kwargs["coordinator_address"] = runtime.coordinator_address
+  if runtime.get("num_processes", 0) > 0:
+    kwargs["num_processes"] = int(runtime.num_processes)
+  if runtime.get("process_id", -1) >= 0:
+    if not 0 <= runtime.process_id < runtime.get("num_processes", 0):
+      raise ValueError(
+          f"runtime.process_id={runtime.process_id} must lie in [0, runtime.num_processes="
+          f"{runtime.get('num_processes', 0)})"
+      )
+    kwargs["process_id"] = int(runtime.process_id)
+  if runtime.get("cpu_collectives"):
+    jax.config.update("jax_cpu_collectives_implementation", runtime.cpu_collectives)
+  jax.distributed.initialize(**kwargs)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -114,7 +134,7 @@ def main(argv):
   config = _CONFIG.value
   try:
     if config.runtime.distributed:
-      jax.distributed.initialize()  # the launcher (SLURM, TPU pod, ...) provides the coordinates
+      initialize_distributed(config.runtime)
     logging.info(
         "jax %s, %d processes, devices: %s", jax.__version__, jax.process_count(), jax.devices()
     )
