@@ -90,21 +90,28 @@ class PFODELikelihoodTest(absltest.TestCase):
       )
 
     truth = mvn(x, c0)
-    np.testing.assert_allclose(mvn(aux["x_end"], c1) + np.asarray(aux["delta_logp"]), truth, atol=3e-4)
+    np.testing.assert_allclose(
+        mvn(aux["x_end"], c1) + np.asarray(aux["delta_logp"]), truth, atol=3e-4
+    )
     # Gaussian probes: unbiased, not exact (off-diagonal Jacobian); their mean over many probes.
     xs = jnp.repeat(x[:1], 4000, axis=0)
     _, aux_g = jax.jit(
         lambda xs: likelihood.pfode_log_likelihood(
-            den, xs, jax.random.PRNGKey(4), divergence="gaussian", num_steps=12, **{
-                k: v for k, v in kw.items() if k != "num_steps"
-            }
+            den,
+            xs,
+            jax.random.PRNGKey(4),
+            divergence="gaussian",
+            num_steps=12,
+            **{k: v for k, v in kw.items() if k != "num_steps"},
         )
     )(xs)
     _, aux_e12 = likelihood.pfode_log_likelihood(
         den, x[:1], divergence="exact", sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, num_steps=12
     )
     d = np.asarray(aux_g["delta_logp"], np.float64)
-    self.assertLess(abs(d.mean() - float(aux_e12["delta_logp"][0])), 4 * d.std() / math.sqrt(len(d)))
+    self.assertLess(
+        abs(d.mean() - float(aux_e12["delta_logp"][0])), 4 * d.std() / math.sqrt(len(d))
+    )
     self.assertGreater(d.std(), 1e-3)  # the estimator is noisy here: the check above has teeth
 
   def test_rk4_converges_faster_than_heun(self):
@@ -116,8 +123,14 @@ class PFODELikelihoodTest(absltest.TestCase):
     for m in ("heun", "rk4"):
       for n in (32, 64):
         logp, _ = likelihood.pfode_log_likelihood(
-            den, x, method=m, divergence="exact", num_steps=n, sigma_min=SIGMA_MIN,
-            sigma_max=SIGMA_MAX, data_var=v,
+            den,
+            x,
+            method=m,
+            divergence="exact",
+            num_steps=n,
+            sigma_min=SIGMA_MIN,
+            sigma_max=SIGMA_MAX,
+            data_var=v,
         )
         err[m, n] = abs(float(logp[0]) - truth)
     self.assertGreater(err["heun", 32] / err["heun", 64], 3.0)  # order 2: ~4x
