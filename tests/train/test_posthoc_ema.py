@@ -71,6 +71,18 @@ class ReconstructionTest(parameterized.TestCase):
     self.assertAlmostEqual(float(w.sum()), 1.0, places=12)
     np.testing.assert_allclose(tracks[0], w @ theta, atol=2e-5)
 
+  def test_update_weight_is_accurate_late_in_training(self):
+    # 1 - β(t) at t = 10⁶ against float64: 1 - 1/t in float32 alone would be 6 % off.
+    gamma, t = 6.94, 1_000_000
+    tracks = posthoc_ema.update_tracks((jnp.zeros(()),), jnp.ones(()), t, (gamma,))
+    self.assertAlmostEqual(float(tracks[0]) / (1 - (1 - 1 / t) ** (gamma + 1)), 1.0, places=5)
+
+  def test_edm_config_builds_with_tracks(self):
+    config = config_lib.load(
+        os.path.join(REPO, "configs/edm/fashion_mnist.py"), "posthoc_ema,smoke"
+    )
+    np.testing.assert_allclose(posthoc_ema.gammas_of(config.optim), [16.97, 6.94], atol=5e-3)
+
   def test_continuous_gram_is_the_integral(self):
     ts, gs = np.array([40.0, 100.0]), np.array([3.0, 8.0])
     tau = (np.arange(1_000_000) + 0.5) / 1_000_000 * 100.0
