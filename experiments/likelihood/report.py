@@ -54,8 +54,9 @@ def _header(title: str, stages: dict) -> list[str]:
         "",
     ]
   lines += [
-      f"- Commit: `{_COMMIT.value}`; device: {', '.join(devices)} (shared with other jobs; "
-      "`XLA_PYTHON_CLIENT_MEM_FRACTION=0.2`).",
+      f"- Commit: `{_COMMIT.value}`; device: {', '.join(devices)}, shared with other jobs; this "
+      "script ran two processes at a time, each with `XLA_PYTHON_CLIENT_MEM_FRACTION=0.1`, so its "
+      "stage times are those of a busy GPU.",
       f"- Whole script: `{_COMMAND.value}`, {_WALL.value} s wall, compilation included.",
   ]
   return lines
@@ -175,7 +176,9 @@ def posthoc(out: str, stages: dict) -> None:
         "## Results",
         "",
         f"Training: {train['steps'][-1] if train and train['steps'] else '?'} steps, "
-        f"{train['seconds']:.0f} s; reconstruction and evaluation {rec['seconds']:.0f} s.",
+        f"{train['seconds']:.0f} s; reconstruction and evaluation {rec['seconds']:.0f} s; "
+        f"FD-FMNIST of {rec.get('settings', {}).get('fd_num_samples', '?')} samples per row, the same initial "
+        "noise for every row (paired comparison).",
         "",
         "| EMA | σ_rel | γ | FD-FMNIST ↓ | sampling s |",
         "|---|---|---|---|---|",

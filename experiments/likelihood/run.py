@@ -142,6 +142,7 @@ def main(argv):
       device=str(jax.devices()[0].device_kind),
       num_devices=jax.device_count(),
       argv=" ".join(sys.argv),
+      settings=dict(fd_num_samples=_FD_NUM.value, sigma_rels=_SIGMA_RELS.value, steps=_STEPS.value),
       metrics=metrics,
   )
   os.makedirs(os.path.join(_OUT.value, "stages"), exist_ok=True)
