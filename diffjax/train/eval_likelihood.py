@@ -13,11 +13,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from diffjax import config_lib
 from diffjax.solvers import grids
 from diffjax.solvers import likelihood
 
-_KEYS = ("num_steps", "method", "divergence", "sigma_min", "sigma_max", "data_var", "dequantize")
-_KEYS += ("grid", "batch_size")
+_KEYS = tuple(config_lib.pfode_defaults())
 
 
 def ode_options(method, params, pfode_kwargs) -> dict:

@@ -1,6 +1,6 @@
 """The `memorization` evaluator (metrics/memorization.py), enabled by `eval.memorization.num_samples`.
 
-`eval.memorization` keys (defaults in `DEFAULTS`):
+`eval.memorization` keys (defaults: `config_lib.memorization_defaults`):
   num_samples        samples drawn with the config's sampler and compared with the training set;
   num_train          training examples they are compared with (0: the whole training split);
   threshold          nearest-neighbour ratio below which a sample counts as a copy (1/3);
@@ -19,18 +19,12 @@ import os
 import jax
 import numpy as np
 
+from diffjax import config_lib
 from diffjax.methods import sampling
 from diffjax.metrics import memorization
 from diffjax.train import progress
 
-DEFAULTS = dict(
-    num_samples=0,
-    num_train=0,
-    threshold=memorization.COPY_THRESHOLD,
-    loss_num_examples=500,
-    loss_sigmas=(0.02, 0.1, 0.5, 2.0, 10.0),
-    num_plot=16,
-)
+DEFAULTS = config_lib.memorization_defaults()  # off: num_samples 0
 
 
 def options(ecfg) -> dict:
