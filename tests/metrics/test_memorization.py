@@ -62,7 +62,8 @@ class EvaluatorWiringTest(absltest.TestCase):
     config = config_lib.load(os.path.join(REPO, "configs/edm/toy2d.py"), "smoke")
     config.eval.num_samples = 0
     config.eval.pfode_bpd_num_examples = 6
-    config.eval.pfode_kwargs.update(num_steps=2, divergence="exact", batch_size=4)
+    # batch 8 on the 8 test devices: the batch is split along the mesh
+    config.eval.pfode_kwargs.update(num_steps=2, divergence="exact", batch_size=8)
     config.eval.memorization.update(num_samples=8, num_train=32, loss_num_examples=8)
     exp = experiment.Experiment(config)
     state = jax.jit(exp.init_state)()
