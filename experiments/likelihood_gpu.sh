@@ -45,9 +45,10 @@ run() {  # run NAME ARGS...: one stage under the time left; records a skip when 
   local name=$1 left
   shift
   left=$(( budget - ($(date +%s) - start) ))
-  if [ "$left" -lt 20 ]; then echo "$name" >> "$out/skipped.txt"; echo "SKIP $name"; return 1; fi
+  if [ "$left" -lt 30 ]; then echo "$name" >> "$out/skipped.txt"; echo "SKIP $name"; return 1; fi
   echo "=== $name ($left s left)"
-  timeout "$left" python3 experiments/likelihood/run.py --name="$name" --out="$out" \
+  # TERM 10 s before the end (training stops at the next step and saves: a preemption), KILL at it.
+  timeout -k 10 "$(( left - 10 ))" python3 experiments/likelihood/run.py --name="$name" --out="$out" \
     --data="$data" $smoke "$@" 2>&1 | grep -v "async_checkpointer\|checkpoint_manager\|orbax\|Xla\|cuda_" \
     >> "$out/log_$name.txt"
   if [ ! -e "$out/stages/$name.json" ]; then echo "$name" >> "$out/skipped.txt"; echo "CUT $name"; return 1; fi
