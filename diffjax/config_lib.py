@@ -480,6 +480,9 @@ def evaluation(
     fd_samplers: dict | None = None,
     bpd_num_examples: int = 0,
     bpd_batch_size: int = 500,
+    pfode_bpd_num_examples: int = 0,
+    pfode_kwargs: dict | None = None,
+    memorization: dict | None = None,
 ):
   """`eval` section.
 
@@ -488,6 +491,9 @@ def evaluation(
   its `test_stats.npz`: `fd_num_samples` samples per entry of `fd_samplers`, a dict
   name -> sample overrides (`{}` = the config's sampler; e.g. `heun35` below).
   Test-set bits/dim of the first `bpd_num_examples` test examples when > 0 and the Method has `bpd`.
+  PF-ODE bits/dim of the first `pfode_bpd_num_examples` test examples when > 0, options
+  `pfode_kwargs` (train/eval_likelihood.py). Memorization metrics when `memorization.num_samples`
+  > 0 (train/eval_memorization.py).
   """
   return dict(
       num_samples=num_samples,
@@ -499,6 +505,9 @@ def evaluation(
       fd_samplers=fd_samplers if fd_samplers is not None else {"default": {}},
       bpd_num_examples=bpd_num_examples,
       bpd_batch_size=bpd_batch_size,
+      pfode_bpd_num_examples=pfode_bpd_num_examples,
+      pfode_kwargs=dict(pfode_defaults(), **(pfode_kwargs or {})),
+      memorization=dict(memorization_defaults(), **(memorization or {})),
   )
 
 
@@ -730,4 +739,56 @@ def ddim_sampler(num_steps: int, skip: str = "uniform", **kwargs) -> dict:
   pick(skip, {"uniform": 0, "quadratic": 0}, key="skip")
   return sampler(
       "ddim", num_steps, "ddim", grid_kwargs=dict(skip=skip), solver_kwargs=dict(eta=0.0), **kwargs
+  )
+
+
+def posthoc_ema(
+    sigma_rels: tuple[float, ...] = (0.05, 0.10),
+    snapshot_every_steps: int = 200,
+    *,
+    reconstruct_sigma_rels: tuple[float, ...] = (),
+    reconstruct_step: int = 0,
+    gram: str = "discrete",
+) -> dict:
+  """`optim.posthoc_ema` (EDM2's post-hoc EMA, diffjax/train/posthoc_ema.py): power-function EMA
+  tracks of the given σ_rel (EDM2 tracks 0.05 and 0.10), snapshots every `snapshot_every_steps` and
+  at the end; `--mode=reconstruct_ema` builds the EMA of each `reconstruct_sigma_rels` at step
+  `reconstruct_step` (0: the last snapshot) from them, with the "discrete" or "continuous" Gram
+  matrix of the profiles."""
+  return dict(
+      sigma_rels=tuple(sigma_rels),
+      snapshot_every_steps=snapshot_every_steps,
+      reconstruct_sigma_rels=tuple(reconstruct_sigma_rels),
+      reconstruct_step=reconstruct_step,
+      gram=gram,
+  )
+
+
+def memorization_defaults() -> dict:
+  """`eval.memorization` (train/eval_memorization.py): off (num_samples 0), all keys present so that
+  `--config.eval.memorization.<key>=...` works."""
+  return dict(
+      num_samples=0,
+      num_train=0,
+      threshold=1.0 / 3.0,
+      loss_num_examples=500,
+      loss_sigmas=(0.02, 0.1, 0.5, 2.0, 10.0),
+      num_plot=16,
+  )
+
+
+def pfode_defaults() -> dict:
+  """`eval.pfode_kwargs` (train/eval_likelihood.py): 32 RK4 steps in log σ (128 evaluations), one
+  Rademacher probe, σ range 0 = the schedule's within [0.002, 80], prior N(0, σ_max² + 0.25),
+  uniform dequantisation on the k/127.5 - 1 grid, batches of 250."""
+  return dict(
+      num_steps=32,
+      method="rk4",
+      divergence="rademacher",
+      sigma_min=0.0,
+      sigma_max=0.0,
+      data_var=0.25,
+      dequantize=True,
+      grid="ddpm",
+      batch_size=250,
   )

@@ -29,12 +29,14 @@ from diffjax.train import checkpoint
 from diffjax.train import evaluate
 from diffjax.train import inference
 from diffjax.train import loop
+from diffjax.train import posthoc_snapshots
 
 MODES = {
     "train": loop.train_and_evaluate,
     "eval": evaluate.evaluate,
     "sample": inference.sample,
     "pairs": inference.pairs,
+    "reconstruct_ema": posthoc_snapshots.reconstruct,
 }
 # What a user can fix: bad values, missing files, unwritable or busy workdirs, a diverged run.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)

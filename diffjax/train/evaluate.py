@@ -11,6 +11,9 @@ and one registry entry.
   fd_fmnist  eval.fd_classifier_dir set: FD-FMNIST (metrics/fd_fmnist.py) of eval.fd_num_samples
              samples for each eval.fd_samplers entry (name -> sample overrides).
   bpd        eval.bpd_num_examples > 0: test bits/dim (`method.bpd`, only where `has_bpd`).
+  pfode_bpd  eval.pfode_bpd_num_examples > 0: test bits/dim by the PF-ODE (eval_likelihood.py).
+  memorization  eval.memorization.num_samples > 0: copies and train/held-out loss
+             (eval_memorization.py).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from absl import logging
 from diffjax.methods import sampling
 from diffjax.metrics import fd_fmnist
 from diffjax.metrics import wasserstein
+from diffjax.train import eval_likelihood
+from diffjax.train import eval_memorization
 from diffjax.train import experiment
 from diffjax.train import progress
 
@@ -128,6 +133,8 @@ EVALUATORS: dict[
     "sliced_w2": (lambda e: int(e.get("num_samples", 0)) > 0, sliced_w2),
     "fd_fmnist": (lambda e: bool(e.get("fd_classifier_dir", "")), fd_metrics),
     "bpd": (lambda e: int(e.get("bpd_num_examples", 0)) > 0, bpd_metrics),
+    "pfode_bpd": (lambda e: int(e.get("pfode_bpd_num_examples", 0)) > 0, eval_likelihood.pfode_bpd),
+    "memorization": (eval_memorization.enabled, eval_memorization.memorization_metrics),
 }
 
 

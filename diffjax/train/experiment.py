@@ -12,6 +12,7 @@ from absl import logging
 from diffjax import data
 from diffjax import methods
 from diffjax.train import checkpoint
+from diffjax.train import posthoc_ema
 from diffjax.train import sharding
 from diffjax.train import state as state_lib
 from diffjax.train import workdir as workdir_lib
@@ -46,6 +47,8 @@ class Experiment:
     self.dataset = dataset
     self.method = methods.make(config, self.dataset)
     self.tx = state_lib.make_optimizer(config.optim)
+    # Post-hoc EMA tracks (EDM2): their exponents γ from `optim.posthoc_ema.sigma_rels`.
+    self.posthoc_gammas = posthoc_ema.gammas_of(config.optim)
     self.example_batch = self.dataset.batch(0)
     self.state_sharding = jax.tree.map(
         lambda _: sharding.replicated(self.mesh), jax.eval_shape(self.init_state)
@@ -54,7 +57,9 @@ class Experiment:
   def init_state(self) -> state_lib.TrainState:
     rng_init, rng_train = jax.random.split(jax.random.PRNGKey(self.config.seed))
     params = self.method.init(rng_init, self.example_batch)
-    return state_lib.init_state(params, self.tx, rng_train, self.method.init_state())
+    return state_lib.init_state(
+        params, self.tx, rng_train, self.method.init_state(), len(self.posthoc_gammas)
+    )
 
   def train_step(self, state: state_lib.TrainState, batch: dict):
     rng = jax.random.fold_in(state.rng, state.step)
@@ -72,6 +77,11 @@ class Experiment:
         ema_params=state_lib.ema_update(state.ema_params, params, decay),
         method_state=method_state,
     )
+    if self.posthoc_gammas:
+      tracks = posthoc_ema.update_tracks(
+          state.posthoc_ema, params, state.step + 1, self.posthoc_gammas
+      )
+      new_state = new_state.replace(posthoc_ema=tracks)
     return new_state, metrics
 
   def _jit_on_state(self, fn, batch_sharding):

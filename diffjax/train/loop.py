@@ -23,6 +23,8 @@ from absl import logging
 from diffjax.train import checkpoint
 from diffjax.train import evaluate as evaluate_lib
 from diffjax.train import experiment
+from diffjax.train import posthoc_ema
+from diffjax.train import posthoc_snapshots
 from diffjax.train import progress
 from diffjax.train import workdir as workdir_lib
 
@@ -67,6 +69,7 @@ def _train(
   )
   pending = []
   profile = _Profile(tcfg, workdir, first_step)
+  snapshots = _Snapshots(exp, workdir)
   try:
     with checkpoint.Preemption() as preempt:
       while step < tcfg.num_steps:
@@ -95,6 +98,8 @@ def _train(
           if not np.isfinite(means["loss"]):
             raise FloatingPointError(f"loss is {means['loss']} at step {step}; see {workdir}/tb")
           prog.log(step, means)
+        if snapshots.due(step):
+          snapshots.save(step, state)
         if tcfg.sample_every_steps and step % tcfg.sample_every_steps == 0:
           _save_sample_picture(exp, state, step, workdir)  # every process samples (SPMD); 0 writes
         if tcfg.eval_every_steps and step % tcfg.eval_every_steps == 0:
@@ -124,6 +129,8 @@ class _Chunks:
         for key in ("ckpt_every_steps", "log_every_steps", "sample_every_steps", "eval_every_steps")
     ]
     self.fixed = [int(tcfg.num_steps)]
+    # Post-hoc EMA snapshots (posthoc_snapshots.py) are taken between chunks too.
+    self.every.append(int(posthoc_ema.options(exp.config.optim)["snapshot_every_steps"]))
     if int(tcfg.get("profile_steps", 0)):
       start = int(tcfg.get("profile_from_step", 100))
       self.fixed += [start, start + int(tcfg.profile_steps)]
@@ -154,6 +161,25 @@ class _Chunks:
     if key not in self._fns:
       self._fns[key] = self.exp.jit_train_step() if key is None else self.exp.jit_train_steps(num)
     return self._fns[key](state, batch)
+
+
+class _Snapshots:
+  """Post-hoc EMA snapshots every `optim.posthoc_ema.snapshot_every_steps` and at the last step;
+  a no-op without tracks."""
+
+  def __init__(self, exp: experiment.Experiment, workdir: str):
+    opts = posthoc_ema.options(exp.config.optim)
+    self.every = int(opts["snapshot_every_steps"]) if exp.posthoc_gammas else 0
+    self.last, self.workdir = int(exp.config.train.num_steps), workdir
+    self.sigma_rels, self.gammas = tuple(opts["sigma_rels"]), exp.posthoc_gammas
+
+  def due(self, step: int) -> bool:
+    return bool(self.every) and (step % self.every == 0 or step == self.last)
+
+  def save(self, step: int, state) -> None:
+    posthoc_snapshots.save_snapshot(
+        self.workdir, step, state.posthoc_ema, self.sigma_rels, self.gammas
+    )
 
 
 class _Profile:

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from diffjax.train import posthoc_ema
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -22,6 +24,9 @@ class TrainState:
   # Non-trained state a Method carries between steps (e.g. Kingma & Gao's adaptive noise schedule);
   # {"": 0} when it has none, so that every checkpoint has the same tree shape.
   method_state: Any = None
+  # Post-hoc EMA (EDM2): one power-function EMA of the parameters per `optim.posthoc_ema.sigma_rels`
+  # entry (train/posthoc_ema.py); None when there are none.
+  posthoc_ema: Any = None
 
 
 def learning_rate(optim) -> optax.Schedule:
@@ -87,7 +92,11 @@ def ema_update(ema_params, params, decay: jax.Array):
 
 
 def init_state(
-    params, tx: optax.GradientTransformation, rng: jax.Array, method_state: Any = None
+    params,
+    tx: optax.GradientTransformation,
+    rng: jax.Array,
+    method_state: Any = None,
+    num_posthoc_tracks: int = 0,
 ) -> TrainState:
   return TrainState(
       step=jnp.zeros((), jnp.int32),
@@ -96,4 +105,7 @@ def init_state(
       ema_params=jax.tree.map(jnp.copy, params),
       rng=rng,
       method_state=method_state if method_state else {"": jnp.zeros((), jnp.int32)},
+      posthoc_ema=posthoc_ema.init_tracks(params, num_posthoc_tracks)
+      if num_posthoc_tracks
+      else None,
   )
