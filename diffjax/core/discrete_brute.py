@@ -59,22 +59,17 @@ class Brute:
         out[:, l, v] = post[:, self.states[:, l] == v].sum(1)
     return out
 
-  def neighbour(self, x: int, l: int, y: int) -> int:
-    seq = self.states[x].copy()
-    seq[l] = y
-    return self.index(seq)
-
   def concrete_score(self, alpha: float) -> np.ndarray:
     """p_t(x with token l set to y) / p_t(x) [N, L, S] (1 at y = x_l; 0 where p_t(x) = 0)."""
     pt = self.marginal(alpha)
-    out = np.zeros((self.N, L, self.S))
-    for x in range(self.N):
-      if pt[x] <= 0:
-        continue
-      for l in range(L):
-        for y in range(self.S):
-          out[x, l, y] = pt[self.neighbour(x, l, y)] / pt[x]
-    return out
+    powers = self.S ** np.arange(L - 1, -1, -1)  # [L]
+    y = np.arange(self.S)
+    nbr = (
+        np.arange(self.N)[:, None, None]
+        + (y[None, None, :] - self.states[:, :, None]) * powers[None, :, None]
+    )  # index of x with token l set to y, [N, L, S]
+    safe = np.where(pt > 0, pt, 1.0)
+    return np.where(pt[:, None, None] > 0, pt[nbr] / safe[:, None, None], 0.0)
 
   def reverse_full(self, alpha_s: float, alpha_t: float) -> np.ndarray:
     """The true reverse q(x_s | x_t) [N_t, N_s] (s < t)."""
