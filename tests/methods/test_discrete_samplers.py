@@ -9,6 +9,7 @@ far from p_0), and the exact law approaches p_0 as the steps grow.
 """
 
 import chex
+import pytest
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,10 +138,10 @@ class SamplerLawTest(chex.TestCase, parameterized.TestCase):
     self.assertAlmostEqual(float(exact.sum()), 1.0, places=6, msg=label)
     self.assertLess(bf.tv(emp, exact), TOL, label)
     self.assertGreater(bf.tv(exact, data), 3 * TOL, label)  # the test can tell the laws apart
-    far = [bf.tv(law_fn(n), data) for n in (16, 128, 1024)]
+    far = [bf.tv(law_fn(n), data) for n in (16, 64, 256)]
     self.assertLess(far[1], far[0], label)
     self.assertLess(far[2], far[1], label)
-    self.assertLess(far[2], 0.01, label)
+    self.assertLess(far[2], 0.02, label)
 
   def test_mdlm_cached_ancestral(self):
     brute, graph, sched = bf.Brute(True), _graph(True), discrete.LogLinear(1e-3)
@@ -156,8 +157,16 @@ class SamplerLawTest(chex.TestCase, parameterized.TestCase):
     cached = mdlm.sample(logp_fn, sched, graph, jax.random.PRNGKey(0), (64, bf.L), 8, cache=True)
     np.testing.assert_array_equal(uncached, cached)
 
-  @parameterized.product(absorbing=(True, False), predictor=("euler", "tweedie"))
+  def test_sedd_uniform_euler(self):
+    """The clamped step (stay < 0 at t = 1, σ = 999) inside a whole run."""
+    self._sedd(False, "euler")
+
+  @pytest.mark.slow
+  @parameterized.parameters((True, "euler"), (True, "tweedie"), (False, "tweedie"))
   def test_sedd(self, absorbing, predictor):
+    self._sedd(absorbing, predictor)
+
+  def _sedd(self, absorbing, predictor):
     brute, graph, sched = bf.Brute(absorbing), _graph(absorbing), discrete.LogLinear(1e-3)
     ts = np.linspace(1.0, T_END, STEPS + 1)
     fn = _timed_table(brute, ts, lambda a: _log(brute.concrete_score(a)), sched)
@@ -171,6 +180,7 @@ class SamplerLawTest(chex.TestCase, parameterized.TestCase):
     law = lambda n: _propagate(brute, _sedd_kernels(brute, sched, n, predictor))
     self._check(brute, law, sample, f"sedd {absorbing} {predictor}")
 
+  @pytest.mark.slow
   @parameterized.parameters(True, False)
   def test_dfm_euler(self, absorbing):
     brute, graph, sched = bf.Brute(absorbing), _graph(absorbing), discrete.Polynomial(1.0)
@@ -180,6 +190,7 @@ class SamplerLawTest(chex.TestCase, parameterized.TestCase):
     law = lambda n: _propagate(brute, _dfm_kernels(brute, sched, n))
     self._check(brute, law, sample, f"dfm {absorbing}")
 
+  @pytest.mark.slow
   def test_d3pm_absorbing(self):
     """D3PM's step with p̃ = p(x0^l | x_t) is the true per-token reverse (absorbing graph)."""
     brute, graph, sched = bf.Brute(True), _graph(True), discrete.LogLinear(0.0)
