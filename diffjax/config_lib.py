@@ -757,7 +757,7 @@ DISCRETE_SIZES = {
 def token_transformer(**kwargs) -> dict:
   """The token Transformer (models/token_transformer.py), bfloat16 activations; vocabulary sizes
   are set by the Method."""
-  return dict(kind="token_transformer", dtype="bfloat16", cond_dim=128, **kwargs)
+  return {**dict(kind="token_transformer", dtype="bfloat16", cond_dim=128), **kwargs}
 
 
 def discrete_method(process: str, graph: str = "absorbing", **kwargs) -> dict:
