@@ -79,7 +79,7 @@ class _Data:
     if config.data.name == "fashion_mnist":
       config.data.path = self.create_tempdir().full_path
       fashion_mnist.write_fake(config.data.path)
-    if _is_tfds(config):
+    if _is_tfds(config) or config.data.name == "tfds_text":
       with tfds.testing.mock_data(num_examples=16):
         yield
     else:
