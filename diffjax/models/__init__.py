@@ -12,6 +12,7 @@ Kinds (defaults = the paper's configuration; parameter counts are tested):
   ncsnpp  NCSN++ as EDM configures it for CIFAR-10 (augment_dim=9: 56,397,827 params)
   adm     ADM, EDM's class-conditional ImageNet-64 model (295,899,267 params)
   dit     DiT; {"kind": "dit", "variant": "XL/2"} (674,834,720 params + frozen positions)
+  token_transformer  tokens [B, L] int32 -> logits [B, L, out_size]: adaLN Transformer (SEDD)
 Image models take NHWC inputs whose H and W are divisible by 2^(levels-1) (U-Nets) or the patch
 size (DiT); other sizes raise ValueError (no padding). DDPM++/NCSN++/ADM also accept
 `augment_labels=[B, augment_dim]` (EDM's augmentation conditioning).
@@ -27,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffjax.models import adm, dit, mlp, song_unet, unet
+from diffjax.models import adm, dit, mlp, song_unet, token_transformer, unet
 
 MODELS: dict[str, type[nn.Module]] = {
     "mlp": mlp.MLP,
@@ -37,6 +38,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "ncsnpp": song_unet.NCSNpp,
     "adm": adm.ADMUNet,
     "dit": dit.DiT,
+    "token_transformer": token_transformer.TokenTransformer,
 }
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
