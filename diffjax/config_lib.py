@@ -722,3 +722,52 @@ def ddim_sampler(num_steps: int, skip: str = "uniform", **kwargs) -> dict:
   return sampler(
       "ddim", num_steps, "ddim", grid_kwargs=dict(skip=skip), solver_kwargs=dict(eta=0.0), **kwargs
   )
+
+
+# -- Few-step generation (consistency models) ---------------------------------------------------
+
+
+def consistency(
+    variant: str,
+    *,
+    total_steps: int,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    rho: float = 7.0,
+    sigma_data: float = 0.5,
+    metric: str = "l2",
+    huber_c: float = -1.0,
+    num_steps: int = 1,
+    conditional: bool = False,
+    **variant_kwargs,
+) -> dict:
+  """`schedule`, `method` and `sample` sections of a consistency model (methods/consistency.py):
+  EDM's σ range as the schedule, CM's multistep sampler (`consistency` solver) with `num_steps`
+  network calls on the ρ-grid from σ_max down to σ_min (σ_min itself is not evaluated)."""
+  grid = dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+  return dict(
+      schedule=dict(kind="edm", **grid),
+      method=dict(
+          kind="consistency",
+          variant=variant,
+          sigma_data=sigma_data,
+          metric=metric,
+          huber_c=huber_c,
+          total_steps=total_steps,
+          conditional=conditional,
+          **grid,
+          **variant_kwargs,
+      ),
+      sample=sampler(
+          "consistency",
+          num_steps,
+          "karras",
+          grid_kwargs=dict(grid, append_zero=False),
+          solver_kwargs=dict(sigma_min=sigma_min),
+      ),
+  )
+
+
+def few_step_fd_samplers(steps=(1, 2, 4)) -> dict:
+  """eval.fd_samplers of the few-step tables: `step<n>` = the config's sampler with n calls."""
+  return {f"step{n}": dict(num_steps=n) for n in steps}
