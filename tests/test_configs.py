@@ -49,6 +49,7 @@ FULL_RUN = {
     ("configs/kingma_gao/imagenet64.py", "smoke"),  # gaussian × adm (Method state too)
     ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
+    ("configs/consistency_models/toy2d.py", "smoke"),  # consistency × mlp
 }
 SAMPLE_BATCH = 2
 
