@@ -5,6 +5,7 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 
 from diffjax.methods import consistency
 from diffjax.methods import gaussian
+from diffjax.methods import progressive
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
 from diffjax.methods.sampling import sample_in_batches
@@ -15,6 +16,7 @@ METHODS = {
     "gaussian": gaussian.GaussianDiffusion,
     "vdm": vdm.VDM,
     "consistency": consistency.Consistency,
+    "progressive_distillation": progressive.ProgressiveDistillation,
 }
 
 

@@ -134,11 +134,12 @@ class Consistency(base.Method):
           f"init_from={self.config.init_from!r}: its network differs from config.model "
           "(a consistency student must share its teacher's network)"
       )
+    copy = lambda: jax.tree.map(jnp.copy, teacher)  # distinct buffers: the step donates them
     ms = dict(state.method_state)
     for key in ("target", "teacher"):
       if key in ms:
-        ms[key] = teacher
-    return state.replace(params=teacher, ema_params=teacher, method_state=ms)
+        ms[key] = copy()
+    return state.replace(params=copy(), ema_params=copy(), method_state=ms)
 
   def update_state(self, method_state, params):
     """θ⁻ ← μ(k) θ⁻ + (1 − μ(k)) θ with the new θ (CD/CT), and k ← k + 1."""
