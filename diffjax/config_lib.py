@@ -771,3 +771,26 @@ def consistency(
 def few_step_fd_samplers(steps=(1, 2, 4)) -> dict:
   """eval.fd_samplers of the few-step tables: `step<n>` = the config's sampler with n calls."""
   return {f"step{n}": dict(num_steps=n) for n in steps}
+
+
+def meanflow(
+    *,
+    p_mean: float = -0.4,
+    p_std: float = 1.0,
+    ratio: float = 0.25,
+    norm_p: float = 1.0,
+    norm_eps: float = 1e-3,
+    time_scale: float = 1000.0,
+    conditional: bool = False,
+) -> dict:
+  """`method` section of MeanFlow (methods/meanflow.py); defaults: the paper's ImageNet values."""
+  return dict(
+      kind="meanflow",
+      p_mean=p_mean,
+      p_std=p_std,
+      ratio=ratio,
+      norm_p=norm_p,
+      norm_eps=norm_eps,
+      time_scale=time_scale,
+      conditional=conditional,
+  )

@@ -6,8 +6,10 @@
 #
 # Timeline (wall seconds from the start; every training is stopped by SIGTERM at its deadline, the
 # loop then saves and exits, and the run is evaluated from its last checkpoint):
-#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT and iCT from scratch, concurrently
+#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow from scratch, concurrently
 #   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD and ECT start from it
+#       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
+#       T + k·(S − T)/3), each evaluated while the next trains
 #   S   students stop (deadline T_STUDENTS); FD at 1, 2, 4 steps for every student, concurrently
 #   ~530 the report.
 # The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
@@ -22,12 +24,12 @@ W=${WORKDIRS:-workdirs/fewstep}
 quiet="async_checkpointer\|checkpoint_manager\|orbax\|Xla\|cuda_"
 if [ "${SMOKE:-0}" = 1 ]; then
   export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
-  T_TEACHER=${T_TEACHER:-150} T_STUDENTS=${T_STUDENTS:-400}
+  T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500}  # CPU compiles are slow
   TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
   arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
 else
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.17}  # up to 5 processes: 0.85 in all
-  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-400}
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.12}  # up to 7 processes: 0.84 in all
+  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390}
   TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
   SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
   arg="" extra="--config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
@@ -73,21 +75,41 @@ ect="--config=configs/ect/fashion_mnist.py:size=default${arg} $student"
 ect+=" --config.init_from=$W/edm --config.optim.warmup_steps=100"
 ect+=" --config.train.num_steps=${STUDENT_STEPS} --config.method.total_steps=${STUDENT_STEPS}"
 ect+=" --config.method.double_every_steps=$(( STUDENT_STEPS / 8 > 0 ? STUDENT_STEPS / 8 : 1 ))"
-for name in ct ict cd ect; do
+mf="--config=configs/meanflow/fashion_mnist.py:size=default${arg} $student"
+mf+=" --config.train.num_steps=${SCRATCH_STEPS}"
+pd="--config=configs/progressive_distillation/fashion_mnist.py:teacher=edm${arg} $student"
+pd+=" --config.method.teacher=checkpoint --config.optim.warmup_steps=100"
+pd+=" --config.train.num_steps=${STUDENT_STEPS}"
+src=$W/edm
+for n in 4 2 1; do  # each round distils the previous one (the first: the EDM teacher)
+  eval "pd$n=\"\${pd/teacher=edm/steps=$n,teacher=edm} --config.init_from=$src\""
+  src=$W/pd$n
+done
+for name in ct ict mf cd ect pd4 pd2 pd1; do
   v=$name; [ $name = cd ] && v=cd_
   CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
 done
 
 run ct "$T_STUDENTS" $ct &
 run ict "$T_STUDENTS" $ict &
+run mf "$T_STUDENTS" $mf &
 train edm "$T_TEACHER" ${CMD[edm]}
 evaluate edm ${CMD[edm]} &
 run cd "$T_STUDENTS" $cd_ &
 run ect "$T_STUDENTS" $ect &
+(
+  k=1
+  for n in 4 2 1; do
+    train pd$n $(( T_TEACHER + k * (T_STUDENTS - T_TEACHER) / 3 )) ${CMD[pd$n]}
+    evaluate pd$n ${CMD[pd$n]} &
+    k=$(( k + 1 ))
+  done
+  wait
+) &
 wait
 echo "all runs done at $(( $(date +%s) - start ))s"
 
 args=()
-for name in edm cd ct ict ect; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
+for name in edm cd ct ict ect mf pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
 python3 experiments/fewstep_report.py --out="$out" --commit="$commit" \
   --wall_seconds=$(( $(date +%s) - start )) "${args[@]}"

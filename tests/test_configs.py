@@ -50,6 +50,8 @@ FULL_RUN = {
     ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
     ("configs/consistency_models/toy2d.py", "smoke"),  # consistency × mlp
+    ("configs/meanflow/fashion_mnist.py", "smoke"),  # meanflow × unet
+    ("configs/progressive_distillation/fashion_mnist.py", "steps=2,smoke"),  # PD × unet
 }
 SAMPLE_BATCH = 2
 

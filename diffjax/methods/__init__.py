@@ -5,6 +5,7 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 
 from diffjax.methods import consistency
 from diffjax.methods import gaussian
+from diffjax.methods import meanflow
 from diffjax.methods import progressive
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
@@ -17,6 +18,7 @@ METHODS = {
     "vdm": vdm.VDM,
     "consistency": consistency.Consistency,
     "progressive_distillation": progressive.ProgressiveDistillation,
+    "meanflow": meanflow.MeanFlow,
 }
 
 
