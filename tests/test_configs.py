@@ -50,8 +50,8 @@ FULL_RUN = {
     ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
     ("configs/consistency_models/toy2d.py", "smoke"),  # consistency × mlp
-    ("configs/meanflow/fashion_mnist.py", "smoke"),  # meanflow × unet
-    ("configs/progressive_distillation/fashion_mnist.py", "steps=2,smoke"),  # PD × unet
+    ("configs/meanflow/toy2d.py", "smoke"),  # meanflow × mlp
+    ("configs/progressive_distillation/toy2d.py", "smoke"),  # progressive_distillation × mlp
 }
 SAMPLE_BATCH = 2
 
