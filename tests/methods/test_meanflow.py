@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 from absl.testing import absltest
 
 from diffjax import config_lib
@@ -64,6 +65,7 @@ class MeanFlowTest(absltest.TestCase):
     fd = (u(x + h * v, t + h, r) - u(x - h * v, t - h, r)) / (2 * h)
     np.testing.assert_allclose(dudt, fd, rtol=2e-2, atol=2e-3)
 
+  @pytest.mark.slow
   def test_exact_average_velocity_is_a_fixed_point(self):
     key = jax.random.PRNGKey(0)
     t = jnp.array([0.3, 0.6, 0.9, 0.5])
@@ -86,6 +88,7 @@ class MeanFlowTest(absltest.TestCase):
     got_u, target = meanflow.meanflow_target(_exact_u, z, t, r, _exact_v(z, t))
     np.testing.assert_allclose(target, got_u, rtol=1e-3, atol=1e-4)
 
+  @pytest.mark.slow
   def test_loss_on_fixed_tensors(self):
     method = methods.make(_config(), _Data)
     x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
@@ -104,6 +107,7 @@ class MeanFlowTest(absltest.TestCase):
     err = jnp.sum((u - (eps - x - (t - r)[:, None] * dudt)) ** 2, -1)
     np.testing.assert_allclose(float(loss), float(jnp.mean(err / (err + 1e-3))), rtol=1e-5)
 
+  @pytest.mark.slow
   def test_sampler_steps(self):
     method = methods.make(_config(), _Data)
     params = method.init(jax.random.PRNGKey(1), {"x": jnp.zeros((4, 2))})

@@ -7,6 +7,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from absl.testing import absltest
 
 from diffjax import config_lib
@@ -62,6 +63,7 @@ class TargetTest(absltest.TestCase):
     got = progressive.target_x0(GMM.denoiser, z / a, full(st[0]), full(st[1]), full(st[2]))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
+  @pytest.mark.slow
   def test_loss_on_fixed_tensors(self):
     method = methods.make(_config(4), _Data)
     x = jnp.asarray(GMM.sample(jax.random.PRNGKey(0), 16)[0])
