@@ -11,7 +11,7 @@
 #       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
 #       T + k·(S − T)/3), each evaluated while the next trains
 #   S   students stop (deadline T_STUDENTS); FD at 1, 2, 4 steps for every student, concurrently
-#   ~530 the report.
+#   E   evaluations are cut at T_END (520 s); then the report (~10 s).
 # The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
 # are far below the configs' defaults: the FDs show what a few minutes buy, not the papers' numbers.
 # SMOKE=1: a CPU try-out (tiny networks, a few steps, 16-sample FDs).
@@ -24,12 +24,12 @@ W=${WORKDIRS:-workdirs/fewstep}
 quiet="async_checkpointer\|checkpoint_manager\|orbax\|Xla\|cuda_"
 if [ "${SMOKE:-0}" = 1 ]; then
   export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
-  T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500}  # CPU compiles are slow
+  T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500} T_END=${T_END:-3000}  # slow CPU
   TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
   arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
 else
   export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.12}  # up to 7 processes: 0.84 in all
-  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390}
+  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390} T_END=${T_END:-520}
   TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
   SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
   arg="" extra="--config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
@@ -49,9 +49,11 @@ train() {  # name deadline(seconds from start) command...: train until done or t
   echo "TRAIN_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
 }
 
-evaluate() {
+evaluate() {  # name command...: FD evaluation, cut at T_END (the report is written regardless)
   local name=$1; shift
-  "$@" --mode=eval 2>&1 | grep -v "$quiet" | tail -20 >> "$out/$name.log"
+  local left=$(( T_END - ($(date +%s) - start) ))
+  (( left < 10 )) && left=10
+  timeout --kill-after=5 "$left" "$@" --mode=eval 2>&1 | grep -v "$quiet" | tail -20 >> "$out/$name.log"
   echo "EVAL_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
 }
 
