@@ -51,6 +51,7 @@ FULL_RUN = {
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
     ("configs/consistency_models/toy2d.py", "smoke"),  # consistency × mlp
     ("configs/meanflow/toy2d.py", "smoke"),  # meanflow × mlp
+    ("configs/shortcut/toy2d.py", "smoke"),  # shortcut × mlp
     ("configs/progressive_distillation/toy2d.py", "smoke"),  # progressive_distillation × mlp
 }
 SAMPLE_BATCH = 2

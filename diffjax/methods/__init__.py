@@ -7,6 +7,7 @@ from diffjax.methods import consistency
 from diffjax.methods import gaussian
 from diffjax.methods import meanflow
 from diffjax.methods import progressive
+from diffjax.methods import shortcut
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
 from diffjax.methods.sampling import sample_in_batches
@@ -19,6 +20,7 @@ METHODS = {
     "consistency": consistency.Consistency,
     "progressive_distillation": progressive.ProgressiveDistillation,
     "meanflow": meanflow.MeanFlow,
+    "shortcut": shortcut.Shortcut,
 }
 
 

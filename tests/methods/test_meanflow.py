@@ -13,6 +13,7 @@ from diffjax import config_lib
 from diffjax import methods
 from diffjax import solvers
 from diffjax.methods import meanflow
+from diffjax.methods import shortcut
 from diffjax.solvers import testing
 
 MEAN, STD = np.array([0.5, -1.0]), np.array([0.7, 1.3])
@@ -117,6 +118,29 @@ class MeanFlowTest(absltest.TestCase):
     full = lambda v: jnp.full((4,), v)
     z = noise - 0.5 * u(noise, full(1.0), full(0.5))
     np.testing.assert_allclose(got, z - 0.5 * u(z, full(0.5), full(0.0)), rtol=1e-5, atol=1e-6)
+
+
+class ShortcutTest(absltest.TestCase):
+
+  def test_two_exact_d_steps_compose_to_the_exact_2d_step(self):
+    # Average velocities compose: with the exact u (closed-form Gaussian ODE map) the bootstrap
+    # target ½u(z, t, t − d) + ½u(z', t − d, t − 2d) is u(z, t, t − 2d).
+    z = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (4, 2))
+    t, d = jnp.array([1.0 - 1e-4, 0.75, 0.5, 0.25]), jnp.array([0.5, 0.25, 0.125, 0.0625])
+    got = shortcut.shortcut_target(_exact_u, z, t, d)
+    np.testing.assert_allclose(got, _exact_u(z, t, t - 2 * d), rtol=1e-4, atol=1e-4)
+
+  def test_loss_trains_both_parts(self):
+    config = _config()
+    config.method = dict(kind="shortcut", time_scale=1000.0, min_steps=8, bootstrap_frac=0.5)
+    method = methods.make(config, _Data)
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    params = method.init(jax.random.PRNGKey(1), {"x": x})
+    loss, metrics = method.loss(params, {"x": x}, jax.random.PRNGKey(2))
+    self.assertTrue(np.isfinite(float(loss)) and float(metrics["boot_mse"]) > 0)
+    config.method.min_steps = 6
+    with self.assertRaisesRegex(ValueError, "min_steps"):
+      methods.make(config, _Data)
 
 
 if __name__ == "__main__":
