@@ -6,7 +6,7 @@
 #
 # Timeline (wall seconds from the start; every training is stopped by SIGTERM at its deadline, the
 # loop then saves and exits, and the run is evaluated from its last checkpoint):
-#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow from scratch, concurrently
+#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow, shortcut from scratch
 #   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD and ECT start from it
 #       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
 #       T + k·(S − T)/3), each evaluated while the next trains
@@ -28,7 +28,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
   arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
 else
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.12}  # up to 7 processes: 0.84 in all
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.11}  # up to 8 processes: 0.88 in all
   T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390} T_END=${T_END:-520}
   TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
   SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
@@ -79,6 +79,8 @@ ect+=" --config.train.num_steps=${STUDENT_STEPS} --config.method.total_steps=${S
 ect+=" --config.method.double_every_steps=$(( STUDENT_STEPS / 8 > 0 ? STUDENT_STEPS / 8 : 1 ))"
 mf="--config=configs/meanflow/fashion_mnist.py:size=default${arg} $student"
 mf+=" --config.train.num_steps=${SCRATCH_STEPS}"
+sc="--config=configs/shortcut/fashion_mnist.py:size=default${arg} $student"
+sc+=" --config.train.num_steps=${SCRATCH_STEPS}"
 pd="--config=configs/progressive_distillation/fashion_mnist.py:teacher=edm${arg} $student"
 pd+=" --config.method.teacher=checkpoint --config.optim.warmup_steps=100"
 pd+=" --config.train.num_steps=${STUDENT_STEPS}"
@@ -87,7 +89,7 @@ for n in 4 2 1; do  # each round distils the previous one (the first: the EDM te
   eval "pd$n=\"\${pd/teacher=edm/steps=$n,teacher=edm} --config.init_from=$src\""
   src=$W/pd$n
 done
-for name in ct ict mf cd ect pd4 pd2 pd1; do
+for name in ct ict mf sc cd ect pd4 pd2 pd1; do
   v=$name; [ $name = cd ] && v=cd_
   CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
 done
@@ -95,6 +97,7 @@ done
 run ct "$T_STUDENTS" $ct &
 run ict "$T_STUDENTS" $ict &
 run mf "$T_STUDENTS" $mf &
+run sc "$T_STUDENTS" $sc &
 train edm "$T_TEACHER" ${CMD[edm]}
 evaluate edm ${CMD[edm]} &
 run cd "$T_STUDENTS" $cd_ &
@@ -112,6 +115,6 @@ wait
 echo "all runs done at $(( $(date +%s) - start ))s"
 
 args=()
-for name in edm cd ct ict ect mf pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
+for name in edm cd ct ict ect mf sc pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
 python3 experiments/fewstep_report.py --out="$out" --commit="$commit" \
   --wall_seconds=$(( $(date +%s) - start )) "${args[@]}"

@@ -33,6 +33,7 @@ TITLES = {
     "ict": "iCT (Song & Dhariwal 2023), pseudo-Huber",
     "ect": "ECT (Geng et al. 2024), from the teacher",
     "mf": "MeanFlow (Geng et al. 2025), from scratch",
+    "sc": "Shortcut model (Frans et al. 2024), from scratch",
     "pd4": "PD (Salimans & Ho 2022) round N = 4, from the teacher",
     "pd2": "PD round N = 2, from N = 4",
     "pd1": "PD round N = 1, from N = 2",
@@ -109,7 +110,7 @@ def main(argv):
       "",
       "PD rounds: a student of N steps is sampled with DDIM on its own N uniform-t steps; its FD "
       "at other step counts uses the same sampler with that many steps.",
-      "Not in this table (not implemented on this branch): guided PD, CTM, shortcut models.",
+      "Not in this table (not implemented on this branch): guided PD, CTM.",
       "The issue's goal (1 step within 3× of the teacher's 35-NFE FD, 2 steps within 2×) needs "
       "training budgets of hours; these runs have minutes (train steps above).",
       "",
