@@ -865,3 +865,75 @@ def shrink_text(config: ml_collections.ConfigDict) -> None:
   config.data.seq_len = 16
   shrink(config)
   config.eval.num_samples = 0  # no sliced W2 on token ids
+
+
+# -- Few-step generation (consistency models) ---------------------------------------------------
+
+
+def consistency(
+    variant: str,
+    *,
+    total_steps: int,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    rho: float = 7.0,
+    sigma_data: float = 0.5,
+    metric: str = "l2",
+    huber_c: float = -1.0,
+    num_steps: int = 1,
+    conditional: bool = False,
+    **variant_kwargs,
+) -> dict:
+  """`schedule`, `method` and `sample` sections of a consistency model (methods/consistency.py):
+  EDM's σ range as the schedule, CM's multistep sampler (`consistency` solver) with `num_steps`
+  network calls on the ρ-grid from σ_max down to σ_min (σ_min itself is not evaluated)."""
+  grid = dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+  return dict(
+      schedule=dict(kind="edm", **grid),
+      method=dict(
+          kind="consistency",
+          variant=variant,
+          sigma_data=sigma_data,
+          metric=metric,
+          huber_c=huber_c,
+          total_steps=total_steps,
+          conditional=conditional,
+          **grid,
+          **variant_kwargs,
+      ),
+      sample=sampler(
+          "consistency",
+          num_steps,
+          "karras",
+          grid_kwargs=dict(grid, append_zero=False),
+          solver_kwargs=dict(sigma_min=sigma_min),
+      ),
+  )
+
+
+def few_step_fd_samplers(steps=(1, 2, 4)) -> dict:
+  """eval.fd_samplers of the few-step tables: `step<n>` = the config's sampler with n calls."""
+  return {f"step{n}": dict(num_steps=n) for n in steps}
+
+
+def meanflow(
+    *,
+    p_mean: float = -0.4,
+    p_std: float = 1.0,
+    ratio: float = 0.25,
+    norm_p: float = 1.0,
+    norm_eps: float = 1e-3,
+    time_scale: float = 1000.0,
+    conditional: bool = False,
+) -> dict:
+  """`method` section of MeanFlow (methods/meanflow.py); defaults: the paper's ImageNet values."""
+  return dict(
+      kind="meanflow",
+      p_mean=p_mean,
+      p_std=p_std,
+      ratio=ratio,
+      norm_p=norm_p,
+      norm_eps=norm_eps,
+      time_scale=time_scale,
+      conditional=conditional,
+  )

@@ -5,7 +5,11 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 
 from diffjax.methods import autoregressive
 from diffjax.methods import discrete
+from diffjax.methods import consistency
 from diffjax.methods import gaussian
+from diffjax.methods import meanflow
+from diffjax.methods import progressive
+from diffjax.methods import shortcut
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
 from diffjax.methods.sampling import sample_in_batches
@@ -17,6 +21,10 @@ METHODS = {
     "vdm": vdm.VDM,
     "discrete": discrete.Discrete,
     "autoregressive": autoregressive.Autoregressive,
+    "consistency": consistency.Consistency,
+    "progressive_distillation": progressive.ProgressiveDistillation,
+    "meanflow": meanflow.MeanFlow,
+    "shortcut": shortcut.Shortcut,
 }
 
 

@@ -67,6 +67,24 @@ class Method:
     """Non-trained state carried between steps (e.g. an adaptive noise schedule); {}: none."""
     return {}
 
+  def init_state_with_params(self, params) -> dict:
+    """`init_state` for Methods whose state starts from the initial parameters (a consistency
+    model's target network θ⁻ = θ, a distillation teacher); the default ignores `params`."""
+    del params
+    return self.init_state()
+
+  def update_state(self, method_state, params):
+    """The state after the optimiser step made `params` (the new parameters): e.g. a consistency
+    model's target EMA θ⁻ ← μ θ⁻ + (1 − μ) θ (Song et al. 2023, Alg. 2/3). Default: unchanged."""
+    del params
+    return method_state
+
+  def start_from(self, state, loaded):
+    """The fresh train `state` started from `loaded`, the TrainState of the `config.init_from`
+    run (restored with that run's own config): by default its params and EMA (fine-tuning,
+    reflow); a distillation Method also keeps them as its teacher in `method_state`."""
+    return state.replace(params=loaded.params, ema_params=loaded.ema_params)
+
   def loss_with_state(self, params, method_state, batch: dict, rng: jax.Array):
     """`loss` that also advances `method_state`: (loss, (metrics, new_state)). The training loop
     calls only this; the default is `loss` with the state passed through unchanged."""

@@ -43,7 +43,13 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(
-      self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
+      self,
+      x: jax.Array,
+      noise_cond: jax.Array,
+      label: jax.Array | None = None,
+      *,
+      train: bool,
+      interval_cond: jax.Array | None = None,
   ) -> jax.Array:
     """Raw output with x's shape ([B, ...]; last axis doubled when learn_sigma).
 
@@ -52,6 +58,8 @@ class MLP(nn.Module):
       noise_cond: [B] noise-level value chosen by the parameterisation.
       label: [B] int32 class labels or None.
       train: enables dropout and label dropout.
+      interval_cond: [B] optional second time input (MeanFlow's t − r), embedded like noise_cond
+        by its own layers and added to the embedding (absent: no such layers).
     """
     if self.embedding not in ("fourier", "positional"):
       raise ValueError(f"embedding must be 'fourier' or 'positional', got {self.embedding!r}")
@@ -68,6 +76,15 @@ class MLP(nn.Module):
     else:
       feats = embeddings.positional_embedding(noise_cond, self.emb_dim)
     emb = dense(self.width, "emb_dense0")(feats.astype(self.dtype))
+    if interval_cond is not None:
+      if self.embedding == "fourier":
+        feats2 = embeddings.fourier_embedding(
+            interval_cond,
+            embeddings.fourier_frequencies(self.emb_dim, scale=self.fourier_scale),
+        )
+      else:
+        feats2 = embeddings.positional_embedding(interval_cond, self.emb_dim)
+      emb = emb + dense(self.width, "interval_dense0")(feats2.astype(self.dtype))
     label = embeddings.module_labels(self, label, batch, train=train)
     if label is not None:
       # num_classes + 1 rows: the last one is the learned null (unconditional) embedding.

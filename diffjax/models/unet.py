@@ -109,9 +109,18 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(
-      self, x: jax.Array, noise_cond: jax.Array, label: jax.Array | None = None, *, train: bool
+      self,
+      x: jax.Array,
+      noise_cond: jax.Array,
+      label: jax.Array | None = None,
+      *,
+      train: bool,
+      interval_cond: jax.Array | None = None,
   ) -> jax.Array:
-    """Raw output [B, H, W, C·(2 if learn_sigma)] for x [B, H, W, C], noise_cond [B], label [B]."""
+    """Raw output [B, H, W, C·(2 if learn_sigma)] for x [B, H, W, C], noise_cond [B], label [B].
+
+    `interval_cond` [B]: a second time input (MeanFlow's t − r), embedded like noise_cond by its
+    own layers and added to the embedding; networks called without it have no such layers."""
     layers.check_resolution(x.shape, len(self.ch_mult))
     b, _, _, c_in = x.shape
     emb_ch = 4 * self.ch
@@ -123,6 +132,16 @@ class UNet(nn.Module):
     emb = nn.Dense(emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="emb_dense1")(
         nn.swish(emb)
     )
+    if interval_cond is not None:
+      e2 = embeddings.positional_embedding(
+          interval_cond, self.ch, endpoint=True, flip_sin_to_cos=True
+      )
+      e2 = nn.Dense(emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="interval_dense0")(
+          e2.astype(self.dtype)
+      )
+      emb = emb + nn.Dense(
+          emb_ch, dtype=self.dtype, param_dtype=jnp.float32, name="interval_dense1"
+      )(nn.swish(e2))
     label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       emb = emb + nn.Embed(

@@ -11,6 +11,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from diffjax.solvers import adaptive as adaptive_lib
+from diffjax.solvers import consistency
 from diffjax.solvers import grids
 from diffjax.solvers import multistep
 from diffjax.solvers import ode
@@ -95,6 +96,8 @@ SOLVERS: dict[str, Solver] = {
     "seeds_2": Solver(sde.seeds_2, _per_step(2), _ALWAYS),
     "seeds_3": Solver(sde.seeds_3, _per_step(3), _ALWAYS),
     "sde_dpmpp_2m": Solver(sde.sde_dpmpp_2m, _one, _ALWAYS),
+    # Over a consistency function f(x, σ) (a consistency Method's denoiser), not a denoiser.
+    "consistency": Solver(consistency.consistency, _one, _ALWAYS),
 }
 
 

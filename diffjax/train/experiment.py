@@ -55,10 +55,8 @@ class Experiment:
     )
 
   def init_state(self) -> state_lib.TrainState:
-    rng_init, rng_train = jax.random.split(jax.random.PRNGKey(self.config.seed))
-    params = self.method.init(rng_init, self.example_batch)
-    return state_lib.init_state(
-        params, self.tx, rng_train, self.method.init_state(), len(self.posthoc_gammas)
+    return _init_state(
+        self.config.seed, self.method, self.tx, self.example_batch, len(self.posthoc_gammas)
     )
 
   def train_step(self, state: state_lib.TrainState, batch: dict):
@@ -68,6 +66,7 @@ class Experiment:
     (loss, (metrics, method_state)), grads = grad_fn(state.params, state.method_state, batch, rng)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    method_state = self.method.update_state(method_state, params)  # e.g. a target network's EMA
     decay = state_lib.ema_decay(self.config.optim.ema, state.step, self.config.data.batch_size)
     metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads))
     new_state = state.replace(
@@ -131,13 +130,30 @@ class Experiment:
       return state
     state = jax.jit(self.init_state, out_shardings=self.state_sharding)()
     if self.config.init_from:
-      # Another run's directory: read it, never move anything in it.
-      step, loaded = checkpoint.restore_dir(self.config.init_from, abstract, move_unreadable=False)
+      # Another run's directory: read it, never move anything in it. Its state is read with its
+      # own config's tree (a distillation teacher is another Method and optimiser).
+      source = self._init_from_abstract(self.config.init_from) or abstract
+      step, loaded = checkpoint.restore_dir(self.config.init_from, source, move_unreadable=False)
       if loaded is None:
         raise ValueError(f"init_from={self.config.init_from!r}: no restorable checkpoint there")
       logging.info("initialised parameters from %s (step %d)", self.config.init_from, step)
-      state = state.replace(params=loaded.params, ema_params=loaded.ema_params)
+      state = self.method.start_from(state, loaded)
     return state
+
+  def _init_from_abstract(self, run_dir: str):
+    """The abstract TrainState of the run in `run_dir` as its `config.json` defines it (Method
+    and optimiser; data shape and classes are this run's), or None when it has no config.json."""
+    stored = workdir_lib.stored_config(run_dir)
+    if stored is None:
+      return None
+    config = ml_collections.ConfigDict(stored)
+    method = methods.make(config, self.dataset)
+    tx = state_lib.make_optimizer(config.optim)
+    tracks = len(posthoc_ema.gammas_of(config.optim))
+    init = lambda: _init_state(config.seed, method, tx, self.example_batch, tracks)
+    return checkpoint.abstract_like(
+        init, jax.tree.map(lambda _: sharding.replicated(self.mesh), jax.eval_shape(init))
+    )
 
   def reference_data(self, num: int, split: str | None = None) -> dict:
     """`num` held-out examples (a fresh draw for infinite sources) as host NumPy arrays, from
@@ -149,6 +165,18 @@ class Experiment:
       batches.append(ds.batch(i))
       n, i = n + len(batches[-1]["x"]), i + 1
     return {k: np.concatenate([b[k] for b in batches])[:num] for k in batches[0]}
+
+
+def _init_state(
+    seed: int, method, tx, example_batch, num_posthoc_tracks: int = 0
+) -> state_lib.TrainState:
+  """The fresh TrainState of `method` with optimiser `tx` (parameters from PRNGKey(seed)) and
+  `num_posthoc_tracks` post-hoc EMA tracks."""
+  rng_init, rng_train = jax.random.split(jax.random.PRNGKey(seed))
+  params = method.init(rng_init, example_batch)
+  return state_lib.init_state(
+      params, tx, rng_train, method.init_state_with_params(params), num_posthoc_tracks
+  )
 
 
 def restore_for_inference(config, workdir: str, devices=None):

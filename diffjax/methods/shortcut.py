@@ -1,0 +1,83 @@
+r"""Shortcut models (Frans et al. 2024, arXiv:2410.12557): one network for any step size d.
+
+Frans et al. run time from noise (t = 0) to data (t = 1) and learn s(x_t, t, d) with
+x_{t+d} ≈ x_t + d·s. Converted once to diffjax's t (t = 0 data, t = 1 noise, z_t = (1 − t)x + tε):
+s is the negative of the average velocity u(z_t, t, r = t − d) = (z_t − z_r)/(t − r) of MeanFlow,
+so the network, its second time input (t − r = d) and the few-step sampler are MeanFlow's
+(`methods/meanflow.py`); only the objective differs:
+- flow matching (d = 0) on a fraction 1 − `bootstrap_frac` of the batch: u(z_t, t, t) → ε − x;
+- self-consistency on the rest: u(z_t, t, t − 2d) → sg(½ u(z_t, t, t − d) + ½ u(z', t − d, t − 2d))
+  with z' = z_t − d·u(z_t, t, t − d) (paper eq. 5), 2d ∈ {1, ½, …, 2/M} uniformly over the levels
+  and t a uniform multiple of 2d in (0, 1] (the paper's discrete grid of M = 128 steps).
+The loss is the mean squared error over all elements. The bootstrap targets use the current
+parameters under stop-gradient (the paper's code can also use the EMA; not modelled).
+
+Config section: method: dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25)
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from diffjax.methods import base
+from diffjax.methods import meanflow
+
+KEYS = ("kind", "time_scale", "min_steps", "bootstrap_frac", "conditional")
+
+
+def shortcut_target(u_fn, z, t, d):
+  """sg(½ u(z, t, t − d) + ½ u(z − d u(z, t, t − d), t − d, t − 2d)): the 2d-step average
+  velocity that two d-steps of u compose to (exact for the exact u)."""
+  b = lambda v: v.reshape((-1,) + (1,) * (z.ndim - 1))
+  s1 = u_fn(z, t, t - d)
+  s2 = u_fn(z - b(d) * s1, t - d, t - 2 * d)
+  return jax.lax.stop_gradient(0.5 * (s1 + s2))
+
+
+class Shortcut(meanflow.MeanFlow):
+  """MeanFlow's network and sampler with the shortcut objective (module docstring)."""
+
+  def __init__(self, config, *, element_shape, num_classes=0):
+    m = config.method
+    base.check_keys("method (kind shortcut)", m, KEYS)
+    self.min_steps = int(m.get("min_steps", 128))
+    self.levels = int(round(math.log2(self.min_steps)))
+    if self.min_steps < 2 or 2**self.levels != self.min_steps:
+      raise ValueError(f"method.min_steps={self.min_steps}: must be a power of two >= 2")
+    self.bootstrap_frac = float(m.get("bootstrap_frac", 0.25))
+    if not 0.0 <= self.bootstrap_frac <= 1.0:
+      raise ValueError(f"method.bootstrap_frac={self.bootstrap_frac}: must be in [0, 1]")
+    mf = config.copy_and_resolve_references()
+    mf.method = {"kind": "meanflow", "time_scale": m.get("time_scale", 1000.0)}
+    if "conditional" in m:
+      mf.method.conditional = m.conditional
+    super().__init__(mf, element_shape=element_shape, num_classes=num_classes)
+    self.config = config
+    self.chain_samplers = {"meanflow": self.chain_sample, "shortcut": self.chain_sample}
+
+  def loss(self, params, batch, rng):
+    rng_j, rng_m, rng_t, rng_eps, rng_drop = jax.random.split(rng, 5)
+    x = batch["x"].astype(jnp.float32)
+    b = x.shape[0]
+    n_boot = int(round(b * self.bootstrap_frac))
+    eps = jax.random.normal(rng_eps, x.shape)
+    # Self-consistency part: 2d = 2^-j, t = m·2d with m ∈ {1, …, 2^j}.
+    j = jax.random.randint(rng_j, (b,), 0, self.levels).astype(jnp.float32)
+    two_d = jnp.exp2(-j)
+    m = jnp.floor(jax.random.uniform(rng_m, (b,)) * jnp.exp2(j)) + 1.0
+    t_boot = m * two_d
+    # Flow-matching part: t a uniform multiple of 1/M in (0, 1], d = 0.
+    t_fm = (jnp.floor(jax.random.uniform(rng_t, (b,)) * self.min_steps) + 1.0) / self.min_steps
+    is_boot = jnp.arange(b) < n_boot
+    t = jnp.where(is_boot, t_boot, t_fm)
+    span = jnp.where(is_boot, two_d, 0.0)
+    bc = lambda v: v.reshape((-1,) + (1,) * (x.ndim - 1))
+    z = bc(1.0 - t) * x + bc(t) * eps
+    u_fn = self.u_fn(params, self.labels(batch), train=True, rng=rng_drop)
+    boot = shortcut_target(u_fn, z, t, 0.5 * two_d)
+    target = jnp.where(bc(is_boot), boot, eps - x)
+    err = jnp.mean(jnp.square(u_fn(z, t, t - span) - target).reshape(b, -1), axis=-1)
+    return jnp.mean(err), {"boot_mse": jnp.sum(jnp.where(is_boot, err, 0.0)) / max(n_boot, 1)}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Few-step generation on Fashion-MNIST in one ~9-minute GPU call (issue 13, "Shown"):
+#   experiments/fewstep_gpu.sh <fashion-mnist dir> <FD classifier dir> <out dir>
+# writes <out dir>/fewstep_fashion_mnist.md (FD-FMNIST at 1, 2, 4 network calls per method next to
+# the EDM teacher at 35 NFE, commands, commit, device), sample grids <name>_<sampler>.png and logs.
+#
+# Timeline (wall seconds from the start; every training is stopped by SIGTERM at its deadline, the
+# loop then saves and exits, and the run is evaluated from its last checkpoint):
+#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow, shortcut from scratch
+#   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD and ECT start from it
+#       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
+#       T + k·(S − T)/3), each evaluated while the next trains
+#   S   students stop (deadline T_STUDENTS); FD at 1, 2, 4 steps for every student, concurrently
+#   E   evaluations are cut at T_END (520 s); then the report (~10 s).
+# The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
+# are far below the configs' defaults: the FDs show what a few minutes buy, not the papers' numbers.
+# SMOKE=1: a CPU try-out (tiny networks, a few steps, 16-sample FDs).
+set -uo pipefail
+data=$1 classifier=$2 out=$3
+mkdir -p "$out"
+start=$(date +%s)
+commit=${DIFFJAX_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+W=${WORKDIRS:-workdirs/fewstep}
+quiet="async_checkpointer\|checkpoint_manager\|orbax\|Xla\|cuda_"
+if [ "${SMOKE:-0}" = 1 ]; then
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
+  T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500} T_END=${T_END:-3000}  # slow CPU
+  TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
+  arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
+else
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.11}  # up to 8 processes: 0.88 in all
+  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390} T_END=${T_END:-520}
+  TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
+  SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
+  arg="" extra="--config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
+  extra+=" --config.train.log_every_steps=100 --config.train.steps_per_jit=4"
+fi
+common="--config.data.path=${data} --config.eval.fd_classifier_dir=${classifier} ${extra}"
+# Students: a shorter EMA than the twin's 0.9995 (a 1400-step window) for runs of a few thousand steps.
+student="--config.optim.ema.decay=0.999"
+declare -A CMD
+
+train() {  # name deadline(seconds from start) command...: train until done or the deadline
+  local name=$1 deadline=$2; shift 2
+  local left=$(( deadline - ($(date +%s) - start) ))
+  (( left < 20 )) && left=20
+  echo "$name: train, at most ${left}s: $*" >> "$out/$name.log"
+  timeout --signal=TERM --kill-after=60 "$left" "$@" --mode=train 2>&1 | grep -v "$quiet" >> "$out/$name.log"
+  echo "TRAIN_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
+}
+
+evaluate() {  # name command...: FD evaluation, cut at T_END (the report is written regardless)
+  local name=$1; shift
+  local left=$(( T_END - ($(date +%s) - start) ))
+  (( left < 10 )) && left=10
+  timeout --kill-after=5 "$left" "$@" --mode=eval 2>&1 | grep -v "$quiet" | tail -20 >> "$out/$name.log"
+  echo "EVAL_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
+}
+
+run() {  # name deadline config-and-overrides...: train, then evaluate
+  local name=$1 deadline=$2; shift 2
+  local cmd="python3 -m diffjax.main $* --workdir=$W/$name $common"
+  train "$name" "$deadline" $cmd
+  evaluate "$name" $cmd
+}
+
+teacher="--config=configs/edm/fashion_mnist.py:size=default${arg} --config.train.num_steps=${TEACHER_STEPS}"
+CMD[edm]="python3 -m diffjax.main $teacher --workdir=$W/edm $common"
+ct="--config=configs/consistency_models/fashion_mnist.py:variant=ct${arg} $student"
+ct+=" --config.train.num_steps=${SCRATCH_STEPS} --config.method.total_steps=${SCRATCH_STEPS}"
+ict="--config=configs/ict/fashion_mnist.py:size=default${arg} $student"
+ict+=" --config.train.num_steps=${SCRATCH_STEPS} --config.method.total_steps=${SCRATCH_STEPS}"
+cd_="--config=configs/consistency_models/fashion_mnist.py:variant=cd${arg} $student"
+cd_+=" --config.method.teacher=checkpoint --config.init_from=$W/edm --config.optim.warmup_steps=100"
+cd_+=" --config.train.num_steps=${STUDENT_STEPS} --config.method.total_steps=${STUDENT_STEPS}"
+ect="--config=configs/ect/fashion_mnist.py:size=default${arg} $student"
+ect+=" --config.init_from=$W/edm --config.optim.warmup_steps=100"
+ect+=" --config.train.num_steps=${STUDENT_STEPS} --config.method.total_steps=${STUDENT_STEPS}"
+ect+=" --config.method.double_every_steps=$(( STUDENT_STEPS / 8 > 0 ? STUDENT_STEPS / 8 : 1 ))"
+mf="--config=configs/meanflow/fashion_mnist.py:size=default${arg} $student"
+mf+=" --config.train.num_steps=${SCRATCH_STEPS}"
+sc="--config=configs/shortcut/fashion_mnist.py:size=default${arg} $student"
+sc+=" --config.train.num_steps=${SCRATCH_STEPS}"
+pd="--config=configs/progressive_distillation/fashion_mnist.py:teacher=edm${arg} $student"
+pd+=" --config.method.teacher=checkpoint --config.optim.warmup_steps=100"
+pd+=" --config.train.num_steps=${STUDENT_STEPS}"
+src=$W/edm
+for n in 4 2 1; do  # each round distils the previous one (the first: the EDM teacher)
+  eval "pd$n=\"\${pd/teacher=edm/steps=$n,teacher=edm} --config.init_from=$src\""
+  src=$W/pd$n
+done
+for name in ct ict mf sc cd ect pd4 pd2 pd1; do
+  v=$name; [ $name = cd ] && v=cd_
+  CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
+done
+
+run ct "$T_STUDENTS" $ct &
+run ict "$T_STUDENTS" $ict &
+run mf "$T_STUDENTS" $mf &
+run sc "$T_STUDENTS" $sc &
+train edm "$T_TEACHER" ${CMD[edm]}
+evaluate edm ${CMD[edm]} &
+run cd "$T_STUDENTS" $cd_ &
+run ect "$T_STUDENTS" $ect &
+(
+  k=1
+  for n in 4 2 1; do
+    train pd$n $(( T_TEACHER + k * (T_STUDENTS - T_TEACHER) / 3 )) ${CMD[pd$n]}
+    evaluate pd$n ${CMD[pd$n]} &
+    k=$(( k + 1 ))
+  done
+  wait
+) &
+wait
+echo "all runs done at $(( $(date +%s) - start ))s"
+
+args=()
+for name in edm cd ct ict ect mf sc pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
+python3 experiments/fewstep_report.py --out="$out" --commit="$commit" \
+  --wall_seconds=$(( $(date +%s) - start )) "${args[@]}"

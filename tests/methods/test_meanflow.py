@@ -1,0 +1,147 @@
+"""MeanFlow: the JVP total derivative against central finite differences, the exact average
+velocity of a Gaussian (closed-form PF-ODE map, checked against the adaptive solver) is a fixed
+point of the MeanFlow target, the loss on fixed tensors, and the few-step sampler's update."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from absl.testing import absltest
+
+from diffjax import config_lib
+from diffjax import methods
+from diffjax import solvers
+from diffjax.methods import meanflow
+from diffjax.methods import shortcut
+from diffjax.solvers import testing
+
+MEAN, STD = np.array([0.5, -1.0]), np.array([0.7, 1.3])
+
+
+class _Data:
+  element_shape, num_classes = (2,), 0
+
+
+def _config():
+  config = ml_collections.ConfigDict()
+  config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
+  config.method = config_lib.meanflow(ratio=0.5)
+  config.model = config_lib.mlp(width=16, depth=2)
+  config.sample = config_lib.sampler("meanflow", 2, "uniform_t")
+  return config
+
+
+def _exact_u(z, t, r):
+  """(z_t − z_r)/(t − r) on the path z_t = (1 − t)x + tε for x ~ N(MEAN, STD²): the σ-frame
+  PF-ODE map (closed form) from σ̃ = t/(1 − t) to r/(1 − r), with x̃ = z/(1 − t)."""
+  b = lambda v: v[:, None]
+  s_t, s_r = t / (1 - t), r / (1 - r)
+  x_r = testing.gaussian_ode_solution(z / b(1 - t), b(s_t), b(s_r), MEAN, STD)
+  return (z - b(1 - r) * x_r) / b(t - r)
+
+
+def _exact_v(z, t):
+  """dz/dt of the PF-ODE on that path: ε̂ − x̂ from the exact denoiser (Tweedie)."""
+  st = t / (1 - t)
+  x_tilde = z / (1 - t)[:, None]
+  x0 = testing.gaussian(MEAN, STD).denoiser(x_tilde, st)
+  return (x_tilde - x0) / st[:, None] - x0
+
+
+class MeanFlowTest(absltest.TestCase):
+
+  def test_jvp_is_the_total_derivative(self):
+    config = _config()  # smooth in t at the finite differences' scale: unit time, sinusoids ≤ 1
+    config.method.time_scale = 1.0
+    config.model.embedding = "positional"
+    method = methods.make(config, _Data)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
+    params = method.init(jax.random.PRNGKey(1), {"x": x})
+    u = method.u_fn(params)
+    t, r = jnp.linspace(0.3, 0.9, 6), jnp.linspace(0.1, 0.5, 6)
+    v = jax.random.normal(jax.random.PRNGKey(2), x.shape)
+    _, dudt = jax.jvp(u, (x, t, r), (v, jnp.ones_like(t), jnp.zeros_like(r)))
+    h = 1e-2
+    fd = (u(x + h * v, t + h, r) - u(x - h * v, t - h, r)) / (2 * h)
+    np.testing.assert_allclose(dudt, fd, rtol=2e-2, atol=2e-3)
+
+  @pytest.mark.slow
+  def test_exact_average_velocity_is_a_fixed_point(self):
+    key = jax.random.PRNGKey(0)
+    t = jnp.array([0.3, 0.6, 0.9, 0.5])
+    r = jnp.array([0.1, 0.2, 0.05, 0.5 - 1e-3])
+    z = 2.0 * jax.random.normal(key, (4, 2))
+    u = _exact_u(z, t, r)
+    # The closed-form map is the adaptive solver's (σ-frame, one example at a time).
+    for i in range(3):
+      st, sr = float(t[i] / (1 - t[i])), float(r[i] / (1 - r[i]))
+      x_r = solvers.solve(
+          "adaptive",
+          testing.gaussian(MEAN, STD).denoiser,
+          z[i : i + 1] / (1 - t[i]),
+          np.array([st, sr]),
+          rtol=1e-6,
+          atol=1e-6,
+      )
+      np.testing.assert_allclose(u[i], (z[i] - (1 - r[i]) * x_r[0]) / (t[i] - r[i]), rtol=1e-4)
+    # MeanFlow identity with the exact velocity: v − (t − r) d/dt u = u.
+    got_u, target = meanflow.meanflow_target(_exact_u, z, t, r, _exact_v(z, t))
+    np.testing.assert_allclose(target, got_u, rtol=1e-3, atol=1e-4)
+
+  @pytest.mark.slow
+  def test_loss_on_fixed_tensors(self):
+    method = methods.make(_config(), _Data)
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    params = method.init(jax.random.PRNGKey(1), {"x": x})
+    rng = jax.random.PRNGKey(3)
+    loss, _ = method.loss(params, {"x": x}, rng)
+    rng_t, rng_eps, rng_drop = jax.random.split(rng, 3)
+    rng_n, rng_m = jax.random.split(rng_t)
+    n = jax.nn.sigmoid(-0.4 + 1.0 * jax.random.normal(rng_n, (2, 8)))
+    t, r = n.max(0), n.min(0)
+    r = jnp.where(jax.random.uniform(rng_m, (8,)) < 0.5, r, t)
+    eps = jax.random.normal(rng_eps, x.shape)
+    z = (1 - t)[:, None] * x + t[:, None] * eps
+    u_fn = method.u_fn(params, train=True, rng=rng_drop)
+    u, dudt = jax.jvp(u_fn, (z, t, r), (eps - x, jnp.ones(8), jnp.zeros(8)))
+    err = jnp.sum((u - (eps - x - (t - r)[:, None] * dudt)) ** 2, -1)
+    np.testing.assert_allclose(float(loss), float(jnp.mean(err / (err + 1e-3))), rtol=1e-5)
+
+  @pytest.mark.slow
+  def test_sampler_steps(self):
+    method = methods.make(_config(), _Data)
+    params = method.init(jax.random.PRNGKey(1), {"x": jnp.zeros((4, 2))})
+    noise = jax.random.normal(jax.random.PRNGKey(5), (4, 2))
+    got = method.sample(params, jax.random.PRNGKey(0), 4, noise=noise, num_steps=2)
+    u = method.u_fn(params)
+    full = lambda v: jnp.full((4,), v)
+    z = noise - 0.5 * u(noise, full(1.0), full(0.5))
+    np.testing.assert_allclose(got, z - 0.5 * u(z, full(0.5), full(0.0)), rtol=1e-5, atol=1e-6)
+
+
+class ShortcutTest(absltest.TestCase):
+
+  def test_two_exact_d_steps_compose_to_the_exact_2d_step(self):
+    # Average velocities compose: with the exact u (closed-form Gaussian ODE map) the bootstrap
+    # target ½u(z, t, t − d) + ½u(z', t − d, t − 2d) is u(z, t, t − 2d).
+    z = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (4, 2))
+    t, d = jnp.array([1.0 - 1e-4, 0.75, 0.5, 0.25]), jnp.array([0.5, 0.25, 0.125, 0.0625])
+    got = shortcut.shortcut_target(_exact_u, z, t, d)
+    np.testing.assert_allclose(got, _exact_u(z, t, t - 2 * d), rtol=1e-4, atol=1e-4)
+
+  def test_loss_trains_both_parts(self):
+    config = _config()
+    config.method = dict(kind="shortcut", time_scale=1000.0, min_steps=8, bootstrap_frac=0.5)
+    method = methods.make(config, _Data)
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    params = method.init(jax.random.PRNGKey(1), {"x": x})
+    loss, metrics = method.loss(params, {"x": x}, jax.random.PRNGKey(2))
+    self.assertTrue(np.isfinite(float(loss)) and float(metrics["boot_mse"]) > 0)
+    config.method.min_steps = 6
+    with self.assertRaisesRegex(ValueError, "min_steps"):
+      methods.make(config, _Data)
+
+
+if __name__ == "__main__":
+  absltest.main()
