@@ -49,6 +49,9 @@ FULL_RUN = {
     ("configs/kingma_gao/imagenet64.py", "smoke"),  # gaussian × adm (Method state too)
     ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
+    ("configs/ot_cfm/toy2d.py", "smoke"),  # ot_cfm × mlp, coupling over 8 devices
+    ("configs/sb_cfm/toy2d.py", "smoke"),  # interpolant × mlp
+    ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
 }
 SAMPLE_BATCH = 2
 
@@ -77,6 +80,10 @@ class _Data:
     if config.data.name == "fashion_mnist":
       config.data.path = self.create_tempdir().full_path
       fashion_mnist.write_fake(config.data.path)
+    for end in ("x", "y") if config.data.name == "unpaired" else ():  # the two ends of a bridge
+      if config.data[end].name == "fashion_mnist":
+        config.data[end].path = self.create_tempdir().full_path
+        fashion_mnist.write_fake(config.data[end].path)
     if _is_tfds(config):
       with tfds.testing.mock_data(num_examples=16):
         yield

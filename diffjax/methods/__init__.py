@@ -3,7 +3,10 @@
 The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
+from diffjax.methods import dsbm
 from diffjax.methods import gaussian
+from diffjax.methods import interpolant
+from diffjax.methods import ot_cfm
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
 from diffjax.methods.sampling import sample_in_batches
@@ -11,6 +14,10 @@ from diffjax.methods.sampling import sample_in_batches
 __all__ = ["METHODS", "Method", "make", "sample_in_batches"]
 
 METHODS = {"gaussian": gaussian.GaussianDiffusion, "vdm": vdm.VDM}
+# Flows and bridges (couplings over the global batch, stochastic interpolants, IMF).
+METHODS.update(
+    ot_cfm=ot_cfm.MinibatchOTFlow, interpolant=interpolant.StochasticInterpolant, dsbm=dsbm.DSBM
+)
 
 
 def make(config, dataset) -> Method:
