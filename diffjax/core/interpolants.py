@@ -85,34 +85,40 @@ class Interpolant:
     return z, _b(da, x) * x + _b(db, x) * y
 
   def drift(self, v: Array, eta: Array | None, t: Array) -> Array:
-    """u = v + γ'·η (γ'η → 0 at the ends, where η = O(γ); evaluated as 0 there)."""
+    """u = v + γ'·η for t in (0, 1). At the ends γ' is infinite and η = 0 while their product
+    has a finite, nonzero limit (γγ' → ±c²/2): the samplers evaluate the heads at t clipped to
+    [T_EDGE, 1 − T_EDGE] (Albergo et al. integrate on [ε, 1 − ε] likewise)."""
     if eta is None or not self.stochastic:
       return v
     _, _, dg = self.derivatives(t)
-    inside = (t > 0.0) & (t < 1.0)
-    return v + _b(jnp.where(inside, dg, 0.0), v) * eta
+    return v + _b(dg, v) * eta
 
 
-def gaussian_fields(path: Interpolant, mean: Array, cov: Array, t: float):
-  r"""Exact heads for x ~ N(mean, cov) [d], [d, d], y ~ N(0, I) independent of x, at one t.
+def gaussian_fields(path: Interpolant, mean: Array, cov: Array):
+  r"""Exact heads for x ~ N(mean, cov) ([d], [d, d]) and y ~ N(0, I) independent of x.
 
   z = a x + b y + γ ξ is Gaussian: E z = a·m, Σ_z = a²·C + (b² + γ²)·I, and by Gaussian
   conditioning v(z) = a'·m + (a a'·C + b b'·I) Σ_z⁻¹ (z − a m), η(z) = γ Σ_z⁻¹ (z − a m).
 
   Returns:
-    (v, eta): functions z [N, d] -> [N, d].
+    `fields(z [N, d], t [N]) -> (v, η)`, each [N, d], for rows that share one t (as in the
+    samplers; t[0] is used).
   """
-  t_arr = jnp.asarray([t], jnp.float32)
-  (a,), (b,), (g,) = path.coefficients(t_arr)
-  (da,), (db,), _ = path.derivatives(t_arr)
-  d = mean.shape[0]
-  eye = jnp.eye(d)
-  sigma_z = a * a * cov + (b * b + g * g) * eye
-  prec = jnp.linalg.inv(sigma_z)
-  cross = a * da * cov + b * db * eye
-  v = lambda z: da * mean + (z - a * mean) @ (cross @ prec).T  # pylint: disable=unnecessary-lambda-assignment
-  eta = lambda z: g * (z - a * mean) @ prec.T  # pylint: disable=unnecessary-lambda-assignment
-  return v, eta
+  mean = jnp.asarray(mean, jnp.float32)
+  cov = jnp.asarray(cov, jnp.float32)
+  eye = jnp.eye(mean.shape[0])
+
+  def fields(z, t):
+    t0 = t[:1]
+    (a,), (b,), (g,) = path.coefficients(t0)
+    (da,), (db,), _ = path.derivatives(t0)
+    prec = jnp.linalg.inv(a * a * cov + (b * b + g * g) * eye)
+    centred = z - a * mean
+    cross = a * da * cov + b * db * eye
+    v = da * mean + centred @ (cross @ prec).T
+    return v, (g * centred @ prec.T if path.stochastic else None)
+
+  return fields
 
 
 # -- samplers: time from t = 1 (y) to t = 0 (x) on a uniform grid --------------------------------
@@ -120,20 +126,28 @@ def gaussian_fields(path: Interpolant, mean: Array, cov: Array, t: float):
 Fields = Callable[[Array, Array], tuple[Array, Array | None]]  # (z, t [B]) -> (v, η or None)
 
 
+T_EDGE = 1e-3  # the heads are evaluated at t in [T_EDGE, 1 − T_EDGE] (see `Interpolant.drift`)
+
+
 def _grid(num_steps: int) -> Array:
   return jnp.linspace(1.0, 0.0, int(num_steps) + 1)
 
 
+def _eval_time(path: Interpolant, t: Array) -> Array:
+  return jnp.clip(t, T_EDGE, 1.0 - T_EDGE) if path.stochastic else t
+
+
 def ode_solve(path: Interpolant, fields: Fields, y: Array, num_steps: int, method: str = "euler"):
   """dz/dt = u(t, z) from z_1 = y to t = 0: "euler" (num_steps NFE) or "heun" (Heun's 2nd-order
-  method with an Euler last step, as EDM: 2·num_steps − 1 NFE)."""
+  method with an Euler last step, as EDM: 2·num_steps − 1 NFE); heads evaluated at t clipped to
+  [T_EDGE, 1 − T_EDGE] when γ ≠ 0."""
   if method not in ("euler", "heun"):
     raise ValueError(f"interpolant ODE method {method!r}: expected 'euler' or 'heun'")
   ts = _grid(num_steps)
   batch = y.shape[0]
 
   def u(z, t):
-    tb = jnp.full((batch,), t)
+    tb = jnp.full((batch,), _eval_time(path, t))
     v, eta = fields(z, tb)
     return path.drift(v, eta, tb)
 
@@ -159,8 +173,8 @@ def sde_solve(
     diffusion: float,
 ):
   """Euler–Maruyama of the SDE with diffusion ε = `diffusion` (module docstring) from z_1 = y to
-  t = 0; the noise and score terms are off at the ends, where γ = 0 (the last step is an ODE step
-  into t = 0). Needs the denoiser head."""
+  t = 0, the heads evaluated at t clipped to [T_EDGE, 1 − T_EDGE]; the last step, into t = 0, is
+  an ODE step (no noise). Needs the denoiser head (score = −η/γ)."""
   if not path.stochastic:
     raise ValueError("the interpolant SDE needs gamma='bridge' (a denoiser head for the score)")
   ts = _grid(num_steps)
@@ -168,12 +182,11 @@ def sde_solve(
 
   def step(z, inputs):
     t, t_next, key = inputs
-    tb = jnp.full((batch,), t)
+    tb = jnp.full((batch,), _eval_time(path, t))
     v, eta = fields(z, tb)
     h = t - t_next
     _, _, g = path.coefficients(tb)
-    inside = (t < 1.0) & (t_next > 0.0)
-    eps = jnp.where(inside, diffusion, 0.0)
+    eps = jnp.where(t_next > 0.0, diffusion, 0.0)
     score = -eta / _b(jnp.where(g > 0, g, 1.0), z)
     noise = jax.random.normal(key, z.shape, z.dtype)
     z = z - h * path.drift(v, eta, tb) + h * eps * score + jnp.sqrt(2.0 * eps * h) * noise
