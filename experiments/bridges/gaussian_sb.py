@@ -47,8 +47,10 @@ def run(
     num_eval: int = 10_000,
     sim_steps: int = 20,
     devices=None,
+    deadline: float | None = None,
 ) -> list[dict]:
-  """Per-iteration coupling errors of DSBM on the Gaussian problem in `dim` dimensions."""
+  """Per-iteration coupling errors of DSBM on the Gaussian problem in `dim` dimensions (stops
+  after the iteration during which `deadline`, a `time.perf_counter()` value, passes)."""
   arg = f"dim={dim},sigma={sigma},iterations={iterations},steps={steps},first={first}"
   config = config_lib.load(CONFIG, arg)
   config.method.num_sim_steps = sim_steps
@@ -76,6 +78,8 @@ def run(
     err["loss"] = float(jax.device_get(metrics["loss"]))
     logging.info("d=%d iteration %d (%s): %s", dim, k, direction, err)
     rows.append(err)
+    if deadline is not None and time.perf_counter() > deadline:
+      break
   return rows
 
 
