@@ -4,7 +4,7 @@ r"""DSBM-IMF (Shi et al. 2023, arXiv:2303.16852) between Gaussians: N(−0.1·1,
 
 Shi et al.'s Gaussian benchmark (d = 5, 20, 50; their DSBM-Gaussian.py: means ∓0.1, identity
 covariances, σ² = 1): the Schrödinger bridge has a closed form (Bunne et al. 2023; here
-`methods/gaussian_sb.py`), e.g. cross-covariance (√5 − 1)/2·I between the two ends. 8 IMF
+`core/gaussian_sb.py`), e.g. cross-covariance (√5 − 1)/2·I between the two ends. 8 IMF
 iterations of `steps` optimiser steps each (`first=ref` starts from the reference coupling, as
 DSBM-IPF); experiments/bridges/gaussian_sb.py reports the coupling's errors per iteration.
 """

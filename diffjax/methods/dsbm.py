@@ -16,7 +16,8 @@ Each iteration is `method.steps_per_iteration` optimiser steps; the coupling is 
 fly for every batch (Euler–Maruyama, `method.num_sim_steps` steps, noise-free last step) by a
 frozen copy of the parameters taken at the iteration's first step (`method_state`). The
 converged forward/backward processes are the SB: their coupling is the entropic OT plan with
-ε = 2σ² (Gaussian closed form: `gaussian_sb.py`).
+ε = 2σ² (Gaussian closed form: `core/gaussian_sb.py`). The idle network gets zero gradients in
+an iteration (Adam's momentum still moves it a little; it is retrained before it is used again).
 
 Config section:
   method: dict(kind="dsbm", sigma=1.0, steps_per_iteration=..., first_coupling="ind" | "ref",

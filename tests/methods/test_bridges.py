@@ -65,10 +65,11 @@ class OTCFMTest(parameterized.TestCase):
 
 class DSBMScheduleTest(parameterized.TestCase):
 
-  def test_frozen_copies_and_alternating_networks(self):
+  @parameterized.parameters("ind", "ref")
+  def test_frozen_copies_and_alternating_networks(self, first):
     """steps_per_iteration = 2: frozen := params at steps 0, 2, 4; iteration 0 and 2 train the
     backward network, iteration 1 the forward one (the other gets no gradient)."""
-    config, method, ds = _method("dsbm/gaussian.py", "dim=2,smoke")
+    config, method, ds = _method("dsbm/gaussian.py", f"dim=2,smoke,first={first}")
     config.method.steps_per_iteration = 2
     method = methods.make(config, ds)
     batch = {k: jnp.asarray(v) for k, v in ds.batch(0).items()}
@@ -89,6 +90,21 @@ class DSBMScheduleTest(parameterized.TestCase):
       self.assertEqual(int(new_state["step"]), step + 1)
       state = new_state
       params = jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
+
+  def test_first_couplings(self):
+    """Iteration 0: "ind" keeps the batch's independent (x, y); "ref" pairs x with x + σ·W₁."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (4000, 2))
+    y = jax.random.normal(jax.random.PRNGKey(1), (4000, 2)) + 5.0
+    for first in ("ind", "ref"):
+      config, method, _ = _method("dsbm/gaussian.py", f"dim=2,smoke,first={first},sigma=0.5")
+      del config
+      frozen = method.init_state()["frozen"]
+      x0, x1 = method.coupling(frozen, {"x": x, "y": y}, jnp.int32(0), jax.random.PRNGKey(2))
+      np.testing.assert_array_equal(x0, x)
+      if first == "ind":
+        np.testing.assert_array_equal(x1, y)
+      else:
+        np.testing.assert_allclose(np.std(np.asarray(x1 - x), axis=0), 0.5, atol=0.02)
 
 
 @pytest.mark.slow
