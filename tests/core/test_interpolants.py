@@ -23,7 +23,7 @@ def _paths():
 
 class ClosedFormTest(parameterized.TestCase):
 
-  @parameterized.product(index=[0, 1, 2], t=[0.3, 0.8])
+  @parameterized.parameters((0, 0.3), (1, 0.8), (2, 0.6))
   def test_fields_are_the_least_squares_regressions(self, index, t):
     """Least squares of the loss's targets (a'x + b'y and ξ) on (z, 1) over 400k samples gives
     the closed-form affine maps: the loss is minimised by the exact heads."""
@@ -47,7 +47,7 @@ class ClosedFormTest(parameterized.TestCase):
     else:
       self.assertIsNone(eta_exact)
 
-  @parameterized.product(index=[0, 1, 2], t=[0.2, 0.6])
+  @parameterized.parameters((0, 0.2), (1, 0.6), (2, 0.4))
   def test_drift_solves_the_continuity_equation(self, index, t):
     """u = v + γ'η is affine, u(z) = A(z − a m) + c; the Gaussian marginal N(a m, Σ_t) with
     Σ_t = a²C + (b² + γ²)I is transported by it iff c = a'm and AΣ_t + Σ_tAᵀ = dΣ_t/dt
