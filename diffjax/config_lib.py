@@ -937,3 +937,104 @@ def meanflow(
       time_scale=time_scale,
       conditional=conditional,
   )
+
+
+# -- Flows and bridges: couplings, stochastic interpolants, DSBM (configs/{ot_cfm,sb_cfm,...}) --
+
+
+def coupling(
+    solver: str = "independent",
+    *,
+    epsilon: float = 0.05,
+    num_iters: int = 100,
+    normalize_cost: bool = False,
+    per_class: bool = True,
+) -> dict:
+  """`method.coupling`: the minibatch coupling over the global batch (core/couplings.py)."""
+  pick(solver, {"independent": 0, "exact": 0, "sinkhorn": 0}, key="coupling")
+  return dict(
+      solver=solver,
+      epsilon=epsilon,
+      num_iters=num_iters,
+      normalize_cost=normalize_cost,
+      per_class=per_class,
+  )
+
+
+def ot_cfm(solver: str = "exact", **coupling_kwargs) -> dict:
+  """`method` of minibatch OT-CFM (Tong et al. 2023): flow matching (flow schedule, velocity,
+  uniform t) whose noise is coupled to the data (methods/ot_cfm.py)."""
+  return dict(
+      gaussian("flow", "flow", "uniform"),
+      kind="ot_cfm",
+      coupling=coupling(solver, **coupling_kwargs),
+  )
+
+
+def interpolant(
+    path: str = "linear",
+    gamma: str = "bridge",
+    gamma_scale: float = 1.0,
+    *,
+    source: str = "noise",
+    noise_cond_scale: float = 1.0,
+    coupling_kwargs: dict | None = None,
+) -> dict:
+  """`method` of a stochastic interpolant / SB-CFM (methods/interpolant.py)."""
+  return dict(
+      kind="interpolant",
+      path=path,
+      gamma=gamma,
+      gamma_scale=gamma_scale,
+      source=source,
+      noise_cond_scale=noise_cond_scale,
+      coupling=coupling(**(coupling_kwargs or {})),
+      conditional=False,
+  )
+
+
+def sb_cfm(sigma: float = 1.0, *, num_iters: int = 100, **kwargs) -> dict:
+  """SB-CFM (Tong et al. 2023, §3.3): the Brownian-bridge interpolant γ = σ·sqrt(t(1 − t)) on
+  pairs from the entropic plan with ε = 2σ² on ‖x − y‖² (torchcfm's `reg=2σ²`)."""
+  return interpolant(
+      "linear",
+      "bridge",
+      sigma,
+      coupling_kwargs=dict(solver="sinkhorn", epsilon=2.0 * sigma**2, num_iters=num_iters),
+      **kwargs,
+  )
+
+
+def dsbm(
+    sigma: float,
+    steps_per_iteration: int,
+    *,
+    first_coupling: str = "ind",
+    num_sim_steps: int = 20,
+    t_epsilon: float = 1e-3,
+    noise_cond_scale: float = 1.0,
+) -> dict:
+  """`method` of DSBM / IMF (Shi et al. 2023; methods/dsbm.py)."""
+  pick(first_coupling, {"ind": 0, "ref": 0}, key="first_coupling")
+  return dict(
+      kind="dsbm",
+      sigma=sigma,
+      steps_per_iteration=steps_per_iteration,
+      first_coupling=first_coupling,
+      num_sim_steps=num_sim_steps,
+      t_epsilon=t_epsilon,
+      noise_cond_scale=noise_cond_scale,
+      conditional=False,
+  )
+
+
+def gaussian_data(dim: int, batch_size: int, mean: float = 0.0, std: float = 1.0) -> dict:
+  """N(mean·1, std²·I) in `dim` dimensions (the `gmm` source with one component)."""
+  return dict(
+      name="gmm",
+      batch_size=batch_size,
+      dim=dim,
+      weights=[1.0],
+      means=[[float(mean)] * dim],
+      covs=[[float(std) ** 2] * dim],
+  )

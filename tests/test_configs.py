@@ -55,6 +55,9 @@ FULL_RUN = {
     ("configs/meanflow/toy2d.py", "smoke"),  # meanflow × mlp
     ("configs/shortcut/toy2d.py", "smoke"),  # shortcut × mlp
     ("configs/progressive_distillation/toy2d.py", "smoke"),  # progressive_distillation × mlp
+    ("configs/ot_cfm/toy2d.py", "smoke"),  # ot_cfm × mlp, coupling over 8 devices
+    ("configs/sb_cfm/toy2d.py", "smoke"),  # interpolant × mlp
+    ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
 }
 SAMPLE_BATCH = 2
 
@@ -83,6 +86,10 @@ class _Data:
     if config.data.name == "fashion_mnist":
       config.data.path = self.create_tempdir().full_path
       fashion_mnist.write_fake(config.data.path)
+    for end in ("x", "y") if config.data.name == "unpaired" else ():  # the two ends of a bridge
+      if config.data[end].name == "fashion_mnist":
+        config.data[end].path = self.create_tempdir().full_path
+        fashion_mnist.write_fake(config.data[end].path)
     if _is_tfds(config) or config.data.name == "tfds_text":
       with tfds.testing.mock_data(num_examples=16):
         yield

@@ -32,6 +32,9 @@ at step s only needs s. `config.data.name` selects the source; its keys and defa
                   `--mode=pairs`), reference (required: the data config of the real data, e.g.
                   fashion_mnist; every split but "train" reads it, so evaluation compares with
                   real held-out data)  (train: float32 {"x", "eps"} coupled pairs, for reflow)
+  unpaired        x, y (required: data configs of the two ends of a bridge), x_classes=None,
+                  y_classes=None (keep only these labels of a finite labelled source)
+                  (every split: {"x": [B, ...], "y": [B, ...]} independent draws; `unpaired.py`)
 
 Infinite sources have `num_examples = None`; finite ones shuffle with one permutation per
 (seed, split, epoch) and visit every example exactly once per epoch.
@@ -50,6 +53,7 @@ from diffjax.data import text
 from diffjax.data import tfds_images
 from diffjax.data import tfds_text
 from diffjax.data import toy2d
+from diffjax.data import unpaired
 from diffjax.data.base import Dataset
 
 __all__ = [
@@ -290,6 +294,12 @@ SOURCES: dict[str, tuple[Mapping[str, Any], Callable[..., Dataset]]] = {
     "tfds_text": (dict(tfds_name=None, path=None, seq_len=128, text_key="text"), _tfds_text),
     "arrays": (dict(x=_REQUIRED, label=None, num_classes=None, shuffle=True), _arrays),
     "pairs": (dict(path=_REQUIRED, reference=_REQUIRED), _pairs),
+    "unpaired": (
+        dict(x=_REQUIRED, y=_REQUIRED, x_classes=None, y_classes=None),
+        lambda opts, **shard: unpaired.make_unpaired(
+            {k: _as_dict(v) if k in ("x", "y") else v for k, v in opts.items()}, make, **shard
+        ),
+    ),
 }
 
 

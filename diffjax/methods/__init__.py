@@ -4,10 +4,13 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
 from diffjax.methods import autoregressive
-from diffjax.methods import discrete
 from diffjax.methods import consistency
+from diffjax.methods import discrete
+from diffjax.methods import dsbm
 from diffjax.methods import gaussian
+from diffjax.methods import interpolant
 from diffjax.methods import meanflow
+from diffjax.methods import ot_cfm
 from diffjax.methods import progressive
 from diffjax.methods import shortcut
 from diffjax.methods import vdm
@@ -25,6 +28,9 @@ METHODS = {
     "progressive_distillation": progressive.ProgressiveDistillation,
     "meanflow": meanflow.MeanFlow,
     "shortcut": shortcut.Shortcut,
+    "ot_cfm": ot_cfm.MinibatchOTFlow,
+    "interpolant": interpolant.StochasticInterpolant,
+    "dsbm": dsbm.DSBM,
 }
 
 
