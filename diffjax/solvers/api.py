@@ -14,6 +14,7 @@ from diffjax.solvers import adaptive as adaptive_lib
 from diffjax.solvers import grids
 from diffjax.solvers import multistep
 from diffjax.solvers import ode
+from diffjax.solvers import resample
 from diffjax.solvers import sde
 
 
@@ -95,6 +96,7 @@ SOLVERS: dict[str, Solver] = {
     "seeds_2": Solver(sde.seeds_2, _per_step(2), _ALWAYS),
     "seeds_3": Solver(sde.seeds_3, _per_step(3), _ALWAYS),
     "sde_dpmpp_2m": Solver(sde.sde_dpmpp_2m, _one, _ALWAYS),
+    "repaint": Solver(resample.repaint, lambda n, z, resample=10, **o: resample * n, _ALWAYS),
 }
 
 
