@@ -129,7 +129,9 @@ def guided_denoiser(
   replaces the null-label model. `guidance_interval` = (σ_lo, σ_hi) limits the guidance to
   σ_lo < σ ≤ σ_hi (`solvers.guidance.cfg`)."""
   den = method.denoiser(params, label)
-  if guidance_scale != 1.0 and (label is not None or guide is not None):
+  # A Python 1.0 is no guidance; a traced scale (one compiled sampler for every scale) guides.
+  unguided = isinstance(guidance_scale, (int, float)) and guidance_scale == 1.0
+  if not unguided and (label is not None or guide is not None):
     if guide is not None:
       guide_method, guide_params = guide
       weak = guide_method.denoiser(guide_params, label if guide_method.conditional else None)
@@ -186,7 +188,7 @@ def _solve(
       method,
       params,
       net_label,
-      cond["guidance_scale"],
+      data["guidance_scale"] if cond["guided"] else 1.0,
       clip_denoised,
       guidance_interval=cond["guidance_interval"],
       guide=guide,
@@ -195,10 +197,10 @@ def _solve(
   if classifier_method is not None:
     log_prob = classifier_method.log_prob_fn(data["classifier_params"], label)
     if cond["classifier_mode"] == "score":
-      den = solvers.guidance.classifier(den, log_prob, cond["classifier_scale"])
+      den = solvers.guidance.classifier(den, log_prob, data["classifier_scale"])
     else:
       solver_kwargs["mean_guidance"] = solvers.guidance.classifier_grad(
-          log_prob, cond["classifier_scale"]
+          log_prob, data["classifier_scale"]
       )
   if "measurement" in data:
     op, y = data["measurement"]
@@ -207,7 +209,7 @@ def _solve(
       den = solvers.inverse.replace(den, op, y)
     else:
       den = solvers.inverse.dps(
-          den, op, y, inv["scale"], inv["likelihood"], float(inv["noise_std"])
+          den, op, y, data["inverse_scale"], inv["likelihood"], float(inv["noise_std"])
       )
   x_init = sigma_grid[0] * noise
   if "x_start" in data:
@@ -266,17 +268,17 @@ def sample(method, params, rng: jax.Array, num: int, **overrides) -> jax.Array:
     data["guide_params"] = guide[1]
   if measurement is not None:
     data["measurement"] = tuple(measurement)
+  # Scales are data (one compilation for a sweep); what changes the program is static.
+  data["guidance_scale"] = jnp.float32(opts["guidance_scale"])
+  data["classifier_scale"] = jnp.float32(opts["classifier_scale"])
+  data["inverse_scale"] = jnp.float32(opts["inverse"]["scale"])
   solver_kwargs = dict(opts["solver_kwargs"])
   clip = bool(solver_kwargs.pop("clip_denoised", False))
   cond = {
-      k: opts[k]
-      for k in (
-          "guidance_scale",
-          "guidance_interval",
-          "classifier_scale",
-          "classifier_mode",
-          "inverse",
-      )
+      "guided": opts["guidance_scale"] != 1.0,
+      "guidance_interval": opts["guidance_interval"],
+      "classifier_mode": opts["classifier_mode"],
+      "inverse": {k: v for k, v in opts["inverse"].items() if k != "scale"},
   }
   return _solve(
       method,
