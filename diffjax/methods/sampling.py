@@ -17,7 +17,8 @@ Config section read here (every key may also be a `sample` override):
           `classifier` is passed (`solvers.guidance`: "score" = ADM's condition_score, a denoiser
           wrapper for every solver; "mean" = condition_mean, the `ddpm` solver's mean shift).
           inverse=dict(kind="replace" | "dps", scale=1.0, likelihood="gaussian" | "norm",
-          noise_std=1.0): how a `measurement` conditions the denoiser (`solvers.inverse`).
+          noise_std=1.0, step="score" | "x0"): how a `measurement` conditions the denoiser
+          (`solvers.inverse`).
           start_t=1.0: SDEdit (Meng et al. 2022): with `x_start`, start at t0 = start_t from
           x_start + σ̃(t0)·noise and run the grid's levels below σ̃(t0).
 Per-call data (overrides only): label, noise, classifier=(Method, params) (a noisy classifier with
@@ -39,7 +40,9 @@ from absl import logging
 from diffjax import solvers
 
 INVERSE_KINDS = ("replace", "dps")
-_INVERSE_DEFAULTS = dict(kind="replace", scale=1.0, likelihood="gaussian", noise_std=1.0)
+_INVERSE_DEFAULTS = dict(
+    kind="replace", scale=1.0, likelihood="gaussian", noise_std=1.0, step="score"
+)
 
 
 def settings(sample_config, overrides: dict) -> dict:
@@ -209,7 +212,13 @@ def _solve(
       den = solvers.inverse.replace(den, op, y)
     else:
       den = solvers.inverse.dps(
-          den, op, y, data["inverse_scale"], inv["likelihood"], float(inv["noise_std"])
+          den,
+          op,
+          y,
+          data["inverse_scale"],
+          inv["likelihood"],
+          float(inv["noise_std"]),
+          inv["step"],
       )
   x_init = sigma_grid[0] * noise
   if "x_start" in data:

@@ -121,12 +121,28 @@ def dps_grad(denoiser, op, y, likelihood: str = "gaussian", noise_std: float = 1
   return fn
 
 
-def dps(denoiser, op, y, scale: float = 1.0, likelihood: str = "gaussian", noise_std: float = 1.0):
-  """DPS as a denoiser: D + s σ² ∇ₓ log p̂(y | x) (Chung et al. 2023; module docstring)."""
+def dps(
+    denoiser,
+    op,
+    y,
+    scale: float = 1.0,
+    likelihood: str = "gaussian",
+    noise_std: float = 1.0,
+    step: str = "score",
+):
+  """DPS as a denoiser (Chung et al. 2023; module docstring).
+
+  step="score": D + s σ² ∇ₓ log p̂(y | x), the likelihood term added to the score (Bayes' rule,
+  exact when p̂ is). step="x0": D + s ∇ₓ log p̂, a σ-independent move of x̂₀: on an ancestral step
+  σ → σ' it moves x by (1 - σ'²/σ²) s ∇, about 2 s Δlog σ, a nearly constant step per level on a
+  log-spaced grid like the official code's constant ζ (which runs 1000 steps)."""
+  if step not in ("score", "x0"):
+    raise ValueError(f"sample.inverse.step={step!r}: expected 'score' or 'x0'")
   fn = dps_grad(denoiser, op, y, likelihood, noise_std)
 
   def den(x, sigma):
     d, g = fn(x, sigma)
-    return d + scale * _bcast(sigma**2, x).astype(d.dtype) * g
+    weight = _bcast(sigma**2, x).astype(d.dtype) if step == "score" else 1.0
+    return d + scale * weight * g
 
   return den
