@@ -49,6 +49,7 @@ FULL_RUN = {
     ("configs/kingma_gao/imagenet64.py", "smoke"),  # gaussian × adm (Method state too)
     ("configs/sd3_timesteps/imagenet64.py", "smoke"),  # gaussian × dit
     ("configs/vdm/cifar10.py", "smoke"),  # vdm × unet
+    ("configs/cold_diffusion/fashion_mnist.py", "smoke"),  # cold × unet
 }
 SAMPLE_BATCH = 2
 

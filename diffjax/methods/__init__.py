@@ -4,6 +4,7 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
 from diffjax.methods import classifier
+from diffjax.methods import cold
 from diffjax.methods import gaussian
 from diffjax.methods import vdm
 from diffjax.methods.base import Method
@@ -13,6 +14,7 @@ __all__ = ["METHODS", "Method", "make", "sample_in_batches"]
 
 METHODS = {"gaussian": gaussian.GaussianDiffusion, "vdm": vdm.VDM}
 METHODS["noisy_classifier"] = classifier.NoisyClassifier  # classifier guidance (issue 16)
+METHODS["cold"] = cold.ColdDiffusion  # Cold Diffusion, blur and mask (issue 16)
 
 
 def make(config, dataset) -> Method:
