@@ -26,7 +26,7 @@ def get_config(arg=None):
           prior_mean=-0.43,
           prior_std=0.12,
       ),
-      sample=dict(solver="cold_improved", num_steps=50, grid="none"),
+      sample=config_lib.sampler("cold_improved", 50, "none"),
   )
   config.eval.fd_samplers = {"default": {}, "naive": dict(solver="cold_naive")}
   if arg.smoke:
