@@ -12,5 +12,5 @@ extra=()
 if [[ "${SMOKE:-0}" == 1 ]]; then extra+=(--smoke --workdir=/tmp/guidance_smoke_wd); fi
 mkdir -p "$out"
 python3 experiments/guidance/run.py --data="$data" --fd_dir="$fd" --out="$out" \
-  --budget_s="${BUDGET_S:-390}" "${extra[@]}" 2>&1 | grep -v "orbax\|checkpoint_manager\|async_checkpointer" \
+  --budget_s="${BUDGET_S:-330}" "${extra[@]}" 2>&1 | grep -v "orbax\|checkpoint_manager\|async_checkpointer" \
   | tee "$out/guidance_run.log"

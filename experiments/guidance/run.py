@@ -64,7 +64,7 @@ def _elapsed():
 def _sizes(smoke):
   if smoke:
     return dict(main=4, guide=2, clf=4, n_fd=16, n_inv=8, batch=8, steps=4, ddpm=6)
-  return dict(main=2000, guide=500, clf=1000, n_fd=2000, n_inv=500, batch=500, steps=18, ddpm=64)
+  return dict(main=2000, guide=500, clf=1000, n_fd=1000, n_inv=500, batch=500, steps=18, ddpm=64)
 
 
 def _train_models(sz, smoke):

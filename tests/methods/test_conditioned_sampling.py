@@ -88,6 +88,8 @@ class ConditionedSamplingTest(absltest.TestCase):
       )
       den = solvers.guidance.cfg(main._den, weak._den, 2.0, interval)
       chex.assert_trees_all_close(out, solvers.solve("heun", den, sig[0] * noise, sig), atol=1e-5)
+      plain = main.sample(None, jax.random.key(0), 8, noise=noise)
+      self.assertGreater(float(jnp.max(jnp.abs(out - plain))), 1e-2)  # the guidance acted
 
   def test_replacement_measurement_fixes_the_observed_coordinate(self):
     method = ExactMethod(GMM.denoiser, solver="ddpm")
