@@ -1038,3 +1038,29 @@ def gaussian_data(dim: int, batch_size: int, mean: float = 0.0, std: float = 1.0
       means=[[float(mean)] * dim],
       covs=[[float(std) ** 2] * dim],
   )
+
+
+def noisy_classifier(
+    schedule: dict,
+    data: dict,
+    *,
+    num_steps: int = 2000,
+    ch: int = 32,
+    ch_mult: tuple[int, ...] = (1, 2, 2),
+    lr: float = 1e-3,
+) -> ml_collections.ConfigDict:
+  """A noise-conditional classifier (`methods.classifier`) for classifier guidance of a model
+  trained on `schedule` (pass the guided model's `schedule` section): Adam, no EMA-based eval,
+  no sampling (the loop's sample/eval hooks stay off)."""
+  config = base()
+  config.data = data
+  config.schedule = schedule
+  config.method = dict(kind="noisy_classifier", t_sampling="uniform", noise_cond="logsnr")
+  config.model = dict(
+      kind="noisy_classifier", ch=ch, ch_mult=ch_mult, num_res_blocks=1, dtype="float32"
+  )
+  config.optim = adam(lr, warmup_steps=100, grad_clip=1.0, ema=ema_constant(0.999))
+  config.train = train(num_steps, log_every_steps=200, ckpt_every_steps=num_steps)
+  config.eval = evaluation(num_samples=0)
+  config.sample = dict(batch_size=256)
+  return config

@@ -58,6 +58,7 @@ FULL_RUN = {
     ("configs/ot_cfm/toy2d.py", "smoke"),  # ot_cfm × mlp, coupling over 8 devices
     ("configs/sb_cfm/toy2d.py", "smoke"),  # interpolant × mlp
     ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
+    ("configs/cold_diffusion/fashion_mnist.py", "smoke"),  # cold × unet
 }
 SAMPLE_BATCH = 2
 

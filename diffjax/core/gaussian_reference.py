@@ -103,3 +103,82 @@ def elbo(mean: Array, var: Array, schedule: Any) -> dict[str, Array]:
 def nll(mean: Array, var: Array) -> Array:
   """E[-log N(x; μ, v)] = Σ_d ½ log(2πe v), the value a tight bound reaches."""
   return 0.5 * jnp.sum(jnp.log(2.0 * math.pi * math.e * var) + jnp.zeros_like(mean))
+
+
+# -- Full-covariance Gaussian data and linear-Gaussian measurements (guidance, inverse problems) --
+# x₀ ~ N(μ, Σ) in d dimensions, x = x₀ + σ ε (σ-frame), y = A x₀ + σ_y η. Everything is Gaussian:
+#   E[x₀ | x]       = μ + Σ (Σ + σ² I)⁻¹ (x - μ),    Cov[x₀ | x] = Σ - Σ (Σ + σ² I)⁻¹ Σ
+#   p(y | x)        = N(y; A E[x₀ | x], σ_y² I + A Cov[x₀ | x] Aᵀ)        (exact noisy likelihood)
+#   p(x₀ | y)       = N(m, C): C = (Σ⁻¹ + AᵀA/σ_y²)⁻¹, m = C (Σ⁻¹ μ + Aᵀ y/σ_y²)
+#   E[x₀ | x, y]    = P⁻¹ (Σ⁻¹ μ + x/σ² + Aᵀ y/σ_y²), P = Σ⁻¹ + I/σ² + AᵀA/σ_y².
+# A noiseless mask (inpainting) conditions the observed coordinates exactly: `conditional`.
+
+
+def _shrink(cov: Array, sigma: Array):
+  """(V [d, d], λ/(λ + σ²) [B, d]) with Σ = V diag(λ) Vᵀ: Σ(Σ + σ²I)⁻¹ = V diag(λ/(λ+σ²)) Vᵀ."""
+  lam, vecs = jnp.linalg.eigh(cov)
+  return vecs, lam / (lam + sigma[:, None] ** 2), lam
+
+
+def full_denoiser(mean: Array, cov: Array):
+  """σ-frame denoiser E[x₀ | x] of N(mean [d], cov [d, d]); x [B, d], σ [B]."""
+
+  def denoiser(x, sigma):
+    vecs, k, _ = _shrink(cov.astype(x.dtype), sigma)
+    return mean + ((x - mean) @ vecs * k) @ vecs.T
+
+  return denoiser
+
+
+def noisy_log_likelihood(mean: Array, cov: Array, a: Array, y: Array, noise_var: float):
+  """log p(y | x, σ) of the exact linear-Gaussian model, fn(x [B, d], σ [B]) -> [B]; y [m] or
+  [B, m], a [m, d]."""
+  den = full_denoiser(mean, cov)
+
+  def log_prob(x, sigma):
+    vecs, k, lam = _shrink(cov.astype(x.dtype), sigma)
+    av = a @ vecs  # [m, d]
+    post = lam * (1.0 - k)  # eigenvalues of Cov[x₀ | x] = λσ²/(λ + σ²), [B, d]
+    s_mat = noise_var * jnp.eye(a.shape[0], dtype=x.dtype) + jnp.einsum(
+        "id,bd,jd->bij", av, post, av
+    )
+    r = y - den(x, sigma) @ a.T
+    quad = jnp.einsum("bi,bi->b", r, jnp.linalg.solve(s_mat, r[..., None])[..., 0])
+    return -0.5 * (quad + jnp.linalg.slogdet(s_mat)[1] + a.shape[0] * math.log(2 * math.pi))
+
+  return log_prob
+
+
+def linear_posterior(mean: Array, cov: Array, a: Array, y: Array, noise_var: float):
+  """(m [d], C [d, d]) of p(x₀ | y) for y = A x₀ + N(0, noise_var I), one measurement y [m]."""
+  prec = jnp.linalg.inv(cov) + a.T @ a / noise_var
+  post_cov = jnp.linalg.inv(prec)
+  return post_cov @ (jnp.linalg.solve(cov, mean) + a.T @ y / noise_var), post_cov
+
+
+def posterior_denoiser(mean: Array, cov: Array, a: Array, y: Array, noise_var: float):
+  """E[x₀ | x, y]: the denoiser of the posterior p(x₀ | y), fn(x [B, d], σ [B]) -> [B, d]."""
+
+  def denoiser(x, sigma):
+    eye = jnp.eye(cov.shape[0], dtype=x.dtype)
+    base = jnp.linalg.solve(cov, mean) + a.T @ y / noise_var
+    prec0 = jnp.linalg.inv(cov) + a.T @ a / noise_var
+    prec = prec0[None] + eye[None] / sigma[:, None, None] ** 2
+    rhs = base[None] + x / sigma[:, None] ** 2
+    return jnp.linalg.solve(prec, rhs[..., None])[..., 0]
+
+  return denoiser
+
+
+def conditional(mean: Array, cov: Array, observed: Array, y: Array):
+  """(m [d], C [d, d]) of x₀ given x₀[observed] = y[observed] exactly (observed: [d] bool; the
+  observed coordinates of m are y's, their rows/columns of C zero)."""
+  o = jnp.asarray(observed, bool)
+  oo = jnp.outer(o, o)
+  s_oo = jnp.where(oo, cov, jnp.eye(cov.shape[0], dtype=cov.dtype))  # Σ_oo, identity elsewhere
+  gain = jnp.where(o[None, :] & ~o[:, None], cov, 0.0) @ jnp.linalg.inv(s_oo)  # Σ_uo Σ_oo⁻¹
+  m = jnp.where(o, y, mean + gain @ jnp.where(o, y - mean, 0.0))
+  c = jnp.where(~jnp.outer(o, jnp.ones_like(o)) & ~jnp.outer(jnp.ones_like(o), o), 1.0, 0.0) * (
+      cov - gain @ jnp.where(o[:, None], cov, 0.0)
+  )
+  return m, c

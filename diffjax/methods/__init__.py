@@ -4,6 +4,8 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
 from diffjax.methods import autoregressive
+from diffjax.methods import classifier
+from diffjax.methods import cold
 from diffjax.methods import consistency
 from diffjax.methods import discrete
 from diffjax.methods import dsbm
@@ -31,6 +33,8 @@ METHODS = {
     "ot_cfm": ot_cfm.MinibatchOTFlow,
     "interpolant": interpolant.StochasticInterpolant,
     "dsbm": dsbm.DSBM,
+    "noisy_classifier": classifier.NoisyClassifier,  # classifier guidance
+    "cold": cold.ColdDiffusion,
 }
 
 

@@ -1,16 +1,30 @@
 """Sampling for every Method: the one place that reads `config.sample`.
 
 `sample(method, params, rng, num, **overrides)` builds the σ grid from the Method's own schedule,
-wraps the Method's σ-frame denoiser with classifier-free guidance and x̂₀ clipping, and runs a
-solver of `diffjax.solvers` in one jit; solvers a Method runs itself (a discrete chain's ancestral
-sampler) come from its `chain_samplers` dict. `sample_in_batches` draws many samples with a
-progress line.
+wraps the Method's σ-frame denoiser with guidance, measurement conditioning and x̂₀ clipping, and
+runs a solver of `diffjax.solvers` in one jit; solvers a Method runs itself (a discrete chain's
+ancestral sampler) come from its `chain_samplers` dict. `sample_in_batches` draws many samples with
+a progress line.
 
-Config section read here:
+Config section read here (every key may also be a `sample` override):
   sample: dict(solver=..., num_steps=..., grid=..., grid_kwargs={}, solver_kwargs={},
                guidance_scale=1.0, batch_size=..., num_samples=..., seed=...)
           solver_kwargs.clip_denoised=True clips x̂₀ to [-1, 1] before each update, as DDPM's and
           DDIM's official samplers do; valid with every σ-frame solver.
+          guidance_interval=None | (σ_lo, σ_hi): classifier-free (or auto-) guidance only there
+          (Kynkäänniemi et al. 2024); the conditional model elsewhere.
+          classifier_scale=1.0, classifier_mode="score" | "mean": classifier guidance when a
+          `classifier` is passed (`solvers.guidance`: "score" = ADM's condition_score, a denoiser
+          wrapper for every solver; "mean" = condition_mean, the `ddpm` solver's mean shift).
+          inverse=dict(kind="replace" | "dps", scale=1.0, likelihood="gaussian" | "norm",
+          noise_std=1.0, step="score" | "x0"): how a `measurement` conditions the denoiser
+          (`solvers.inverse`).
+          start_t=1.0: SDEdit (Meng et al. 2022): with `x_start`, start at t0 = start_t from
+          x_start + σ̃(t0)·noise and run the grid's levels below σ̃(t0).
+Per-call data (overrides only): label, noise, classifier=(Method, params) (a noisy classifier with
+`log_prob_fn`, e.g. `methods.classifier`), guide=(Method, params) (autoguidance: a weaker model of
+the same task replaces the null-label model of CFG; Karras et al. 2024), measurement=(operator, y)
+(`solvers.inverse` operator pytree, y [num, ...]), x_start [num, *element_shape] (SDEdit input).
 """
 
 from __future__ import annotations
@@ -25,6 +39,11 @@ from absl import logging
 
 from diffjax import solvers
 
+INVERSE_KINDS = ("replace", "dps")
+_INVERSE_DEFAULTS = dict(
+    kind="replace", scale=1.0, likelihood="gaussian", noise_std=1.0, step="score"
+)
+
 
 def settings(sample_config, overrides: dict) -> dict:
   """The sampler settings of one `sample` call: the config's `sample` section with `overrides`.
@@ -38,6 +57,12 @@ def settings(sample_config, overrides: dict) -> dict:
       grid=sample_config.grid,
       grid_kwargs=dict(sample_config.get("grid_kwargs", {})),
       solver_kwargs=dict(sample_config.get("solver_kwargs", {})),
+      guidance_scale=float(sample_config.get("guidance_scale", 1.0)),
+      guidance_interval=sample_config.get("guidance_interval", None),
+      classifier_scale=float(sample_config.get("classifier_scale", 1.0)),
+      classifier_mode=sample_config.get("classifier_mode", "score"),
+      inverse=dict(sample_config.get("inverse", {})),
+      start_t=float(sample_config.get("start_t", 1.0)),
   )
   unknown = set(overrides) - set(out)
   if unknown:
@@ -49,6 +74,23 @@ def settings(sample_config, overrides: dict) -> dict:
   out.update(overrides)
   out["num_steps"] = int(out["num_steps"])
   out["grid_kwargs"], out["solver_kwargs"] = dict(out["grid_kwargs"]), dict(out["solver_kwargs"])
+  if out["guidance_interval"] is not None:
+    out["guidance_interval"] = tuple(float(v) for v in out["guidance_interval"])
+    if len(out["guidance_interval"]) != 2:
+      raise ValueError(f"sample.guidance_interval={out['guidance_interval']}: expected (lo, hi)")
+  if out["classifier_mode"] not in ("score", "mean"):
+    raise ValueError(
+        f"sample.classifier_mode={out['classifier_mode']!r}: expected 'score' or 'mean'"
+    )
+  inverse_cfg = dict(out["inverse"])
+  unknown = set(inverse_cfg) - set(_INVERSE_DEFAULTS)
+  if unknown:
+    raise ValueError(f"sample.inverse keys {sorted(unknown)}: expected {sorted(_INVERSE_DEFAULTS)}")
+  out["inverse"] = {**_INVERSE_DEFAULTS, **inverse_cfg}
+  if out["inverse"]["kind"] not in INVERSE_KINDS:
+    raise ValueError(f"sample.inverse.kind={out['inverse']['kind']!r}: expected {INVERSE_KINDS}")
+  if not 0.0 < out["start_t"] <= 1.0:
+    raise ValueError(f"sample.start_t={out['start_t']}: expected 0 < start_t <= 1")
   return out
 
 
@@ -59,26 +101,68 @@ def sigmas(method, params, num_steps: int, grid: str, grid_kwargs: dict | None =
   return solvers.grid(grid, int(num_steps), schedule=method.schedule(params), **kwargs)
 
 
+def start_sigma(method, params, start_t: float) -> float:
+  """σ̃(t0) = exp(-λ(t0)/2) of the Method's schedule: where SDEdit starts."""
+  with jax.ensure_compile_time_eval():
+    lam = float(method.schedule(params).logsnr(jnp.float32(start_t)))
+  return float(np.exp(-0.5 * lam))
+
+
+def truncated(grid: np.ndarray, sigma_start: float) -> np.ndarray:
+  """σ_start followed by the levels of `grid` below it (SDEdit runs only the last part)."""
+  grid = np.asarray(grid, np.float64)
+  return np.concatenate([[sigma_start], grid[grid < sigma_start]])
+
+
 def guided_denoiser(
-    method, params, label=None, guidance_scale: float = 1.0, clip_denoised: bool = False
+    method,
+    params,
+    label=None,
+    guidance_scale: float = 1.0,
+    clip_denoised: bool = False,
+    *,
+    guidance_interval=None,
+    guide=None,
 ):
   """The Method's σ-frame denoiser, classifier-free guided (Ho & Salimans 2022, eq. 6, with the
   null class `method.null_label`) when `label` is given and the scale ≠ 1, and with x̂₀ clipped
-  to [-1, 1] when `clip_denoised`."""
+  to [-1, 1] when `clip_denoised`.
+
+  `guide` = (Method, params): autoguidance (Karras et al. 2024): that model, with the same label,
+  replaces the null-label model. `guidance_interval` = (σ_lo, σ_hi) limits the guidance to
+  σ_lo < σ ≤ σ_hi (`solvers.guidance.cfg`)."""
   den = method.denoiser(params, label)
-  if label is not None and guidance_scale != 1.0:
-    den = solvers.guidance.cfg(
-        den, method.denoiser(params, method.null_label(label)), guidance_scale
-    )
+  # A Python 1.0 is no guidance; a traced scale (one compiled sampler for every scale) guides.
+  unguided = isinstance(guidance_scale, (int, float)) and guidance_scale == 1.0
+  if not unguided and (label is not None or guide is not None):
+    if guide is not None:
+      guide_method, guide_params = guide
+      weak = guide_method.denoiser(guide_params, label if guide_method.conditional else None)
+    else:
+      weak = method.denoiser(params, method.null_label(label))
+    den = solvers.guidance.cfg(den, weak, guidance_scale, guidance_interval)
   if clip_denoised:
     unclipped = den
     den = lambda x, sigma: jnp.clip(unclipped(x, sigma), -1.0, 1.0)  # pylint: disable=g-long-lambda
   return den
 
 
+def _hashable(opts: dict) -> tuple:
+  return tuple(sorted((k, _hashable(v) if isinstance(v, dict) else v) for k, v in opts.items()))
+
+
 @functools.partial(
     jax.jit,
-    static_argnames=("method", "num", "solver", "solver_kwargs", "guidance_scale", "clip_denoised"),
+    static_argnames=(
+        "method",
+        "num",
+        "solver",
+        "solver_kwargs",
+        "clip_denoised",
+        "cond",
+        "guide_method",
+        "classifier_method",
+    ),
 )
 def _solve(
     method,
@@ -87,56 +171,139 @@ def _solve(
     sigma_grid,
     label,
     noise,
+    data,
     *,
     num,
     solver,
     solver_kwargs,
-    guidance_scale,
     clip_denoised,
+    cond,
+    guide_method,
+    classifier_method,
 ):
+  cond = dict(cond)
   rng_init, rng_solve = jax.random.split(rng)
   if noise is None:
     noise = jax.random.normal(rng_init, (num,) + method.element_shape)
-  den = guided_denoiser(method, params, label, guidance_scale, clip_denoised)
-  return solvers.solve(
-      solver, den, sigma_grid[0] * noise, sigma_grid, key=rng_solve, **dict(solver_kwargs)
+  net_label = label if method.conditional else None
+  guide = None if guide_method is None else (guide_method, data["guide_params"])
+  den = guided_denoiser(
+      method,
+      params,
+      net_label,
+      data["guidance_scale"] if cond["guided"] else 1.0,
+      clip_denoised,
+      guidance_interval=cond["guidance_interval"],
+      guide=guide,
   )
+  solver_kwargs = dict(solver_kwargs)
+  if classifier_method is not None:
+    log_prob = classifier_method.log_prob_fn(data["classifier_params"], label)
+    if cond["classifier_mode"] == "score":
+      den = solvers.guidance.classifier(den, log_prob, data["classifier_scale"])
+    else:
+      solver_kwargs["mean_guidance"] = solvers.guidance.classifier_grad(
+          log_prob, data["classifier_scale"]
+      )
+  if "measurement" in data:
+    op, y = data["measurement"]
+    inv = dict(cond["inverse"])
+    if inv["kind"] == "replace":
+      den = solvers.inverse.replace(den, op, y)
+    else:
+      den = solvers.inverse.dps(
+          den,
+          op,
+          y,
+          data["inverse_scale"],
+          inv["likelihood"],
+          float(inv["noise_std"]),
+          inv["step"],
+      )
+  x_init = sigma_grid[0] * noise
+  if "x_start" in data:
+    x_init = data["x_start"] + x_init
+  return solvers.solve(solver, den, x_init, sigma_grid, key=rng_solve, **solver_kwargs)
 
 
 def sample(method, params, rng: jax.Array, num: int, **overrides) -> jax.Array:
   """`num` samples `[num, *element_shape]` of `method` with the config's sampler.
 
-  Overrides: solver, num_steps, grid, grid_kwargs, solver_kwargs (see `settings`); label ([num]
-  int32; default for conditional models: classes drawn uniformly with fold_in(rng, 1)); noise
-  ([num, *element_shape] standard normal: the initial noise, x_init = σ_max·noise, instead of a
-  draw from rng; reflow pairs).
+  Overrides: the `settings` keys (solver, num_steps, grid, grid_kwargs, solver_kwargs,
+  guidance_scale, guidance_interval, classifier_scale, classifier_mode, inverse, start_t) and the
+  per-call data of the module docstring: label ([num] int32; default for conditional models or
+  with a classifier: classes drawn uniformly with fold_in(rng, 1)); noise ([num, *element_shape]
+  standard normal: the initial noise, x_init = σ_max·noise, instead of a draw from rng; reflow
+  pairs); classifier, guide, measurement, x_start.
   """
   label = overrides.pop("label", None)
   noise = overrides.pop("noise", None)
+  classifier = overrides.pop("classifier", None)
+  guide = overrides.pop("guide", None)
+  measurement = overrides.pop("measurement", None)
+  x_start = overrides.pop("x_start", None)
   shape = (num,) + tuple(method.element_shape)
-  if noise is not None and tuple(noise.shape) != shape:
-    raise ValueError(f"sample noise must have shape {shape}, got {tuple(noise.shape)}")
-  if method.conditional and label is None:
-    label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, method.num_classes)
+  for name, value in (("noise", noise), ("x_start", x_start)):
+    if value is not None and tuple(value.shape) != shape:
+      raise ValueError(f"sample {name} must have shape {shape}, got {tuple(value.shape)}")
+  if label is None and (method.conditional or classifier is not None):
+    num_classes = method.num_classes if method.conditional else classifier[0].num_classes
+    label = jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, num_classes)
   opts = settings(method.config.sample, overrides)
+  extra = (classifier, guide, measurement, x_start)
   if opts["solver"] in method.chain_samplers:
+    if any(v is not None for v in extra):
+      raise ValueError(
+          f"sample.solver={opts['solver']!r} is the Method's own chain sampler: it takes no "
+          "classifier, guide, measurement or x_start; use a σ-frame solver"
+      )
     return method.chain_samplers[opts["solver"]](params, rng, num, opts, label=label, noise=noise)
+  if classifier is not None and opts["classifier_mode"] == "mean" and opts["solver"] != "ddpm":
+    raise ValueError(
+        f"sample.classifier_mode='mean' (ADM's condition_mean) shifts the ancestral step's mean: "
+        f"it needs sample.solver='ddpm', got {opts['solver']!r} (use classifier_mode='score')"
+    )
   # The grid is built on the host (NumPy, float64 where enabled), then passed in as data.
-  grid = jnp.asarray(sigmas(method, params, opts["num_steps"], opts["grid"], opts["grid_kwargs"]))
+  grid = sigmas(method, params, opts["num_steps"], opts["grid"], opts["grid_kwargs"])
+  data = {}
+  if x_start is not None:
+    grid = truncated(grid, start_sigma(method, params, opts["start_t"]))
+    data["x_start"] = x_start
+  elif opts["start_t"] != 1.0:
+    raise ValueError(f"sample.start_t={opts['start_t']} (SDEdit) needs x_start=")
+  if classifier is not None:
+    data["classifier_params"] = classifier[1]
+  if guide is not None:
+    data["guide_params"] = guide[1]
+  if measurement is not None:
+    data["measurement"] = tuple(measurement)
+  # Scales are data (one compilation for a sweep); what changes the program is static.
+  data["guidance_scale"] = jnp.float32(opts["guidance_scale"])
+  data["classifier_scale"] = jnp.float32(opts["classifier_scale"])
+  data["inverse_scale"] = jnp.float32(opts["inverse"]["scale"])
   solver_kwargs = dict(opts["solver_kwargs"])
   clip = bool(solver_kwargs.pop("clip_denoised", False))
+  cond = {
+      "guided": opts["guidance_scale"] != 1.0,
+      "guidance_interval": opts["guidance_interval"],
+      "classifier_mode": opts["classifier_mode"],
+      "inverse": {k: v for k, v in opts["inverse"].items() if k != "scale"},
+  }
   return _solve(
       method,
       params,
       rng,
-      grid,
+      jnp.asarray(grid),
       label,
       noise,
+      data,
       num=num,
       solver=opts["solver"],
       solver_kwargs=tuple(sorted(solver_kwargs.items())),  # hashable: a static arg
-      guidance_scale=float(method.config.sample.get("guidance_scale", 1.0)),
       clip_denoised=clip,
+      cond=_hashable(cond),
+      guide_method=None if guide is None else guide[0],
+      classifier_method=None if classifier is None else classifier[0],
   )
 
 

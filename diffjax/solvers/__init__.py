@@ -8,8 +8,9 @@ denoiser = solvers.adapters.from_raw(raw_fn, schedule, param)
 
 from diffjax.solvers import adapters
 from diffjax.solvers import guidance
+from diffjax.solvers import inverse
 from diffjax.solvers import testing
 from diffjax.solvers.api import SOLVERS, nfe, solve
 from diffjax.solvers.grids import GRIDS, grid
 
-__all__ = ["adapters", "guidance", "testing", "SOLVERS", "GRIDS", "nfe", "solve", "grid"]
+__all__ = ["adapters", "guidance", "inverse", "testing", "SOLVERS", "GRIDS", "nfe", "solve", "grid"]

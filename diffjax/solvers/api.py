@@ -15,6 +15,7 @@ from diffjax.solvers import consistency
 from diffjax.solvers import grids
 from diffjax.solvers import multistep
 from diffjax.solvers import ode
+from diffjax.solvers import resample
 from diffjax.solvers import sde
 
 
@@ -98,6 +99,7 @@ SOLVERS: dict[str, Solver] = {
     "sde_dpmpp_2m": Solver(sde.sde_dpmpp_2m, _one, _ALWAYS),
     # Over a consistency function f(x, σ) (a consistency Method's denoiser), not a denoiser.
     "consistency": Solver(consistency.consistency, _one, _ALWAYS),
+    "repaint": Solver(resample.repaint, lambda n, z, resample=10, **o: resample * n, _ALWAYS),
 }
 
 

@@ -66,13 +66,18 @@ def euler_ancestral(denoiser, x, sigmas, key=None, eta=1.0, s_noise=1.0):
   return x, nan_step
 
 
-def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde"):
+def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde", mean_guidance=None):
   """DDPM ancestral sampling (Ho et al. 2020, Eqs. 6–7, Alg. 2) in its own VP frame.
 
   On the step s → t (σ_t < σ_s): ᾱ = 1/(1 + σ²), β = 1 - ᾱ_s/ᾱ_t, z_s = √ᾱ_s x, and
     z_t = √ᾱ_t β/(1 - ᾱ_s) x̂0 + √(1 - β)(1 - ᾱ_t)/(1 - ᾱ_s) z_s + √v ξ,
   v = β̃ = (1 - ᾱ_t)/(1 - ᾱ_s) β ("beta_tilde") or β ("beta"); no noise on the final step.
   Returns x = z_t/√ᾱ_t. N evaluations.
+
+  `mean_guidance`: g(x [B, ...], σ [B]) -> s ∇ₓ log p(y | x) in the σ-frame (e.g.
+  `guidance.classifier_grad`), added to the step's mean as ADM's `condition_mean` does
+  (Dhariwal & Nichol 2021, Alg. 1): μ_z += v ∇_{z_s} log p = v g/√ᾱ_s. It needs the gradient at
+  x_s (one backward pass through the classifier per step); None: unguided.
   """
   if variance not in ("beta_tilde", "beta"):
     raise ValueError(f"variance must be 'beta_tilde' or 'beta', got {variance!r}")
@@ -88,6 +93,9 @@ def ddpm(denoiser, x, sigmas, key=None, variance="beta_tilde"):
     )
     var = (1.0 - abar_t) / (1.0 - abar_s) * beta if variance == "beta_tilde" else beta
     var = jnp.where(sigma_next == 0, 0.0, var)
+    if mean_guidance is not None:
+      sigma_b = jnp.full(x.shape[:1], sigma, x.dtype)
+      mean = mean + var * mean_guidance(x, sigma_b).astype(x.dtype) / jnp.sqrt(abar_s)
     z_next = mean + jnp.sqrt(var) * _normal(key_i, x)
     return z_next / jnp.sqrt(abar_t), carry
 
