@@ -1064,3 +1064,9 @@ def noisy_classifier(
   config.eval = evaluation(num_samples=0)
   config.sample = dict(batch_size=256)
   return config
+
+
+def student_grid(num_steps: int) -> dict:
+  """`uniform_t` grid_kwargs of a progressive-distillation student: t = i/N, i = N … 1, then 0
+  (t_min = 1/N; with N = 1 the grid is [t = 1, 0] and t_min only has to lie below t_max)."""
+  return dict(t_min=1.0 / num_steps if num_steps > 1 else 0.5)

@@ -45,7 +45,7 @@ train() {  # name deadline(seconds from start) command...: train until done or t
   local left=$(( deadline - ($(date +%s) - start) ))
   (( left < 20 )) && left=20
   echo "$name: train, at most ${left}s: $*" >> "$out/$name.log"
-  timeout --signal=TERM --kill-after=60 "$left" "$@" --mode=train 2>&1 | grep -v "$quiet" >> "$out/$name.log"
+  timeout --signal=TERM --kill-after=90 "$left" "$@" --mode=train 2>&1 | grep -v "$quiet" >> "$out/$name.log"
   echo "TRAIN_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
 }
 

@@ -34,7 +34,12 @@ def get_config(arg=None):
   config.optim = config_lib.adam(1e-4, ema=config_lib.ema_constant(0.9999))
   config.train = config_lib.train(50_000, log_every_steps=1000, ckpt_every_steps=10_000)
   config.sample = config_lib.sampler(
-      "euler", n, "uniform_t", grid_kwargs=dict(t_min=1.0 / n), batch_size=1000, num_samples=50_000
+      "euler",
+      n,
+      "uniform_t",
+      grid_kwargs=config_lib.student_grid(n),
+      batch_size=1000,
+      num_samples=50_000,
   )
   config.eval = config_lib.evaluation()
   if arg.smoke:

@@ -32,11 +32,11 @@ def get_config(arg=None):
     config_lib.pick(arg.teacher, {"v": 0, "edm": 0}, key="teacher")
     sections = {k: v for k, v in config_lib.edm().items() if k != "sample"}
   n = int(arg.steps)
-  sample = config_lib.sampler("euler", n, "uniform_t", grid_kwargs=dict(t_min=1.0 / n))
+  sample = config_lib.sampler("euler", n, "uniform_t", grid_kwargs=config_lib.student_grid(n))
   config = config_lib.fashion_mnist_twin(arg.size, sample=sample, **sections)
   config.method.update(kind="progressive_distillation", num_student_steps=n, teacher="checkpoint")
   config.eval.fd_samplers = {
-      f"step{k}": dict(num_steps=k, grid_kwargs=dict(t_min=1.0 / k)) for k in (1, 2, 4)
+      f"step{k}": dict(num_steps=k, grid_kwargs=config_lib.student_grid(k)) for k in (1, 2, 4)
   }
   if arg.smoke:
     config_lib.shrink(config)

@@ -22,7 +22,9 @@ def get_config(arg=None):
   n = int(arg.steps)
   config.method.update(kind="progressive_distillation", num_student_steps=n, teacher="checkpoint")
   config.train.num_steps = 5000
-  config.sample = config_lib.sampler("euler", n, "uniform_t", grid_kwargs=dict(t_min=1.0 / n))
+  config.sample = config_lib.sampler(
+      "euler", n, "uniform_t", grid_kwargs=config_lib.student_grid(n)
+  )
   if arg.smoke:
     config_lib.shrink(config)
     config.method.teacher = "random"
