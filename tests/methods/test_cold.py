@@ -2,6 +2,7 @@
 
 import chex
 import jax
+import pytest
 import jax.numpy as jnp
 from absl.testing import absltest
 
@@ -41,6 +42,7 @@ class ColdTest(absltest.TestCase):
     chex.assert_trees_all_close(masked[0], self.x0[0])
     self.assertEqual(int(jnp.sum(masked[1] == 0.0)), 32)
 
+  @pytest.mark.slow  # runs in `-m ''`
   def test_method_samples_and_rejects_bad_degradation(self):
     config = config_lib.load("configs/cold_diffusion/fashion_mnist.py", "smoke")
     method = cold.ColdDiffusion(config, element_shape=(8, 8, 1))

@@ -3,6 +3,7 @@
 
 import chex
 import jax
+import pytest
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -155,6 +156,7 @@ class NoisyClassifierTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "draws no samples"):
       method.sample(params, jax.random.key(0), 2)
 
+  @pytest.mark.slow  # runs in `-m ''`
   def test_training_learns_a_separable_task(self):
     """Two classes of 8×8 images (constant -0.5 / +0.5 plus small noise): 60 Adam steps on the
     loss reach ≥ 90 % accuracy at σ̃ = 0.5 (the classes differ by 1 per pixel)."""

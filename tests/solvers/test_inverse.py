@@ -8,6 +8,7 @@ posterior N(m, C), and the exact conditional of a mask. Monte Carlo checks use 4
 
 import chex
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 from absl.testing import absltest, parameterized
@@ -132,6 +133,7 @@ class InpaintingTest(absltest.TestCase):
       chex.assert_trees_all_close(out * mask, jnp.broadcast_to(y, (5, D)), atol=1e-12)
       chex.assert_trees_all_close(out * (1 - mask), den(x, s) * (1 - mask), atol=1e-12)
 
+  @pytest.mark.slow  # runs in `-m ''`
   def test_repaint_resampling_approaches_the_exact_conditional(self):
     """Replacement inpainting (ancestral, 64 steps) is biased for correlated data: posterior-mean
     error 0.53 against the exact conditional x_u | x_o = y; RePaint resampling cuts it to 0.12
