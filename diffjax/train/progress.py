@@ -20,9 +20,7 @@ class Progress:
     self._first_seconds = None
     self._writer = None
     if enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-
-      self._writer = SummaryWriter(os.path.join(workdir, "tb"), flush_secs=30)
+      self._writer = scalar_writer(os.path.join(workdir, "tb"))
 
   def first_step_done(self, step: int) -> None:
     """Called when the run's first step has finished (compiled and run): from here on the clock
@@ -62,6 +60,36 @@ class Progress:
   def close(self):
     if self._writer is not None:
       self._writer.close()
+
+
+class JsonlScalarWriter:
+  """`tb/scalars.jsonl`, one `{"tag", "value", "step"}` per line: the scalars' home where
+  tensorboardX is not installed (a declared dependency, but some accelerator images lack it), so
+  that a missing viewer package never stops a training run."""
+
+  def __init__(self, logdir: str):
+    os.makedirs(logdir, exist_ok=True)
+    self._f = open(os.path.join(logdir, "scalars.jsonl"), "a")
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    self._f.write(json.dumps({"tag": tag, "value": float(value), "step": int(step)}) + "\n")
+
+  def flush(self) -> None:
+    self._f.flush()
+
+  def close(self) -> None:
+    self._f.close()
+
+
+def scalar_writer(logdir: str):
+  """A tensorboardX `SummaryWriter` on `logdir`, or a `JsonlScalarWriter` (with a warning) where
+  tensorboardX cannot be imported."""
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    logging.warning("tensorboardX unavailable (%s): scalars go to %s/scalars.jsonl", e, logdir)
+    return JsonlScalarWriter(logdir)
+  return SummaryWriter(logdir, flush_secs=30)
 
 
 def format_seconds(s: float) -> str:

@@ -1,6 +1,7 @@
 """The runner end to end: sharding equivalence, exact resume after SIGKILL, unreadable checkpoints."""
 
 import glob
+import json
 import os
 import re
 import signal
@@ -113,6 +114,24 @@ class ProgressTest(chex.TestCase):
     self.assertNotIn("ETA", first)
     self.assertIn("100.0s", first)
     self.assertIn("10.00 steps/s | ETA 1m40s", line)
+
+  def test_scalars_survive_a_missing_tensorboardx(self):
+    logdir = self.create_tempdir().full_path
+    with mock.patch.dict(sys.modules, {"tensorboardX": None}):  # `import` raises ImportError
+      writer = progress.scalar_writer(logdir)
+    self.assertIsInstance(writer, progress.JsonlScalarWriter)
+    writer.add_scalar("train/loss", 0.5, 3)
+    writer.add_scalar("train/loss", 0.25, 4)
+    writer.close()
+    with open(os.path.join(logdir, "scalars.jsonl")) as f:
+      rows = [json.loads(line) for line in f]
+    self.assertEqual(
+        rows,
+        [
+            {"tag": "train/loss", "value": 0.5, "step": 3},
+            {"tag": "train/loss", "value": 0.25, "step": 4},
+        ],
+    )
 
 
 def _traces(workdir):
