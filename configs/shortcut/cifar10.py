@@ -17,7 +17,9 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = config_lib.cifar10(batch_size=128)
   config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
-  config.method = dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25)
+  config.method = dict(
+      kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25, bootstrap_ema=0.999
+  )
   config.model = config_lib.unet(
       ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1
   )

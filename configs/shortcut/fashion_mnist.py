@@ -16,7 +16,13 @@ def get_config(arg=None):
   config = config_lib.fashion_mnist_twin(
       arg.size,
       schedule=dict(kind="rectified_flow", sigma_min=0.0),
-      method=dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25),
+      method=dict(
+          kind="shortcut",
+          time_scale=1000.0,
+          min_steps=128,
+          bootstrap_frac=0.25,
+          bootstrap_ema=0.999,
+      ),
       sample=config_lib.sampler("shortcut", 1, "uniform_t"),
   )
   config.eval.fd_samplers = config_lib.few_step_fd_samplers()

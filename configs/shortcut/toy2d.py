@@ -14,7 +14,9 @@ def get_config(arg=None):
   config = config_lib.base()
   config.data = dict(name="checkerboard", batch_size=512)
   config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
-  config.method = dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25)
+  config.method = dict(
+      kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25, bootstrap_ema=0.999
+  )
   config.model = config_lib.mlp(width=256, depth=4)
   config.optim = config_lib.adam(1e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(20_000, log_every_steps=500, ckpt_every_steps=1000)

@@ -9,10 +9,15 @@ so the network, its second time input (t − r = d) and the few-step sampler are
 - self-consistency on the rest: u(z_t, t, t − 2d) → sg(½ u(z_t, t, t − d) + ½ u(z', t − d, t − 2d))
   with z' = z_t − d·u(z_t, t, t − d) (paper eq. 5), 2d ∈ {1, ½, …, 2/M} uniformly over the levels
   and t a uniform multiple of 2d in (0, 1] (the paper's discrete grid of M = 128 steps).
-The loss is the mean squared error over all elements. The bootstrap targets use the current
-parameters under stop-gradient (the paper's code can also use the EMA; not modelled).
+The loss is the mean squared error over all elements. As in the official code (kvfrans/
+shortcut-models, `bootstrap_ema=1`, `target_update_rate=0.999`), the bootstrap targets come from an
+EMA θ⁻ ← μ θ⁻ + (1 − μ) θ of the parameters (`method_state["target"]`, advanced after every
+optimiser step; `bootstrap_ema=0` uses the current parameters under stop-gradient), without
+dropout, and are evaluated only on the bootstrap part of the batch (two extra network calls on
+`bootstrap_frac` of it; the official code's `bootstrap_every=8` is `bootstrap_frac=0.125`).
 
-Config section: method: dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25)
+Config section: method: dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25,
+bootstrap_ema=0.999)
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import jax.numpy as jnp
 from diffjax.methods import base
 from diffjax.methods import meanflow
 
-KEYS = ("kind", "time_scale", "min_steps", "bootstrap_frac", "conditional")
+KEYS = ("kind", "time_scale", "min_steps", "bootstrap_frac", "bootstrap_ema", "conditional")
 
 
 def shortcut_target(u_fn, z, t, d):
@@ -50,6 +55,9 @@ class Shortcut(meanflow.MeanFlow):
     self.bootstrap_frac = float(m.get("bootstrap_frac", 0.25))
     if not 0.0 <= self.bootstrap_frac <= 1.0:
       raise ValueError(f"method.bootstrap_frac={self.bootstrap_frac}: must be in [0, 1]")
+    self.bootstrap_ema = float(m.get("bootstrap_ema", 0.999))
+    if not 0.0 <= self.bootstrap_ema < 1.0:
+      raise ValueError(f"method.bootstrap_ema={self.bootstrap_ema}: must be in [0, 1)")
     mf = config.copy_and_resolve_references()
     mf.method = {"kind": "meanflow", "time_scale": m.get("time_scale", 1000.0)}
     if "conditional" in m:
@@ -58,26 +66,61 @@ class Shortcut(meanflow.MeanFlow):
     self.config = config
     self.chain_samplers = {"meanflow": self.chain_sample, "shortcut": self.chain_sample}
 
+  # -- bootstrap-target EMA θ⁻ (method_state["target"]) ------------------------------------------
+
+  def init_state_with_params(self, params) -> dict:
+    return {"target": jax.tree.map(jnp.copy, params)} if self.bootstrap_ema > 0 else {}
+
+  def start_from(self, state, loaded):
+    """Fine-tuning from `init_from`: θ⁻ starts as the loaded run's EMA, as the student does."""
+    state = super().start_from(state, loaded)
+    if "target" not in state.method_state:
+      return state
+    ms = dict(state.method_state, target=jax.tree.map(jnp.copy, loaded.ema_params))
+    return state.replace(method_state=ms)
+
+  def update_state(self, method_state, params):
+    if "target" not in method_state:
+      return method_state
+    mu = self.bootstrap_ema
+    target = jax.tree.map(
+        lambda t, p: mu * t + (1.0 - mu) * jax.lax.stop_gradient(p), method_state["target"], params
+    )
+    return dict(method_state, target=target)
+
+  def loss_with_state(self, params, method_state, batch: dict, rng: jax.Array):
+    target = method_state.get("target", params)
+    loss, metrics = self._loss(params, target, batch, rng)
+    return loss, (metrics, method_state)
+
   def loss(self, params, batch, rng):
+    """The objective with the current parameters as the bootstrap network (`bootstrap_ema=0`)."""
+    return self._loss(params, params, batch, rng)
+
+  def _loss(self, params, target_params, batch, rng):
     rng_j, rng_m, rng_t, rng_eps, rng_drop = jax.random.split(rng, 5)
     x = batch["x"].astype(jnp.float32)
     b = x.shape[0]
-    n_boot = int(round(b * self.bootstrap_frac))
+    n = int(round(b * self.bootstrap_frac))  # the first n examples bootstrap, the rest flow-match
     eps = jax.random.normal(rng_eps, x.shape)
     # Self-consistency part: 2d = 2^-j, t = m·2d with m ∈ {1, …, 2^j}.
-    j = jax.random.randint(rng_j, (b,), 0, self.levels).astype(jnp.float32)
+    j = jax.random.randint(rng_j, (n,), 0, self.levels).astype(jnp.float32)
     two_d = jnp.exp2(-j)
-    m = jnp.floor(jax.random.uniform(rng_m, (b,)) * jnp.exp2(j)) + 1.0
-    t_boot = m * two_d
+    t_boot = (jnp.floor(jax.random.uniform(rng_m, (n,)) * jnp.exp2(j)) + 1.0) * two_d
     # Flow-matching part: t a uniform multiple of 1/M in (0, 1], d = 0.
-    t_fm = (jnp.floor(jax.random.uniform(rng_t, (b,)) * self.min_steps) + 1.0) / self.min_steps
-    is_boot = jnp.arange(b) < n_boot
-    t = jnp.where(is_boot, t_boot, t_fm)
-    span = jnp.where(is_boot, two_d, 0.0)
+    t_fm = (jnp.floor(jax.random.uniform(rng_t, (b - n,)) * self.min_steps) + 1.0) / self.min_steps
+    t = jnp.concatenate([t_boot, t_fm])
+    span = jnp.concatenate([two_d, jnp.zeros((b - n,))])
     bc = lambda v: v.reshape((-1,) + (1,) * (x.ndim - 1))
     z = bc(1.0 - t) * x + bc(t) * eps
-    u_fn = self.u_fn(params, self.labels(batch), train=True, rng=rng_drop)
-    boot = shortcut_target(u_fn, z, t, 0.5 * two_d)
-    target = jnp.where(bc(is_boot), boot, eps - x)
+    labels = self.labels(batch)
+    target = eps - x
+    if n:
+      target_fn = self.u_fn(
+          jax.lax.stop_gradient(target_params), None if labels is None else labels[:n]
+      )
+      boot = shortcut_target(target_fn, z[:n], t_boot, 0.5 * two_d)
+      target = jnp.concatenate([boot, target[n:]])
+    u_fn = self.u_fn(params, labels, train=True, rng=rng_drop)
     err = jnp.mean(jnp.square(u_fn(z, t, t - span) - target).reshape(b, -1), axis=-1)
-    return jnp.mean(err), {"boot_mse": jnp.sum(jnp.where(is_boot, err, 0.0)) / max(n_boot, 1)}
+    return jnp.mean(err), {"boot_mse": jnp.sum(err[:n]) / max(n, 1)}

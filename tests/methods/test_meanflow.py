@@ -2,6 +2,7 @@
 velocity of a Gaussian (closed-form PF-ODE map, checked against the adaptive solver) is a fixed
 point of the MeanFlow target, the loss on fixed tensors, and the few-step sampler's update."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -141,6 +142,34 @@ class ShortcutTest(absltest.TestCase):
     config.method.min_steps = 6
     with self.assertRaisesRegex(ValueError, "min_steps"):
       methods.make(config, _Data)
+    config.method.min_steps, config.method.bootstrap_ema = 8, 1.0
+    with self.assertRaisesRegex(ValueError, "bootstrap_ema"):
+      methods.make(config, _Data)
+
+  def test_bootstrap_targets_come_from_the_ema_only(self):
+    # θ⁻ ← μθ⁻ + (1 − μ)θ after each step; the loss sees θ⁻ only through the bootstrap targets
+    # (stop-gradient): moving θ⁻ changes the loss iff part of the batch bootstraps.
+    config = _config()
+    config.method = dict(kind="shortcut", time_scale=1.0, min_steps=8, bootstrap_ema=0.9)
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    rng = jax.random.PRNGKey(2)
+    for frac in (0.0, 0.5):
+      config.method.bootstrap_frac = frac
+      method = methods.make(config, _Data)
+      params = method.init(jax.random.PRNGKey(1), {"x": x})
+      state = method.init_state_with_params(params)
+      shifted = jax.tree.map(lambda p: p + 0.3, params)
+      ema = method.update_state(state, shifted)["target"]
+      chex.assert_trees_all_close(ema, jax.tree.map(lambda p: p + 0.03, params), atol=1e-6)
+      same = method.loss_with_state(params, state, {"x": x}, rng)[0]
+      np.testing.assert_allclose(same, method.loss(params, {"x": x}, rng)[0], rtol=1e-6)
+      moved = lambda tgt: method.loss_with_state(params, {"target": tgt}, {"x": x}, rng)[0]
+      if frac:
+        self.assertGreater(abs(float(moved(shifted)) - float(same)), 1e-4)
+      else:
+        np.testing.assert_allclose(moved(shifted), same, rtol=1e-6)
+      grad = jax.grad(moved)(params)
+      self.assertEqual(max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grad)), 0.0)
 
 
 if __name__ == "__main__":
