@@ -13,6 +13,8 @@
 # tracks, reconstruction + FD, bits/dim, memorization at 60k), lane B the v-prediction and flow
 # runs' bits/dim, then the 1k-subset memorization run. Every stage runs under `timeout` with what is
 # left of the budget, in priority order; a stage that does not fit is named in the reports.
+# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
 data=$1 classifier=$2 out=$3
 mkdir -p "$out"

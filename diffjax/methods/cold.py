@@ -107,7 +107,8 @@ class ColdDiffusion(base.Method):
     return l1, {"l1": l1}
 
   def _sample(self, params, rng, num, settings, *, label=None, noise=None, improved=True):
-    del settings
+    """`sample.num_steps` uniform levels from t = 1 to 0 (the training levels when it equals
+    `method.num_levels`, as in Bansal et al.; fewer trade quality for speed)."""
     shape = (num,) + self.element_shape
     if self.degradation == "blur":
       c = self.element_shape[-1]
@@ -115,7 +116,10 @@ class ColdDiffusion(base.Method):
       x_init = jnp.broadcast_to(self.prior_mean + self.prior_std * draw, shape)
     else:
       x_init = jnp.zeros(shape)
-    levels = jnp.linspace(1.0, 0.0, self.num_levels + 1)
+    num_steps = int(settings["num_steps"])
+    if num_steps < 1:
+      raise ValueError(f"sample.num_steps={num_steps}: the cold sampler needs at least 1 step")
+    levels = jnp.linspace(1.0, 0.0, num_steps + 1)
     return jax.jit(
         lambda p, x: cold_sample(self.restore_fn(p, label), self.degrade, x, levels, improved)
     )(params, x_init)

@@ -49,6 +49,16 @@ class ColdTest(absltest.TestCase):
     params = method.init(jax.random.key(0), {"x": self.x0})
     out = method.sample(params, jax.random.key(1), 2)
     self.assertEqual(out.shape, (2, 8, 8, 1))
+    # sample.num_steps = 3 runs the chain on the levels 1, ⅔, ⅓, 0 from the prior draw.
+    noise = jax.random.normal(jax.random.key(3), (2, 8, 8, 1))
+    got = method.sample(params, jax.random.key(1), 2, num_steps=3, noise=noise)
+    x1 = jnp.broadcast_to(
+        config.method.prior_mean + config.method.prior_std * noise[:, :1, :1], out.shape
+    )
+    want = cold.cold_sample(
+        method.restore_fn(params), method.degrade, x1, jnp.linspace(1.0, 0.0, 4), True
+    )
+    chex.assert_trees_all_close(got, want, atol=1e-5)
     loss, _ = method.loss(params, {"x": self.x0}, jax.random.key(2))
     self.assertTrue(bool(jnp.isfinite(loss)))
     config.method.degradation = "snow"
