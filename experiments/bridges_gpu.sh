@@ -6,7 +6,7 @@
 # Writes <out>/bridges.md, bridges.json, PNGs. One Python process (one set of imports/compiles);
 # every section stops training at its share of BUDGET_S (default 360 s of the 8-minute slot: start-up, compiles and the last evaluations fit in the rest).
 # SMOKE=1 runs tiny settings (CPU try-out).
-# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+# Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -euo pipefail
 fmnist=$1 classifier=$2 out=$3

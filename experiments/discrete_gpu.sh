@@ -5,7 +5,7 @@
 # The eight runs train concurrently (XLA_PYTHON_CLIENT_MEM_FRACTION=0.2 split between them), each
 # under a time limit, then the report scores every sample set with the AR model. About 6-7 min on a
 # shared H200 with STEPS=3000 (not measured: the coordinator runs it). SMOKE=1: a CPU try-out.
-# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+# Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
 out=$3

@@ -15,7 +15,7 @@
 # The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
 # are far below the configs' defaults: the FDs show what a few minutes buy, not the papers' numbers.
 # SMOKE=1: a CPU try-out (tiny networks, a few steps, 16-sample FDs).
-# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+# Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
 data=$1 classifier=$2 out=$3

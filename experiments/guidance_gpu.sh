@@ -4,7 +4,7 @@
 # Writes <out>/guidance_editing.md (+ .json) and PNG grids. SMOKE=1: a tiny CPU try-out.
 # Budget: 8 minutes wall on an H200 shared with 3 jobs (XLA_PYTHON_CLIENT_MEM_FRACTION=0.2); stages
 # that would start after BUDGET_S seconds are skipped and named in the report.
-# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+# Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -euo pipefail
 data=$1 fd=$2 out=$3

@@ -13,7 +13,7 @@
 # tracks, reconstruction + FD, bits/dim, memorization at 60k), lane B the v-prediction and flow
 # runs' bits/dim, then the 1k-subset memorization run. Every stage runs under `timeout` with what is
 # left of the budget, in priority order; a stage that does not fit is named in the reports.
-# Compiled programs are shared between the runs (PD rounds, evaluations) through the persistent cache.
+# Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
 data=$1 classifier=$2 out=$3
