@@ -948,6 +948,7 @@ def coupling(
     epsilon: float = 0.05,
     num_iters: int = 100,
     normalize_cost: bool = False,
+    assignment: str = "host",
     per_class: bool = True,
 ) -> dict:
   """`method.coupling`: the minibatch coupling over the global batch (core/couplings.py)."""
@@ -957,6 +958,7 @@ def coupling(
       epsilon=epsilon,
       num_iters=num_iters,
       normalize_cost=normalize_cost,
+      assignment=assignment,
       per_class=per_class,
   )
 

@@ -6,8 +6,8 @@ r"""Minibatch OT-CFM (Tong et al. 2023) on Fashion-MNIST (32×32), the table's t
 
 Flow matching with σ_min = 0 (α = 1 − t, σ = t, velocity MSE, t ~ U[0, 1]; Tong et al. run τ =
 1 − t) whose noise is re-paired to the images of each batch by the exact optimal assignment for
-‖x − ε‖² over the global batch of 256 (on device: `core.couplings.auction_assignment`; torchcfm
-runs POT's `emd` per GPU on the host). Tong et al.'s CIFAR-10 run: batch 128, σ = 0, dopri5;
+‖x − ε‖² over the global batch of 256 (SciPy's Jonker–Volgenant on the host inside the jitted step,
+`core.couplings.host_assignment`; torchcfm runs POT's `emd` per GPU on the host). Tong et al.'s CIFAR-10 run: batch 128, σ = 0, dopri5;
 FID 3.5 for OT-CFM (torchcfm README). Evaluated with FD-FMNIST at 1 and 4 Euler steps and
 Heun-35 (EDM's 18-step ρ-grid), where the straighter OT paths should help most at few steps.
 """

@@ -27,7 +27,7 @@ from diffjax.core import couplings
 from diffjax.methods import base
 from diffjax.methods import gaussian
 
-COUPLING_KEYS = ("solver", "epsilon", "num_iters", "normalize_cost", "per_class")
+COUPLING_KEYS = ("solver", "epsilon", "num_iters", "normalize_cost", "assignment", "per_class")
 
 
 def coupling_options(mcfg) -> dict:
@@ -38,6 +38,11 @@ def coupling_options(mcfg) -> dict:
   if opts["solver"] not in couplings.SOLVERS:
     raise ValueError(
         f"method.coupling.solver={opts['solver']!r}: expected one of {couplings.SOLVERS}"
+    )
+  if opts.get("assignment", "host") not in couplings.ASSIGNMENTS:
+    raise ValueError(
+        f"method.coupling.assignment={opts['assignment']!r}: expected one of "
+        f"{tuple(couplings.ASSIGNMENTS)}"
     )
   if float(opts.get("epsilon", 0.05)) <= 0.0:
     raise ValueError(f"method.coupling.epsilon={opts['epsilon']} must be > 0")

@@ -86,7 +86,7 @@ def _train(config, num_steps, deadline, chunk):
 def _w2(a, b):
   """Exact W2 between two equal-size point sets (optimal assignment on device)."""
   cost = couplings.pairwise_sq_dists(jnp.asarray(a), jnp.asarray(b))
-  perm = jax.jit(couplings.auction_assignment)(cost)
+  perm = jax.jit(couplings.host_assignment)(cost)
   return float(jnp.sqrt(jnp.mean(cost[jnp.arange(cost.shape[0]), perm])))
 
 

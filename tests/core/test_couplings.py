@@ -48,6 +48,25 @@ class AssignmentTest(parameterized.TestCase):
       costs = jnp.stack([couplings.pairwise_sq_dists(*_points(100 * n + s, n)) for s in range(10)])
       np.testing.assert_array_equal(auction(costs), brute(costs), err_msg=f"n={n}")
 
+  def test_host_assignment_equals_brute_force_under_jit_and_vmap(self):
+    host = jax.jit(jax.vmap(couplings.host_assignment))
+    brute = jax.jit(jax.vmap(couplings.brute_force_assignment))
+    for n in (2, 5, 8):
+      costs = jnp.stack([couplings.pairwise_sq_dists(*_points(100 * n + s, n)) for s in range(10)])
+      np.testing.assert_array_equal(host(costs), brute(costs), err_msg=f"n={n}")
+    with self.assertRaisesRegex(ValueError, "square"):
+      couplings.host_assignment(jnp.zeros((3, 4)))
+
+  def test_host_and_auction_agree_in_couple(self):
+    x, y = _points(11, 48, d=3)
+    got = {
+        a: couplings.couple(jax.random.PRNGKey(0), x, y, solver="exact", assignment=a)[1]
+        for a in couplings.ASSIGNMENTS
+    }
+    np.testing.assert_array_equal(got["host"], got["auction"])
+    with self.assertRaisesRegex(ValueError, "method.coupling.assignment"):
+      couplings.couple(jax.random.PRNGKey(0), x, y, solver="exact", assignment="hungarian")
+
   def test_auction_equals_scipy_on_a_larger_batch(self):
     cost = couplings.pairwise_sq_dists(*_points(7, 64, d=16))
     rows, cols = optimize.linear_sum_assignment(np.asarray(cost, np.float64))
