@@ -205,6 +205,9 @@ class _FullRun(_Data):
       self.assertTrue(os.path.exists(os.path.join(workdir, "eval", "metrics_00000004.json")))
       config.sample.num_samples = config.sample.batch_size  # one batch of what --mode=sample does
       samples = inference.sample(config, workdir, devices)
+      shown = glob.glob(os.path.join(workdir, "samples", "final_*.*[gt]"))  # .png or .txt
+      want_ext = ".txt" if jnp.issubdtype(samples.dtype, jnp.integer) else ".png"
+      self.assertEqual([os.path.splitext(p)[1] for p in shown], [want_ext])
       shape = tuple(experiment.Experiment(config, devices).dataset.element_shape)
     self.assertEqual(samples.shape, (config.sample.num_samples,) + shape)
     self.assertTrue(np.all(np.isfinite(samples)))

@@ -171,7 +171,7 @@ def _shakespeare(opts, **shard) -> Dataset:
       num_classes=0,
       num_examples=n,
       read_fn=read,
-      info={"vocab": text.VOCAB, "vocab_size": text.VOCAB_SIZE},
+      info={"vocab": text.VOCAB, "vocab_size": text.VOCAB_SIZE, "decode": text.decode},
       **shard,
   )
 
@@ -187,7 +187,11 @@ def _tfds_text(opts, **shard) -> Dataset:
       num_classes=0,
       num_examples=n,
       read_fn=read,
-      info={"vocab_size": tfds_text.VOCAB_SIZE, "tfds_name": opts["tfds_name"]},
+      info={
+          "vocab_size": tfds_text.VOCAB_SIZE,
+          "tfds_name": opts["tfds_name"],
+          "decode": tfds_text.decode,
+      },
       **shard,
   )
 

@@ -1,5 +1,5 @@
-"""Inference modes on a trained workdir: `--mode=sample` (samples as .npz + PNG) and `--mode=pairs`
-(reflow couples for rectified flow)."""
+"""Inference modes on a trained workdir: `--mode=sample` (samples as .npz + PNG, or the decoded .txt
+for text) and `--mode=pairs` (reflow couples for rectified flow)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from diffjax.train import progress
 def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.ndarray:
   """Draws `config.sample.num_samples` samples from the latest checkpoint's EMA parameters.
 
-  Writes `<workdir>/samples/final_<step>.npz` and a PNG beside it.
+  Writes `<workdir>/samples/final_<step>.npz` and a PNG (text models: the decoded .txt) beside it.
   """
   exp, state, step = experiment.restore_for_inference(config, workdir, devices)
   scfg = config.sample
@@ -28,8 +28,10 @@ def sample(config: ml_collections.ConfigDict, workdir: str, devices=None) -> np.
     path = os.path.join(workdir, "samples", f"final_{step:08d}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     np.savez_compressed(path + ".npz", samples=samples)
-    progress.save_samples(samples[:256], path + ".png")
-    print(f"wrote {path}.npz ({samples.shape}) and {path}.png")
+    shown = progress.save_samples(
+        samples[:256], path + ".png", decode=exp.dataset.info.get("decode")
+    )
+    print(f"wrote {path}.npz ({samples.shape}) and {shown}")
   return samples
 
 

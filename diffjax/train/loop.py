@@ -220,4 +220,8 @@ def _save_sample_picture(exp: experiment.Experiment, state, step: int, workdir: 
   rng = jax.random.fold_in(jax.random.PRNGKey(exp.config.seed + 2), step)
   samples = jax.device_get(exp.method.sample(state.ema_params, rng, exp.config.sample.batch_size))
   if jax.process_index() == 0:
-    progress.save_samples(samples, os.path.join(workdir, "samples", f"step_{step:08d}.png"))
+    progress.save_samples(
+        samples,
+        os.path.join(workdir, "samples", f"step_{step:08d}.png"),
+        decode=exp.dataset.info.get("decode"),
+    )

@@ -99,16 +99,34 @@ def format_seconds(s: float) -> str:
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def save_samples(samples: np.ndarray, path: str, reference: np.ndarray | None = None) -> str:
-  """Saves a PNG: a scatter plot for 2-D points (over `reference` in grey), a grid for images.
+def save_samples(
+    samples: np.ndarray, path: str, reference: np.ndarray | None = None, decode=None
+) -> str:
+  """Saves what a person looks at: a scatter plot for 2-D points (over `reference` in grey), a
+  grid for images, the decoded text for token sequences.
 
   Args:
-    samples: `[N, 2]` points or `[N, H, W, C]` images in [-1, 1].
-    path: output file (.png).
+    samples: `[N, 2]` points or `[N, H, W, C]` images in [-1, 1], or integer `[N, L]` token ids.
+    path: output file (.png; token samples go to the same name with .txt).
     reference: optional `[M, 2]` data points drawn underneath.
+    decode: token ids `[L]` -> str (the text dataset's `info["decode"]`), for token samples.
+
+  Returns:
+    the path written.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  samples = np.asarray(samples, np.float32)
+  samples = np.asarray(samples)
+  if np.issubdtype(samples.dtype, np.integer):
+    if samples.ndim != 2 or decode is None:
+      raise ValueError(
+          f"integer samples of shape {samples.shape}: expected token ids [N, L] and a decode fn"
+      )
+    path = os.path.splitext(path)[0] + ".txt"
+    sep = "\n" + "-" * 80 + "\n"  # samples are multi-line text
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(sep.join(decode(row) for row in samples) + "\n")
+    return path
+  samples = samples.astype(np.float32)
   if samples.ndim == 2:
     import matplotlib  # pylint: disable=g-import-not-at-top
 

@@ -115,6 +115,16 @@ class ProgressTest(chex.TestCase):
     self.assertIn("100.0s", first)
     self.assertIn("10.00 steps/s | ETA 1m40s", line)
 
+  def test_token_samples_are_saved_as_decoded_text(self):
+    path = os.path.join(self.create_tempdir().full_path, "s", "final.png")
+    ids = np.array([[0, 1, 2], [2, 2, 0]], np.int32)
+    got = progress.save_samples(ids, path, decode=lambda row: "".join("ab\nc"[i] for i in row))
+    self.assertEqual(got, path[: -len(".png")] + ".txt")
+    with open(got) as f:
+      self.assertEqual(f.read(), "ab\n\n" + "-" * 80 + "\n\n\na\n")
+    with self.assertRaisesRegex(ValueError, "decode"):
+      progress.save_samples(ids, path)
+
   def test_scalars_survive_a_missing_tensorboardx(self):
     logdir = self.create_tempdir().full_path
     with mock.patch.dict(sys.modules, {"tensorboardX": None}):  # `import` raises ImportError
