@@ -1,9 +1,9 @@
 """Sampling for every Method: the one place that reads `config.sample`.
 
 `sample(method, params, rng, num, **overrides)` builds the σ grid from the Method's own schedule,
-wraps the Method's σ-frame denoiser with guidance, measurement conditioning and x̂₀ clipping, and
-runs a solver of `diffjax.solvers` in one jit; solvers a Method runs itself (a discrete chain's
-ancestral sampler) come from its `chain_samplers` dict. `sample_in_batches` draws many samples with
+wraps the Method's σ-frame denoiser with guidance, measurement conditioning and x̂₀ clipping
+(`methods/conditioning.py`), and runs a solver of `diffjax.solvers` in one jit; solvers a Method
+runs itself (a discrete chain's ancestral sampler) come from its `chain_samplers` dict. `sample_in_batches` draws many samples with
 a progress line.
 
 Config section read here (every key may also be a `sample` override):
@@ -38,11 +38,7 @@ import numpy as np
 from absl import logging
 
 from diffjax import solvers
-
-INVERSE_KINDS = ("replace", "dps")
-_INVERSE_DEFAULTS = dict(
-    kind="replace", scale=1.0, likelihood="gaussian", noise_std=1.0, step="score"
-)
+from diffjax.methods import conditioning
 
 
 def settings(sample_config, overrides: dict) -> dict:
@@ -74,23 +70,7 @@ def settings(sample_config, overrides: dict) -> dict:
   out.update(overrides)
   out["num_steps"] = int(out["num_steps"])
   out["grid_kwargs"], out["solver_kwargs"] = dict(out["grid_kwargs"]), dict(out["solver_kwargs"])
-  if out["guidance_interval"] is not None:
-    out["guidance_interval"] = tuple(float(v) for v in out["guidance_interval"])
-    if len(out["guidance_interval"]) != 2:
-      raise ValueError(f"sample.guidance_interval={out['guidance_interval']}: expected (lo, hi)")
-  if out["classifier_mode"] not in ("score", "mean"):
-    raise ValueError(
-        f"sample.classifier_mode={out['classifier_mode']!r}: expected 'score' or 'mean'"
-    )
-  inverse_cfg = dict(out["inverse"])
-  unknown = set(inverse_cfg) - set(_INVERSE_DEFAULTS)
-  if unknown:
-    raise ValueError(f"sample.inverse keys {sorted(unknown)}: expected {sorted(_INVERSE_DEFAULTS)}")
-  out["inverse"] = {**_INVERSE_DEFAULTS, **inverse_cfg}
-  if out["inverse"]["kind"] not in INVERSE_KINDS:
-    raise ValueError(f"sample.inverse.kind={out['inverse']['kind']!r}: expected {INVERSE_KINDS}")
-  if not 0.0 < out["start_t"] <= 1.0:
-    raise ValueError(f"sample.start_t={out['start_t']}: expected 0 < start_t <= 1")
+  conditioning.check_settings(out)
   return out
 
 
@@ -99,52 +79,6 @@ def sigmas(method, params, num_steps: int, grid: str, grid_kwargs: dict | None =
   NumPy on the host (grids in t or λ are the model's own schedule's; VDM's is learned)."""
   kwargs = dict(method.config.sample.get("grid_kwargs", {}) if grid_kwargs is None else grid_kwargs)
   return solvers.grid(grid, int(num_steps), schedule=method.schedule(params), **kwargs)
-
-
-def start_sigma(method, params, start_t: float) -> float:
-  """σ̃(t0) = exp(-λ(t0)/2) of the Method's schedule: where SDEdit starts."""
-  with jax.ensure_compile_time_eval():
-    lam = float(method.schedule(params).logsnr(jnp.float32(start_t)))
-  return float(np.exp(-0.5 * lam))
-
-
-def truncated(grid: np.ndarray, sigma_start: float) -> np.ndarray:
-  """σ_start followed by the levels of `grid` below it (SDEdit runs only the last part)."""
-  grid = np.asarray(grid, np.float64)
-  return np.concatenate([[sigma_start], grid[grid < sigma_start]])
-
-
-def guided_denoiser(
-    method,
-    params,
-    label=None,
-    guidance_scale: float = 1.0,
-    clip_denoised: bool = False,
-    *,
-    guidance_interval=None,
-    guide=None,
-):
-  """The Method's σ-frame denoiser, classifier-free guided (Ho & Salimans 2022, eq. 6, with the
-  null class `method.null_label`) when `label` is given and the scale ≠ 1, and with x̂₀ clipped
-  to [-1, 1] when `clip_denoised`.
-
-  `guide` = (Method, params): autoguidance (Karras et al. 2024): that model, with the same label,
-  replaces the null-label model. `guidance_interval` = (σ_lo, σ_hi) limits the guidance to
-  σ_lo < σ ≤ σ_hi (`solvers.guidance.cfg`)."""
-  den = method.denoiser(params, label)
-  # A Python 1.0 is no guidance; a traced scale (one compiled sampler for every scale) guides.
-  unguided = isinstance(guidance_scale, (int, float)) and guidance_scale == 1.0
-  if not unguided and (label is not None or guide is not None):
-    if guide is not None:
-      guide_method, guide_params = guide
-      weak = guide_method.denoiser(guide_params, label if guide_method.conditional else None)
-    else:
-      weak = method.denoiser(params, method.null_label(label))
-    den = solvers.guidance.cfg(den, weak, guidance_scale, guidance_interval)
-  if clip_denoised:
-    unclipped = den
-    den = lambda x, sigma: jnp.clip(unclipped(x, sigma), -1.0, 1.0)  # pylint: disable=g-long-lambda
-  return den
 
 
 def _hashable(opts: dict) -> tuple:
@@ -181,45 +115,14 @@ def _solve(
     guide_method,
     classifier_method,
 ):
-  cond = dict(cond)
+  cond, solver_kwargs_in = dict(cond), solver_kwargs
   rng_init, rng_solve = jax.random.split(rng)
   if noise is None:
     noise = jax.random.normal(rng_init, (num,) + method.element_shape)
-  net_label = label if method.conditional else None
-  guide = None if guide_method is None else (guide_method, data["guide_params"])
-  den = guided_denoiser(
-      method,
-      params,
-      net_label,
-      data["guidance_scale"] if cond["guided"] else 1.0,
-      clip_denoised,
-      guidance_interval=cond["guidance_interval"],
-      guide=guide,
+  den, solver_kwargs = conditioning.conditioned_denoiser(
+      method, params, label, data, cond, guide_method, classifier_method, clip_denoised
   )
-  solver_kwargs = dict(solver_kwargs)
-  if classifier_method is not None:
-    log_prob = classifier_method.log_prob_fn(data["classifier_params"], label)
-    if cond["classifier_mode"] == "score":
-      den = solvers.guidance.classifier(den, log_prob, data["classifier_scale"])
-    else:
-      solver_kwargs["mean_guidance"] = solvers.guidance.classifier_grad(
-          log_prob, data["classifier_scale"]
-      )
-  if "measurement" in data:
-    op, y = data["measurement"]
-    inv = dict(cond["inverse"])
-    if inv["kind"] == "replace":
-      den = solvers.inverse.replace(den, op, y)
-    else:
-      den = solvers.inverse.dps(
-          den,
-          op,
-          y,
-          data["inverse_scale"],
-          inv["likelihood"],
-          float(inv["noise_std"]),
-          inv["step"],
-      )
+  solver_kwargs = {**dict(solver_kwargs_in), **solver_kwargs}
   x_init = sigma_grid[0] * noise
   if "x_start" in data:
     x_init = data["x_start"] + x_init
@@ -267,7 +170,7 @@ def sample(method, params, rng: jax.Array, num: int, **overrides) -> jax.Array:
   grid = sigmas(method, params, opts["num_steps"], opts["grid"], opts["grid_kwargs"])
   data = {}
   if x_start is not None:
-    grid = truncated(grid, start_sigma(method, params, opts["start_t"]))
+    grid = conditioning.truncated(grid, conditioning.start_sigma(method, params, opts["start_t"]))
     data["x_start"] = x_start
   elif opts["start_t"] != 1.0:
     raise ValueError(f"sample.start_t={opts['start_t']} (SDEdit) needs x_start=")

@@ -37,6 +37,7 @@ from diffjax.data import fashion_mnist
 from diffjax.metrics import classifier as fd_classifier
 from diffjax.metrics import fd_fmnist
 from diffjax.methods import classifier as classifier_lib
+from diffjax.methods import conditioning
 from diffjax.methods import sampling
 from diffjax.train import experiment
 from diffjax.train import loop
@@ -285,7 +286,7 @@ def main(_):
           solver="heun",
       )
       res[str(t0)] = dict(
-          sigma_start=sampling.start_sigma(method, params, t0),
+          sigma_start=conditioning.start_sigma(method, params, t0),
           fd=r.fd.distance(out),
           psnr_to_original=_psnr(out, xs),
           psnr_to_input=_psnr(out, guide_img),

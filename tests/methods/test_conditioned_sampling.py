@@ -15,6 +15,7 @@ from diffjax import solvers
 from diffjax.core import schedules
 from diffjax.methods import base
 from diffjax.methods import classifier as classifier_lib
+from diffjax.methods import conditioning
 from diffjax.methods import sampling
 from diffjax.solvers import testing
 
@@ -64,7 +65,7 @@ class ConditionedSamplingTest(absltest.TestCase):
     x0 = jax.random.normal(jax.random.key(0), (16, 2)) * 2.0
     noise = jax.random.normal(jax.random.key(1), (16, 2))
     out = method.sample(None, jax.random.key(2), 16, x_start=x0, noise=noise, start_t=0.6)
-    sigma0 = sampling.start_sigma(method, None, 0.6)
+    sigma0 = conditioning.start_sigma(method, None, 0.6)
     a, b = 0.002 ** (1 / 7), 80 ** (1 / 7)
     self.assertAlmostEqual(sigma0, (a + 0.6 * (b - a)) ** 7, places=3)  # EDM's σ(t), α = 1
     want = testing.gaussian_ode_solution(x0 + sigma0 * noise, sigma0, 0.0, MEAN, STD)
