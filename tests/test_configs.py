@@ -59,6 +59,7 @@ FULL_RUN = {
     ("configs/sb_cfm/toy2d.py", "smoke"),  # interpolant × mlp
     ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
     ("configs/cold_diffusion/fashion_mnist.py", "smoke"),  # cold × unet
+    ("configs/ihdm/fashion_mnist.py", "smoke"),  # ihdm × unet
 }
 SAMPLE_BATCH = 2
 

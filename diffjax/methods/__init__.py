@@ -10,6 +10,7 @@ from diffjax.methods import consistency
 from diffjax.methods import discrete
 from diffjax.methods import dsbm
 from diffjax.methods import gaussian
+from diffjax.methods import ihdm
 from diffjax.methods import interpolant
 from diffjax.methods import meanflow
 from diffjax.methods import ot_cfm
@@ -35,6 +36,7 @@ METHODS = {
     "dsbm": dsbm.DSBM,
     "noisy_classifier": classifier.NoisyClassifier,  # classifier guidance
     "cold": cold.ColdDiffusion,
+    "ihdm": ihdm.IHDM,
 }
 
 

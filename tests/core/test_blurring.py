@@ -44,12 +44,13 @@ class BlurringTest(absltest.TestCase):
     chex.assert_trees_all_close(var[:, 0, 0, 0], (1 - abar_s) / (1 - abar_t) * beta, atol=1e-6)
 
   def test_signal_is_heat_dissipated(self):
-    """ε = 0, d_min = 0: z_t = α_t F(τ_t) x with τ_t = σ_B,max² sin²(πt/2)/2."""
+    """ε = 0, d_min = 0: z_t = α_t F(τ_t) x with τ_t = σ_B(t)²/2, σ_B(t) = σ_B,max sin²(πt/2)
+    (the paper's listing)."""
     proc = blurring.BlurringProcess(self.schedule, blur_sigma_max=3.0, d_min=0.0)
     alpha, _ = self.schedule.alpha_sigma(self.t)
     got = proc.diffuse(self.x, self.t, jnp.zeros_like(self.x))
     for i in range(3):
-      tau = 0.5 * (3.0 * jnp.sin(0.5 * jnp.pi * self.t[i])) ** 2
+      tau = 0.5 * (3.0 * jnp.sin(0.5 * jnp.pi * self.t[i]) ** 2) ** 2
       chex.assert_trees_all_close(
           got[i], alpha[i] * heat.heat(self.x[i : i + 1], tau)[0], atol=1e-5
       )
