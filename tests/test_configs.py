@@ -60,6 +60,7 @@ FULL_RUN = {
     ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
     ("configs/cold_diffusion/fashion_mnist.py", "smoke"),  # cold × unet
     ("configs/ihdm/fashion_mnist.py", "smoke"),  # ihdm × unet
+    ("configs/blurring_diffusion/fashion_mnist.py", "smoke"),  # blurring × unet
 }
 SAMPLE_BATCH = 2
 

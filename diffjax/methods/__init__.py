@@ -4,6 +4,7 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
 from diffjax.methods import autoregressive
+from diffjax.methods import blurring_diffusion
 from diffjax.methods import classifier
 from diffjax.methods import cold
 from diffjax.methods import consistency
@@ -37,6 +38,7 @@ METHODS = {
     "noisy_classifier": classifier.NoisyClassifier,  # classifier guidance
     "cold": cold.ColdDiffusion,
     "ihdm": ihdm.IHDM,
+    "blurring": blurring_diffusion.BlurringDiffusion,
 }
 
 
