@@ -49,6 +49,7 @@ def per_example_loss(predict_fn, x, k, eps, taus, train_noise_std):
   predict_fn(u [B, H, W, C], k [B] int32) -> residual f; x [B, H, W, C] data; k [B] in 1..K;
   eps [B, H, W, C] standard normal; taus [K + 1] heat times.
   """
+  taus = jnp.asarray(taus)
   u_k = heat.heat(x, taus[k]) + train_noise_std * eps
   target = heat.heat(x, taus[k - 1])
   err = u_k + predict_fn(u_k, k) - target

@@ -42,8 +42,9 @@ class BlurringDiffusionExactTest(absltest.TestCase):
     """q(z_s | z_t, x₀) from the joint of z_s = A_s x₀ + σ_s ε₁ and the transition
     z_t = A_{t|s} z_s + Σ_{t|s}^{1/2} ε₂, conditioned by dense linear algebra."""
     t, s = jnp.array([0.6]), jnp.array([0.45])
-    a_t, sig_t = self.proc.alpha_sigma(t, (H, W))
-    a_s, sig_s = self.proc.alpha_sigma(s, (H, W))
+    alpha_sigma = jax.jit(self.proc.alpha_sigma, static_argnums=1)  # one compile, not op by op
+    a_t, sig_t = alpha_sigma(t, (H, W))
+    a_s, sig_s = alpha_sigma(s, (H, W))
     sig_t, sig_s = float(sig_t.squeeze()), float(sig_s.squeeze())
     a_ts = np.asarray(a_t, np.float64) / np.asarray(a_s, np.float64)
     A_s, A_ts = self.dense(a_s), self.dense(a_ts)
@@ -59,12 +60,12 @@ class BlurringDiffusionExactTest(absltest.TestCase):
     want_mean = A_s @ x0 + gain @ (z_t - A_ts @ A_s @ x0)
     want_cov = c_ss - gain @ c_ts
     img = lambda v: jnp.asarray(v, jnp.float32).reshape(1, H, W, 1)
-    mean, var = self.proc.posterior(img(z_t), img(x0), t, s)
+    mean, var = jax.jit(self.proc.posterior)(img(z_t), img(x0), t, s)
     chex.assert_trees_all_close(np.asarray(mean).reshape(D), want_mean, atol=1e-4)
     chex.assert_trees_all_close(self.dense(var), want_cov, atol=1e-5)
     # ε-form: the ε that made z_t from x₀ gives the same step.
     eps = (z_t - self.dense(a_t) @ x0) / sig_t
-    mean_eps, var_eps = self.proc.posterior_eps(img(z_t), img(eps), t, s)
+    mean_eps, var_eps = jax.jit(self.proc.posterior_eps)(img(z_t), img(eps), t, s)
     chex.assert_trees_all_close(mean_eps, mean, atol=1e-4)
     chex.assert_trees_all_close(var_eps, var, atol=1e-7)
 
@@ -82,14 +83,20 @@ class BlurringDiffusionExactTest(absltest.TestCase):
 
     num_steps, key = 10, jax.random.key(3)
     z1 = jax.random.normal(jax.random.key(1), (4, 8, 8, 1))
-    got = blurring_diffusion.sample_chain(eps_fn, proc, z1, num_steps, key)
-    ts = jnp.linspace(1.0, 0.0, num_steps + 1)
-    alpha, sigma = self.schedule.alpha_sigma(ts)
-    want, _ = sde.ddpm(
-        gaussian_reference.optimal_denoiser(mu, var), z1 / alpha[0], sigma / alpha, key=key
-    )
-    chex.assert_trees_all_close(got, alpha[-1] * want, atol=2e-4)
-    blurred = blurring_diffusion.sample_chain(eps_fn, self.proc, z1, num_steps, key)
+    chain = jax.jit(blurring_diffusion.sample_chain, static_argnums=(0, 1, 3))
+    got = chain(eps_fn, proc, z1, num_steps, key)
+
+    @jax.jit
+    def ddpm(z1, key):
+      ts = jnp.linspace(1.0, 0.0, num_steps + 1)
+      alpha, sigma = self.schedule.alpha_sigma(ts)
+      x = sde.ddpm(
+          gaussian_reference.optimal_denoiser(mu, var), z1 / alpha[0], sigma / alpha, key=key
+      )
+      return alpha[-1] * x[0]
+
+    chex.assert_trees_all_close(got, ddpm(z1, key), atol=2e-4)
+    blurred = chain(eps_fn, self.proc, z1, num_steps, key)
     self.assertGreater(float(jnp.max(jnp.abs(blurred - got))), 0.01)  # blur does change it
 
   def test_sampler_law_with_exact_eps_is_the_data(self):
