@@ -22,7 +22,7 @@ The network sees noise_cond = 1000 k/K (diffjax's U-Nets embed a DDPM-style time
 
 Config: method = dict(kind="ihdm", num_levels=100, blur_sigma_min=0.5, blur_sigma_max=20.0,
 train_noise_std=0.02, sample_noise_std=0.025, prior_mean=0.0, prior_std=0.5);
-sample = dict(solver="ihdm", ...). Tests: tests/methods/test_ihdm.py (Gaussian data, exact
+sample = dict(solver="ihdm", ...) (sample.num_steps is unused: the chain has the K levels). Tests: tests/methods/test_ihdm.py (Gaussian data, exact
 Bayes predictor).
 """
 
@@ -129,7 +129,7 @@ class IHDM(base.Method):
     k = jax.random.randint(rng_k, x.shape[:1], 1, self.num_levels + 1)
     eps = jax.random.normal(rng_eps, x.shape, x.dtype)
     predict = self.predict_fn(params, self.labels(batch), train=True, rng=rng_drop)
-    per_example = per_example_loss(predict, x, k, eps, jnp.asarray(self.taus), self.train_noise_std)
+    per_example = per_example_loss(predict, x, k, eps, self.taus, self.train_noise_std)
     loss = jnp.mean(per_example)
     return loss, {"sq_err": loss}
 
