@@ -58,6 +58,8 @@ FULL_RUN = {
     ("configs/sb_cfm/toy2d.py", "smoke"),  # interpolant × mlp
     ("configs/dsbm/toy2d.py", "smoke"),  # dsbm × mlp, every IMF phase
     ("configs/cold_diffusion/fashion_mnist.py", "smoke"),  # cold × unet, on 2 devices
+    ("configs/ihdm/fashion_mnist.py", "smoke"),  # ihdm × unet
+    ("configs/blurring_diffusion/fashion_mnist.py", "smoke"),  # blurring × unet
 }
 SAMPLE_BATCH = 2
 

@@ -4,12 +4,14 @@ The protocol is `base.Method`; sampling for every Method is `sampling.sample`.
 """
 
 from diffjax.methods import autoregressive
+from diffjax.methods import blurring_diffusion
 from diffjax.methods import classifier
 from diffjax.methods import cold
 from diffjax.methods import consistency
 from diffjax.methods import discrete
 from diffjax.methods import dsbm
 from diffjax.methods import gaussian
+from diffjax.methods import ihdm
 from diffjax.methods import interpolant
 from diffjax.methods import meanflow
 from diffjax.methods import ot_cfm
@@ -35,6 +37,8 @@ METHODS = {
     "dsbm": dsbm.DSBM,
     "noisy_classifier": classifier.NoisyClassifier,  # classifier guidance
     "cold": cold.ColdDiffusion,
+    "ihdm": ihdm.IHDM,
+    "blurring": blurring_diffusion.BlurringDiffusion,
 }
 
 
