@@ -39,5 +39,6 @@ def get_config(arg=None):
   config.eval = config_lib.evaluation(fd_samplers=config_lib.few_step_fd_samplers())
   if arg.smoke:
     config_lib.shrink(config)
-    config.method.update(num_scales=4, max_heun_steps=2)
+    # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
+    config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
   return config

@@ -6,7 +6,7 @@ r"""Consistency trajectory models (CTM; Kim et al. 2023, arXiv:2310.02279) on a 
 methods/ctm.py with the official CIFAR-10 constants (N = 18, up to 17 Heun steps, θ⁻ EMA 0.999,
 adaptive DSM weight at the MLP's last layer), σ_data the checkerboard's per-axis standard
 deviation (as configs/edm/toy2d.py, whose MLP the student shares). The cheapest CTM config: the
-one the test suite runs end to end (with an untrained teacher).
+one the test suite runs end to end (with an untrained teacher and a fixed DSM weight).
 """
 
 from diffjax import config_lib
@@ -32,5 +32,6 @@ def get_config(arg=None):
   config.eval = config_lib.evaluation(num_samples=5000)
   if arg.smoke:
     config_lib.shrink(config)
-    config.method.update(num_scales=4, max_heun_steps=2)
+    # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
+    config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
   return config
