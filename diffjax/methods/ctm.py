@@ -127,6 +127,26 @@ def without_interval(params):
   return {k: v for k, v in params.items() if not k.startswith(INTERVAL_PREFIX)}
 
 
+def graft_interval(teacher, fresh, where: str, what: str):
+  """`teacher` plus the second-input layers of `fresh` (a network of the same config with them),
+  the last of those zeroed: the result computes exactly the teacher's output. ValueError naming
+  `where` when the trees do not match."""
+  mine = without_interval(fresh)
+  if jax.tree.structure(teacher) != jax.tree.structure(mine) or any(
+      a.shape != b.shape for a, b in zip(jax.tree.leaves(teacher), jax.tree.leaves(mine))
+  ):
+    raise ValueError(
+        f"{where}: its network differs from config.model (a {what} is its teacher's network plus "
+        "the second-input layers)"
+    )
+  names = sorted(k for k in fresh if k.startswith(INTERVAL_PREFIX))
+  out = dict(jax.tree.map(jnp.copy, teacher))
+  for k in names:
+    scale = 0.0 if k == names[-1] else 1.0
+    out[k] = jax.tree.map(lambda v, a=scale: a * v, fresh[k])
+  return out
+
+
 class CTM(base.Method):
   """CTM distilled from an EDM teacher (module docstring)."""
 
@@ -233,21 +253,9 @@ class CTM(base.Method):
     """Teacher = the loaded EMA; student, EMA and θ⁻ = the teacher plus the s layers (the last
     one zeroed: G starts as the teacher's DDIM step)."""
     teacher = loaded.ema_params
-    mine = without_interval(state.params)
-    if jax.tree.structure(teacher) != jax.tree.structure(mine) or any(
-        a.shape != b.shape for a, b in zip(jax.tree.leaves(teacher), jax.tree.leaves(mine))
-    ):
-      raise ValueError(
-          f"init_from={self.config.init_from!r}: its network differs from config.model "
-          "(a CTM student is its teacher's network plus the s layers)"
-      )
-    names = sorted(k for k in state.params if k.startswith(INTERVAL_PREFIX))
-    student = dict(jax.tree.map(jnp.copy, teacher))
-    for k in names:
-      zero = k == names[-1]
-      student[k] = jax.tree.map(
-          lambda v: jnp.zeros_like(v) if zero else jnp.copy(v), state.params[k]
-      )
+    student = graft_interval(
+        teacher, state.params, f"init_from={self.config.init_from!r}", "CTM student"
+    )
     copy = lambda: jax.tree.map(jnp.copy, student)  # distinct buffers: the step donates them
     ms = {"target": copy(), "teacher": jax.tree.map(jnp.copy, teacher)}
     return state.replace(params=copy(), ema_params=copy(), method_state=ms)
