@@ -57,6 +57,7 @@ import numpy as np
 from diffjax.core import schedules
 from diffjax.methods import base
 from diffjax.methods import consistency_lib as lib
+from diffjax.methods import ctm_lib
 from diffjax.methods import sampling
 from diffjax.solvers import consistency as consistency_solver
 
@@ -80,71 +81,6 @@ KEYS = (
     "teacher",
     "conditional",
 )
-INTERVAL_PREFIX = "interval_"  # the s-embedding layers of models/unet.py and mlp.py
-
-
-def jump(g, x, t, s):
-  """G = (s/t) x + (1 − s/t) g (CTM eq. 5); t, s [B]."""
-  r = lib.bcast(s / t, x)
-  return r * x + (1.0 - r) * g
-
-
-def dsm_weight(sigma, sigma_data: float):
-  """Official "karras_weight" of the DSM term: (σ² + σ_d²)/(σ σ_d)², EDM's λ(σ)."""
-  return (jnp.square(sigma) + sigma_data**2) / jnp.square(sigma * sigma_data)
-
-
-def heun_step_logits(max_n: int, strategy: str) -> np.ndarray:
-  """log p(n) of the teacher's step count n = 1 … max_n: ∝ n ("weighted") or uniform."""
-  n = np.arange(1, max_n + 1, dtype=np.float64)
-  if strategy == "weighted":
-    return np.log(n / n.sum()).astype(np.float32)
-  if strategy == "uniform":
-    return np.full(max_n, -np.log(max_n), np.float32)
-  raise ValueError(f"method.heun_step_strategy={strategy!r}: expected 'weighted' or 'uniform'")
-
-
-def heun_steps(denoiser, x, i, n, level):
-  """n teacher Heun steps along the grid, σ_{i+k} → σ_{i+k+1} for k < n; i [B] int, n a scalar
-  (may be traced: a while loop), level(index) -> σ."""
-  body = lambda k, y: lib.heun_step(denoiser, y, level(i + k), level(i + k + 1))
-  return jax.lax.fori_loop(0, n, body, x)
-
-
-def ctm_pair(jump_fn, jump_sg, jump_target, teacher, x_t, i, n, j, level, sigma_min: float):
-  """(estimate, stop-gradient target) [B, ...] of CTM's soft consistency (module docstring):
-  t = level(i), u = level(i + n), s = level(j); the teacher runs n Heun steps t → u."""
-  t, u, s = level(i), level(i + n), level(j)
-  s_min = jnp.full_like(t, sigma_min)
-  estimate = jump_target(jump_fn(x_t, t, s), s, s_min)
-  x_u = jax.lax.stop_gradient(heun_steps(teacher, x_t, i, n, level))
-  target = jump_target(jump_sg(x_u, u, s), s, s_min)
-  return estimate, jax.lax.stop_gradient(target)
-
-
-def without_interval(params):
-  """The parameters without the s layers: the tree of the EDM teacher."""
-  return {k: v for k, v in params.items() if not k.startswith(INTERVAL_PREFIX)}
-
-
-def graft_interval(teacher, fresh, where: str, what: str):
-  """`teacher` plus the second-input layers of `fresh` (a network of the same config with them),
-  the last of those zeroed: the result computes exactly the teacher's output. ValueError naming
-  `where` when the trees do not match."""
-  mine = without_interval(fresh)
-  if jax.tree.structure(teacher) != jax.tree.structure(mine) or any(
-      a.shape != b.shape for a, b in zip(jax.tree.leaves(teacher), jax.tree.leaves(mine))
-  ):
-    raise ValueError(
-        f"{where}: its network differs from config.model (a {what} is its teacher's network plus "
-        "the second-input layers)"
-    )
-  names = sorted(k for k in fresh if k.startswith(INTERVAL_PREFIX))
-  out = dict(jax.tree.map(jnp.copy, teacher))
-  for k in names:
-    scale = 0.0 if k == names[-1] else 1.0
-    out[k] = jax.tree.map(lambda v, a=scale: a * v, fresh[k])
-  return out
 
 
 class CTM(base.Method):
@@ -165,7 +101,9 @@ class CTM(base.Method):
           f"method.max_heun_steps={self.max_heun_steps}: must be in [1, num_scales − 1 = "
           f"{self.num_scales - 1}]"
       )
-    self.n_logits = heun_step_logits(self.max_heun_steps, m.get("heun_step_strategy", "weighted"))
+    self.n_logits = ctm_lib.heun_step_logits(
+        self.max_heun_steps, m.get("heun_step_strategy", "weighted")
+    )
     self.target_ema = float(m.get("target_ema", 0.999))
     self.dsm_weight = float(m.get("dsm_weight", -1.0))
     self.dsm_layer = m.get("dsm_layer", "conv_out")
@@ -203,7 +141,7 @@ class CTM(base.Method):
   def jump_fn(self, params, label=None, *, train=False, rng=None):
     """G_θ(x, t, s) (module docstring)."""
     g = self.g_fn(params, label, train=train, rng=rng)
-    return lambda x, t, s: jump(g(x, t, s), x, t, s)
+    return lambda x, t, s: ctm_lib.jump(g(x, t, s), x, t, s)
 
   def teacher_denoiser(self, teacher_params, label=None):
     """The EDM teacher's D(x, σ) (EDM preconditioning, no s input, eval mode)."""
@@ -246,14 +184,14 @@ class CTM(base.Method):
   def init_state_with_params(self, params) -> dict:
     return {
         "target": jax.tree.map(jnp.copy, params),
-        "teacher": jax.tree.map(jnp.copy, without_interval(params)),
+        "teacher": jax.tree.map(jnp.copy, ctm_lib.without_interval(params)),
     }
 
   def start_from(self, state, loaded):
     """Teacher = the loaded EMA; student, EMA and θ⁻ = the teacher plus the s layers (the last
     one zeroed: G starts as the teacher's DDIM step)."""
     teacher = loaded.ema_params
-    student = graft_interval(
+    student = ctm_lib.graft_interval(
         teacher, state.params, f"init_from={self.config.init_from!r}", "CTM student"
     )
     copy = lambda: jax.tree.map(jnp.copy, student)  # distinct buffers: the step donates them
@@ -294,30 +232,45 @@ class CTM(base.Method):
         dsm_eps=jax.random.normal(rng_dn, x.shape),
     )
 
-  def terms(self, params, method_state, x, label, d, rng_drop):
-    """Per-example (L_CTM [B], L_DSM [B]) for the draws `d`."""
+  def target(self, params, method_state, x, label, d, rng_drop):
+    """The stop-gradient CTM target [B, ...] for the draws `d` (teacher Heun steps, sg(θ), θ⁻)."""
     ms = jax.lax.stop_gradient(method_state)
-    x_t = x + lib.bcast(self.level(d["i"]), x) * d["eps"]
-    estimate, target = ctm_pair(
-        self.jump_fn(params, label, train=True, rng=rng_drop),
+    return ctm_lib.ctm_target(
         self.jump_fn(jax.lax.stop_gradient(params), label, train=True, rng=rng_drop),
         self.jump_fn(ms["target"], label, train=True, rng=rng_drop),
         self.teacher_denoiser(ms["teacher"], label),
-        x_t,
+        x + lib.bcast(self.level(d["i"]), x) * d["eps"],
         d["i"],
         d["n"],
         d["j"],
         self.level,
         self.sigma_min,
     )
+
+  def terms(self, params, method_state, x, label, d, rng_drop, target):
+    """Per-example (L_CTM [B], L_DSM [B]) for the draws `d` and the CTM `target`."""
+    ms = jax.lax.stop_gradient(method_state)
+    t, s = self.level(d["i"]), self.level(d["j"])
+    estimate = ctm_lib.ctm_estimate(
+        self.jump_fn(params, label, train=True, rng=rng_drop),
+        self.jump_fn(ms["target"], label, train=True, rng=rng_drop),
+        x + lib.bcast(t, x) * d["eps"],
+        t,
+        s,
+        self.sigma_min,
+    )
     ctm = lib.distance(estimate, target, self.metric, self.huber_c)
     sigma = d["dsm_sigma"]
     g = self.g_fn(params, label, train=True, rng=rng_drop)
     den = g(x + lib.bcast(sigma, x) * d["dsm_eps"], sigma, sigma)
-    dsm = dsm_weight(sigma, self.sigma_data) * lib.sq_norm(den, x) / float(np.prod(x.shape[1:]))
+    dsm = (
+        ctm_lib.dsm_weight(sigma, self.sigma_data)
+        * lib.sq_norm(den, x)
+        / float(np.prod(x.shape[1:]))
+    )
     return ctm, dsm
 
-  def balance(self, params, method_state, x, label, d, rng_drop):
+  def balance(self, params, method_state, x, label, d, rng_drop, target):
     """λ = clip(‖∇_W L_CTM‖/(‖∇_W L_DSM‖ + 1e-4), 0, 1e4) at the last layer's kernel W."""
     if self.dsm_weight >= 0:
       return jnp.float32(self.dsm_weight)
@@ -333,7 +286,7 @@ class CTM(base.Method):
     def means(w):
       p = dict(params)
       p[self.dsm_layer] = dict(layer, kernel=w) if leaf else w
-      ctm, dsm = self.terms(p, method_state, x, label, d, rng_drop)
+      ctm, dsm = self.terms(p, method_state, x, label, d, rng_drop, target)
       return jnp.mean(ctm), jnp.mean(dsm)
 
     w = layer[leaf] if leaf else layer
@@ -348,8 +301,9 @@ class CTM(base.Method):
     label = self.labels(batch)
     rng_d, rng_drop = jax.random.split(rng)
     d = self.draws(rng_d, x)
-    ctm, dsm = self.terms(params, method_state, x, label, d, rng_drop)
-    lam = self.balance(params, method_state, x, label, d, rng_drop)
+    target = self.target(params, method_state, x, label, d, rng_drop)  # once: no gradient
+    ctm, dsm = self.terms(params, method_state, x, label, d, rng_drop, target)
+    lam = self.balance(params, method_state, x, label, d, rng_drop, target)
     loss = jnp.mean(ctm) + lam * jnp.mean(dsm)
     metrics = {"ctm_loss": jnp.mean(ctm), "dsm_loss": jnp.mean(dsm), "dsm_lambda": lam}
     return loss, (dict(metrics, heun_steps=d["n"]), method_state)

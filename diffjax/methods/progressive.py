@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 from diffjax import solvers
 from diffjax.methods import base
-from diffjax.methods import ctm
+from diffjax.methods import ctm_lib
 from diffjax.methods import gaussian
 
 GUIDED_KEYS = ("stage", "w_min", "w_max", "w")
@@ -114,14 +114,14 @@ class ProgressiveDistillation(gaussian.GaussianDiffusion):
 
   def init_state_with_params(self, params) -> dict:
     if self.guided and self.stage == "guide":
-      params = ctm.without_interval(params)  # the teacher has no w input
+      params = ctm_lib.without_interval(params)  # the teacher has no w input
     return {"teacher": jax.tree.map(jnp.copy, params)}
 
   def start_from(self, state, loaded):
     student = loaded.ema_params
     if self.guided and self.stage == "guide":
       where = f"init_from={self.config.init_from!r}"
-      student = ctm.graft_interval(student, state.params, where, "guided-PD student")
+      student = ctm_lib.graft_interval(student, state.params, where, "guided-PD student")
     copy = lambda: jax.tree.map(jnp.copy, student)
     teacher = jax.tree.map(jnp.copy, loaded.ema_params)
     return state.replace(params=copy(), ema_params=copy(), method_state={"teacher": teacher})

@@ -15,6 +15,7 @@ from absl.testing import parameterized
 from diffjax import config_lib
 from diffjax import methods
 from diffjax.methods import ctm
+from diffjax.methods import ctm_lib
 from diffjax.solvers import adaptive
 from diffjax.solvers import consistency as consistency_solver
 from diffjax.solvers import testing
@@ -191,7 +192,7 @@ class LossTest(parameterized.TestCase):
     method = methods.make(_config(), _Data)
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
     student = method.init(jax.random.PRNGKey(1), {"x": x})
-    teacher = ctm.without_interval(method.init(jax.random.PRNGKey(2), {"x": x}))
+    teacher = ctm_lib.without_interval(method.init(jax.random.PRNGKey(2), {"x": x}))
     state = _State(student, student, method.init_state_with_params(student))
     new = method.start_from(state, _State(teacher, teacher, {}))
     t, s = jnp.linspace(0.1, 40.0, 6), jnp.linspace(0.01, 3.0, 6)
@@ -298,7 +299,7 @@ class ExactnessTest(parameterized.TestCase):
       i, j = jnp.full((8,), r), jnp.full((8,), 3 * r)
       t = method.level(i)
       x_t = x0 + t[:, None] * jax.random.normal(jax.random.PRNGKey(1), x0.shape)
-      est, tgt = ctm.ctm_pair(
+      est, tgt = ctm_lib.ctm_pair(
           _ode_map, _ode_map, _ode_map, GMM.denoiser, x_t, i, r, j, method.level, SIGMA_MIN
       )
       want = _ode_map(x_t, t, jnp.full((8,), SIGMA_MIN))

@@ -13,7 +13,7 @@ from absl.testing import absltest
 from diffjax import config_lib
 from diffjax import methods
 from diffjax import solvers
-from diffjax.methods import ctm
+from diffjax.methods import ctm_lib
 from diffjax.methods import progressive
 from diffjax.solvers import testing
 
@@ -176,7 +176,7 @@ class GuidedTest(absltest.TestCase):
     guided = methods.make(_guided_config("halve", w_min=0.0, w_max=0.0), _Labelled)
     params = plain.init(jax.random.PRNGKey(1), batch)
     fresh = guided.init(jax.random.PRNGKey(2), batch)
-    g_params = ctm.graft_interval(params, fresh, "test", "student")
+    g_params = ctm_lib.graft_interval(params, fresh, "test", "student")
     rng = jax.random.PRNGKey(3)
     want, _ = plain.loss_with_state(params, {"teacher": params}, batch, rng)
     got, _ = guided.loss_with_state(g_params, {"teacher": g_params}, batch, rng)
