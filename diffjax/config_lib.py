@@ -1072,3 +1072,39 @@ def student_grid(num_steps: int) -> dict:
   """`uniform_t` grid_kwargs of a progressive-distillation student: t = i/N, i = N … 1, then 0
   (t_min = 1/N; with N = 1 the grid is [t = 1, 0] and t_min only has to lie below t_max)."""
   return dict(t_min=1.0 / num_steps if num_steps > 1 else 0.5)
+
+
+def ctm(
+    *,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    rho: float = 7.0,
+    sigma_data: float = 0.5,
+    num_scales: int = 18,
+    max_heun_steps: int = 17,
+    num_steps: int = 1,
+    gamma: float = 0.0,
+    **method_kwargs,
+) -> dict:
+  """`schedule`, `method` and `sample` sections of CTM (methods/ctm.py), the official CIFAR-10
+  defaults (N = 18 levels, up to 17 teacher Heun steps); γ-sampling with `num_steps` jumps on the
+  ρ-grid from σ_max to σ_min."""
+  grid = dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+  return dict(
+      schedule=dict(kind="edm", **grid),
+      method=dict(
+          kind="ctm",
+          sigma_data=sigma_data,
+          num_scales=num_scales,
+          max_heun_steps=max_heun_steps,
+          **grid,
+          **method_kwargs,
+      ),
+      sample=sampler(
+          "ctm_gamma",
+          num_steps,
+          "karras",
+          grid_kwargs=dict(grid, append_zero=False),
+          solver_kwargs=dict(gamma=gamma),
+      ),
+  )

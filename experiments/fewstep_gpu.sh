@@ -7,7 +7,7 @@
 # Timeline (wall seconds from the start; every training is stopped by SIGTERM at its deadline, the
 # loop then saves and exits, and the run is evaluated from its last checkpoint):
 #   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow, shortcut from scratch
-#   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD and ECT start from it
+#   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD, ECT and CTM start from it
 #       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
 #       T + k·(S − T)/3), each evaluated while the next trains
 #   S   students stop (deadline T_STUDENTS); FD at 1, 2, 4 steps for every student, concurrently
@@ -30,7 +30,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
   arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
 else
-  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.11}  # up to 8 processes: 0.88 in all
+  export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.1}  # up to 9 processes: 0.9 in all
   T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390} T_END=${T_END:-520}
   TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
   SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
@@ -79,6 +79,9 @@ ect="--config=configs/ect/fashion_mnist.py:size=default${arg} $student"
 ect+=" --config.init_from=$W/edm --config.optim.warmup_steps=100"
 ect+=" --config.train.num_steps=${STUDENT_STEPS} --config.method.total_steps=${STUDENT_STEPS}"
 ect+=" --config.method.double_every_steps=$(( STUDENT_STEPS / 8 > 0 ? STUDENT_STEPS / 8 : 1 ))"
+ctm="--config=configs/ctm/fashion_mnist.py:size=default${arg} $student"
+ctm+=" --config.method.teacher=checkpoint --config.init_from=$W/edm --config.optim.warmup_steps=100"
+ctm+=" --config.train.num_steps=${STUDENT_STEPS}"
 mf="--config=configs/meanflow/fashion_mnist.py:size=default${arg} $student"
 mf+=" --config.train.num_steps=${SCRATCH_STEPS}"
 sc="--config=configs/shortcut/fashion_mnist.py:size=default${arg} $student"
@@ -91,7 +94,7 @@ for n in 4 2 1; do  # each round distils the previous one (the first: the EDM te
   eval "pd$n=\"\${pd/teacher=edm/steps=$n,teacher=edm} --config.init_from=$src\""
   src=$W/pd$n
 done
-for name in ct ict mf sc cd ect pd4 pd2 pd1; do
+for name in ct ict mf sc cd ect ctm pd4 pd2 pd1; do
   v=$name; [ $name = cd ] && v=cd_
   CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
 done
@@ -104,6 +107,7 @@ train edm "$T_TEACHER" ${CMD[edm]}
 evaluate edm ${CMD[edm]} &
 run cd "$T_STUDENTS" $cd_ &
 run ect "$T_STUDENTS" $ect &
+run ctm "$T_STUDENTS" $ctm &
 (
   k=1
   for n in 4 2 1; do
@@ -117,6 +121,6 @@ wait
 echo "all runs done at $(( $(date +%s) - start ))s"
 
 args=()
-for name in edm cd ct ict ect mf sc pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
+for name in edm cd ct ict ect ctm mf sc pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
 python3 experiments/fewstep_report.py --out="$out" --commit="$commit" \
   --wall_seconds=$(( $(date +%s) - start )) "${args[@]}"

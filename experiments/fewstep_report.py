@@ -32,6 +32,7 @@ TITLES = {
     "ct": "CT (Song et al. 2023), L2, s0 = 2, s1 = 150, μ0 = 0.9",
     "ict": "iCT (Song & Dhariwal 2023), pseudo-Huber",
     "ect": "ECT (Geng et al. 2024), from the teacher",
+    "ctm": "CTM (Kim et al. 2023), L2, DSM, no GAN, γ = 0",
     "mf": "MeanFlow (Geng et al. 2025), from scratch",
     "sc": "Shortcut model (Frans et al. 2024), from scratch",
     "pd4": "PD (Salimans & Ho 2022) round N = 4, from the teacher",
@@ -110,7 +111,7 @@ def main(argv):
       "",
       "PD rounds: a student of N steps is sampled with DDIM on its own N uniform-t steps; its FD "
       "at other step counts uses the same sampler with that many steps.",
-      "Not in this table (not implemented on this branch): guided PD, CTM.",
+      "Not in this table: guided PD (its stage 1 needs a class-conditional teacher).",
       "The issue's goal (1 step within 3× of the teacher's 35-NFE FD, 2 steps within 2×) needs "
       "training budgets of hours; these runs have minutes (train steps above).",
       "",

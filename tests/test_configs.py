@@ -51,6 +51,7 @@ FULL_RUN = {
     ("configs/mdlm/shakespeare.py", "smoke"),  # discrete × token_transformer
     ("configs/autoregressive/shakespeare.py", "smoke"),  # autoregressive × token_transformer
     ("configs/consistency_models/toy2d.py", "smoke"),  # consistency × mlp
+    ("configs/ctm/toy2d.py", "smoke"),  # ctm × mlp
     ("configs/meanflow/toy2d.py", "smoke"),  # meanflow × mlp
     ("configs/shortcut/toy2d.py", "smoke"),  # shortcut × mlp
     ("configs/progressive_distillation/toy2d.py", "smoke"),  # progressive_distillation × mlp

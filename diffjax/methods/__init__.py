@@ -8,6 +8,7 @@ from diffjax.methods import blurring_diffusion
 from diffjax.methods import classifier
 from diffjax.methods import cold
 from diffjax.methods import consistency
+from diffjax.methods import ctm
 from diffjax.methods import discrete
 from diffjax.methods import dsbm
 from diffjax.methods import gaussian
@@ -29,6 +30,7 @@ METHODS = {
     "discrete": discrete.Discrete,
     "autoregressive": autoregressive.Autoregressive,
     "consistency": consistency.Consistency,
+    "ctm": ctm.CTM,
     "progressive_distillation": progressive.ProgressiveDistillation,
     "meanflow": meanflow.MeanFlow,
     "shortcut": shortcut.Shortcut,
