@@ -6,12 +6,15 @@
 #
 # Timeline (wall seconds from the start; every training is stopped by SIGTERM at its deadline, the
 # loop then saves and exits, and the run is evaluated from its last checkpoint):
-#   0   EDM teacher (configs/edm/fashion_mnist.py)   | CT, iCT, MeanFlow, shortcut from scratch
+#   0   EDM teacher (configs/edm/fashion_mnist.py), alone on the GPU: everything else distils it
+#   C   CT, iCT, MeanFlow, shortcut from scratch start (T_SCRATCH): they compile while the teacher
+#       trains (first session-7 run: starting all five at 0, the teacher's compile took 100 s and
+#       it got 250 steps before its deadline)
 #   T   teacher stops (deadline T_TEACHER); its FD at Heun-35, CD, ECT and CTM start from it
 #       progressive distillation rounds N = 4, 2, 1 from it, one after the other (deadlines
 #       T + k·(S − T)/3), each evaluated while the next trains
 #   S   students stop (deadline T_STUDENTS); FD at 1, 2, 4 steps for every student, concurrently
-#   E   evaluations are cut at T_END (520 s); then the report (~10 s).
+#   E   evaluations are cut at T_END (535 s); then the report (~10 s).
 # The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
 # are far below the configs' defaults: the FDs show what a few minutes buy, not the papers' numbers.
 # SMOKE=1: a CPU try-out (tiny networks, a few steps, 16-sample FDs).
@@ -26,13 +29,15 @@ W=${WORKDIRS:-workdirs/fewstep}
 quiet="async_checkpointer\|checkpoint_manager\|orbax\|Xla\|cuda_"
 if [ "${SMOKE:-0}" = 1 ]; then
   export XLA_PYTHON_CLIENT_MEM_FRACTION=0.2
-  T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500} T_END=${T_END:-3000}  # slow CPU
+  T_SCRATCH=${T_SCRATCH:-0} T_TEACHER=${T_TEACHER:-500} T_STUDENTS=${T_STUDENTS:-1500}  # slow CPU
+  T_END=${T_END:-3000}
   TEACHER_STEPS=4 STUDENT_STEPS=4 SCRATCH_STEPS=4
   arg=",smoke" extra="--config.train.ckpt_every_steps=2 --config.eval.fd_num_samples=16"
 else
   export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.1}  # up to 9 processes: 0.9 in all
-  T_TEACHER=${T_TEACHER:-170} T_STUDENTS=${T_STUDENTS:-390} T_END=${T_END:-520}
-  TEACHER_STEPS=${TEACHER_STEPS:-4000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
+  T_SCRATCH=${T_SCRATCH:-100} T_TEACHER=${T_TEACHER:-160} T_STUDENTS=${T_STUDENTS:-420}
+  T_END=${T_END:-535}
+  TEACHER_STEPS=${TEACHER_STEPS:-8000} STUDENT_STEPS=${STUDENT_STEPS:-3000}
   SCRATCH_STEPS=${SCRATCH_STEPS:-6000}
   arg="" extra="--config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
   extra+=" --config.train.log_every_steps=100 --config.train.steps_per_jit=4"
@@ -99,10 +104,14 @@ for name in ct ict mf sc cd ect ctm pd4 pd2 pd1; do
   CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
 done
 
-run ct "$T_STUDENTS" $ct &
-run ict "$T_STUDENTS" $ict &
-run mf "$T_STUDENTS" $mf &
-run sc "$T_STUDENTS" $sc &
+(
+  sleep "$T_SCRATCH"
+  run ct "$T_STUDENTS" $ct &
+  run ict "$T_STUDENTS" $ict &
+  run mf "$T_STUDENTS" $mf &
+  run sc "$T_STUDENTS" $sc &
+  wait
+) &
 train edm "$T_TEACHER" ${CMD[edm]}
 evaluate edm ${CMD[edm]} &
 run cd "$T_STUDENTS" $cd_ &
