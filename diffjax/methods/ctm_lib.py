@@ -13,7 +13,7 @@ import numpy as np
 
 from diffjax.methods import consistency_lib as lib
 
-INTERVAL_PREFIX = "interval_"  # the s-embedding layers of models/unet.py and mlp.py
+INTERVAL_PREFIX = "interval_"  # the s-embedding layers of models/{unet,song_unet,mlp}.py
 
 
 def jump(g, x, t, s):

@@ -82,6 +82,7 @@ class SongUNet(nn.Module):
       *,
       train: bool,
       augment_labels: jax.Array | None = None,
+      interval_cond: jax.Array | None = None,
   ) -> jax.Array:
     """Raw output [B, H, W, C·(2 if learn_sigma)].
 
@@ -91,6 +92,9 @@ class SongUNet(nn.Module):
       label: [B] int32 labels in [0, num_classes] or None.
       train: dropout and label dropout on.
       augment_labels: [B, augment_dim] augmentation parameters, or None (= zeros, no augmentation).
+      interval_cond: [B] a second time input (CTM's s, MeanFlow's t − r, guided PD's w), embedded
+        like noise_cond and mapped by its own `interval_map` layer into the sum of conditionings
+        (as EDM adds labels and augmentation); networks called without it have no such layer.
     """
     if self.embedding_type not in ("positional", "fourier"):
       raise ValueError(
@@ -129,14 +133,19 @@ class SongUNet(nn.Module):
     )
 
     # Mapping network. EDM feeds [sin, cos] for both embeddings.
-    if self.embedding_type == "positional":
-      emb = embeddings.positional_embedding(
-          noise_cond, noise_ch, endpoint=True, flip_sin_to_cos=True
+    def embed(cond):
+      if self.embedding_type == "positional":
+        e = embeddings.positional_embedding(cond, noise_ch, endpoint=True, flip_sin_to_cos=True)
+      else:
+        e = embeddings.fourier_embedding(cond, noise_frequencies(self))
+        e = jnp.concatenate([e[:, noise_ch // 2 :], e[:, : noise_ch // 2]], axis=-1)
+      return e.astype(self.dtype)
+
+    emb = embed(noise_cond)
+    if interval_cond is not None:
+      emb = emb + nn.Dense(noise_ch, kernel_init=xavier, name="interval_map", **kw)(
+          embed(interval_cond)
       )
-    else:
-      emb = embeddings.fourier_embedding(noise_cond, noise_frequencies(self))
-      emb = jnp.concatenate([emb[:, noise_ch // 2 :], emb[:, : noise_ch // 2]], axis=-1)
-    emb = emb.astype(self.dtype)
     label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
       one_hot = jax.nn.one_hot(label, self.num_classes, dtype=self.dtype)  # null row -> zeros

@@ -3,6 +3,7 @@ from the teacher, γ-sampling against CM's sampler and the exact output law, and
 Gaussian mixture whose PF-ODE map (the exact teacher's trajectory) the adaptive solver computes."""
 
 import math
+import os
 
 import flax
 import jax
@@ -322,3 +323,22 @@ def test_gamma_sampling_of_the_method_is_the_solver():
   )
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   assert math.isclose(float(grid[-1]), SIGMA_MIN, rel_tol=1e-5)
+
+
+class _Image:
+  element_shape, num_classes = (8, 8, 3), 0
+
+
+def test_cifar10_student_is_the_edm_cifar10_teacher_plus_the_s_map():
+  # configs/ctm/cifar10.py distils a configs/edm/cifar10.py run: without its `interval_map` the
+  # student's parameter tree is the teacher's (what `start_from`'s graft requires).
+  shapes = {}
+  for name in ("edm", "ctm"):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = config_lib.load(os.path.join(repo, "configs", name, "cifar10.py"), "smoke")
+    method = methods.make(config, _Image)
+    batch = {"x": jnp.zeros((2, 8, 8, 3))}
+    shapes[name] = jax.eval_shape(method.init, jax.random.PRNGKey(0), batch)
+  assert set(shapes["ctm"]) - set(shapes["edm"]) == {"interval_map"}
+  student = ctm_lib.without_interval(shapes["ctm"])
+  assert jax.tree.map(lambda a: a.shape, student) == jax.tree.map(lambda a: a.shape, shapes["edm"])

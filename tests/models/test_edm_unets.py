@@ -70,6 +70,34 @@ class AugmentTest(chex.TestCase, parameterized.TestCase):
     chex.assert_trees_all_close(run(jnp.zeros((2, 9))), run(None), atol=1e-6)
     self.assertGreater(float(jnp.abs(run(jnp.ones((2, 9))) - run(None)).max()), 1e-4)
 
+  @parameterized.parameters("ddpmpp", "ncsnpp")
+  def test_interval_cond_is_one_more_map_into_the_conditioning_sum(self, kind):
+    # interval_cond adds `interval_map` (noise_ch -> noise_ch, with bias) on the embedding of the
+    # second time input; zeroed, the network is the one without it (CTM's graft from a teacher).
+    module = models.make(
+        dict(
+            kind=kind,
+            model_channels=8,
+            channel_mult=(1, 1),
+            num_blocks=1,
+            attn_resolutions=(),
+            dropout=0.0,
+        )
+    )
+    x, c, s = jnp.ones((2, 8, 8, 3)), jnp.array([0.1, -0.3]), jnp.array([-0.5, 0.2])
+    v = models.random_variables(module, x, c, interval_cond=s)
+    noise_ch = v["params"]["interval_map"]["kernel"].shape[0]
+    base = models.random_variables(module, x, c)
+    n = lambda tree: sum(a.size for a in jax.tree.leaves(tree))
+    self.assertEqual(n(v) - n(base), noise_ch * noise_ch + noise_ch)
+    run = jax.jit(lambda p, cond: module.apply(p, x, c, train=False, interval_cond=cond))
+    zeroed = {"params": dict(v["params"])}
+    zeroed["params"]["interval_map"] = jax.tree.map(jnp.zeros_like, v["params"]["interval_map"])
+    without = {"params": {k: a for k, a in v["params"].items() if k != "interval_map"}}
+    plain = jax.jit(lambda p: module.apply(p, x, c, train=False))(without)
+    chex.assert_trees_all_close(run(zeroed, s), plain, atol=1e-5, rtol=1e-5)  # float32 rounding
+    self.assertGreater(float(jnp.abs(run(v, s) - run(v, -s)).max()), 1e-5)
+
   def test_bad_options(self):
     x = jnp.ones((1, 8, 8, 3))
     for kw, word in [
