@@ -1,7 +1,7 @@
 """Two real processes (`jax.distributed`, 4 CPU devices each, gloo collectives) train, resume,
 evaluate and sample exactly as one process with 8 devices does: the multi-host code path (per-host
 data rows, the lock and config.json on process 0, orbax's multi-process checkpoints, SPMD sampling)
-run for real, on one machine."""
+run for real, on one machine, with OT-CFM's global-batch coupling on the host."""
 
 import json
 import os
@@ -22,7 +22,9 @@ from diffjax.train import inference
 from diffjax.train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOY = "configs/edm/toy2d.py"
+# OT-CFM: besides the runner, its exact coupling over the global batch is a host callback
+# (`core.couplings.host_assignment`) that both processes must answer identically.
+TOY = "configs/ot_cfm/toy2d.py"
 
 
 def _free_port() -> int:
