@@ -10,13 +10,13 @@ Sample grids `eval/fd_samples_<step>_<sampler>.png` are copied to `<out>/<name>_
 from __future__ import annotations
 
 import glob
-import json
 import os
-import re
 import shutil
 
 from absl import app
 from absl import flags
+
+import run_report_lib  # experiments/, the script's own folder
 
 _OUT = flags.DEFINE_string("out", None, "Output folder (holds <name>.log).", required=True)
 _RUN = flags.DEFINE_multi_string("run", [], "name=workdir.")
@@ -37,23 +37,6 @@ SAMPLERS = {
     "default": "the config's sampler",
     "naive": "Cold Diffusion Alg. 1 (naive)",
 }
-_STEP = re.compile(r"step (\d+)/(\d+) \|.*?([0-9.]+) steps/s")
-
-
-def _metrics(workdir: str) -> tuple[int, dict]:
-  files = sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json")))
-  if not files:
-    return -1, {}
-  step = int(os.path.basename(files[-1])[len("metrics_") : -len(".json")])
-  with open(files[-1]) as f:
-    return step, json.load(f)
-
-
-def _speed(log: str) -> str:
-  if not os.path.exists(log):
-    return "?"
-  rates = [float(m.group(3)) for m in _STEP.finditer(open(log).read())]
-  return f"{sorted(rates)[len(rates) // 2]:.1f}" if rates else "?"
 
 
 def main(argv):
@@ -84,8 +67,8 @@ def main(argv):
   ]
   pictures = []
   for name, workdir in runs:
-    step, metrics = _metrics(workdir)
-    speed = _speed(os.path.join(out, name + ".log"))
+    step, metrics = run_report_lib.latest_metrics(workdir)
+    speed = run_report_lib.median_speed(os.path.join(out, name + ".log"))
     fds = sorted(k for k in metrics if k.startswith("fd_fmnist_"))
     if not fds:
       lines.append(f"| {TITLES.get(name, name)} | — | {step} | {speed} | (no evaluation) |")

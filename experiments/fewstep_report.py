@@ -12,13 +12,13 @@ The first --run is the teacher (its `fd_fmnist_heun35`); the others are students
 from __future__ import annotations
 
 import glob
-import json
 import os
-import re
 import shutil
 
 from absl import app
 from absl import flags
+
+import run_report_lib  # experiments/, the script's own folder
 
 _OUT = flags.DEFINE_string("out", None, "Output folder (holds <name>.log).", required=True)
 _RUN = flags.DEFINE_multi_string("run", [], "name=workdir; the first is the teacher.")
@@ -39,23 +39,6 @@ TITLES = {
     "pd2": "PD round N = 2, from N = 4",
     "pd1": "PD round N = 1, from N = 2",
 }
-_STEP = re.compile(r"step (\d+)/(\d+) \|.*?([0-9.]+) steps/s")
-
-
-def _metrics(workdir: str) -> tuple[int, dict]:
-  files = sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json")))
-  if not files:
-    return -1, {}
-  step = int(os.path.basename(files[-1])[len("metrics_") : -len(".json")])
-  with open(files[-1]) as f:
-    return step, json.load(f)
-
-
-def _speed(log: str) -> str:
-  if not os.path.exists(log):
-    return "?"
-  rates = [float(m.group(3)) for m in _STEP.finditer(open(log).read())]
-  return f"{sorted(rates)[len(rates) // 2]:.1f}" if rates else "?"
 
 
 def _fmt(x) -> str:
@@ -70,7 +53,7 @@ def main(argv):
   runs = [r.split("=", 1) for r in _RUN.value]
   commands = dict(c.split("=", 1) for c in _COMMAND.value)
   (teacher, teacher_dir), students = runs[0], runs[1:]
-  t_step, t_metrics = _metrics(teacher_dir)
+  t_step, t_metrics = run_report_lib.latest_metrics(teacher_dir)
   t_fd = t_metrics.get("fd_fmnist_heun35")
   devices = jax.devices()
   lines = [
@@ -86,11 +69,11 @@ def main(argv):
       "| method | train steps | steps/s | FD 1 step | FD 2 steps | FD 4 steps | 1-step / teacher |",
       "|---|---|---|---|---|---|---|",
       f"| {TITLES.get(teacher, teacher)}, **35 NFE** | {t_step} | "
-      f"{_speed(os.path.join(out, teacher + '.log'))} | | | {_fmt(t_fd)} (35 NFE) | 1 |",
+      f"{run_report_lib.median_speed(os.path.join(out, teacher + '.log'))} | | | {_fmt(t_fd)} (35 NFE) | 1 |",
   ]
   pictures = []
   for name, workdir in runs:
-    step, metrics = _metrics(workdir)
+    step, metrics = run_report_lib.latest_metrics(workdir)
     for png in glob.glob(os.path.join(workdir, "eval", f"fd_samples_{step:08d}_*.png")):
       sampler = os.path.basename(png)[len(f"fd_samples_{step:08d}_") : -len(".png")]
       if name == teacher and sampler != "heun35":
@@ -103,7 +86,7 @@ def main(argv):
     fds = [metrics.get(f"fd_fmnist_step{n}") for n in (1, 2, 4)]
     ratio = _fmt(fds[0] / t_fd) if fds[0] is not None and t_fd else "—"
     lines.append(
-        f"| {TITLES.get(name, name)} | {step} | {_speed(os.path.join(out, name + '.log'))} | "
+        f"| {TITLES.get(name, name)} | {step} | {run_report_lib.median_speed(os.path.join(out, name + '.log'))} | "
         + " | ".join(_fmt(x) for x in fds)
         + f" | {ratio} |"
     )
