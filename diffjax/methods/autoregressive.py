@@ -46,10 +46,7 @@ class Autoregressive(base.Method):
 
   def init(self, rng, example_batch):
     x = jnp.asarray(example_batch["x"])
-    variables = self.model.init(
-        {"params": rng, "dropout": rng}, x, jnp.zeros(x.shape[:1]), None, train=False
-    )
-    return variables["params"]
+    return base.init_params(self.model, rng, x, jnp.zeros(x.shape[:1]), None)
 
   def log_probs(self, params, x, *, train=False, rng=None):
     """log p(x_l | x_{<l}) [B, L] of tokens x [B, L]."""

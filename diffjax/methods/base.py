@@ -131,14 +131,9 @@ class Method:
   def init_network(self, rng: jax.Array, example_batch: dict) -> Any:
     """The network's parameters for `example_batch` (noise conditioning of ones, eval mode)."""
     x = jnp.asarray(example_batch["x"])
-    variables = self.model.init(
-        {"params": rng, "dropout": rng},
-        x,
-        jnp.ones(x.shape[:1], jnp.float32),
-        self.labels(example_batch),
-        train=False,
+    return init_params(
+        self.model, rng, x, jnp.ones(x.shape[:1], jnp.float32), self.labels(example_batch)
     )
-    return variables["params"]
 
   def network_fn(self, params, label=None, *, train: bool = False, rng=None, **extra) -> Callable:
     """`fn(z_in, noise_cond) -> raw` of the network with fixed params, labels and extra inputs
@@ -151,6 +146,18 @@ class Method:
       )
 
     return fn
+
+
+def init_params(module, rng: jax.Array, *args, **kwargs) -> Any:
+  """`module.init({"params": rng, "dropout": rng}, *args, train=False, **kwargs)["params"]` as one
+  compiled program: called eagerly (tests, the CLI's restore paths), flax's init of a U-Net
+  otherwise dispatches thousands of single-op computations (seconds on a CPU). Inside an outer
+  `jit`/`eval_shape` it is simply traced."""
+
+  def init(rng, args, kwargs):
+    return module.init({"params": rng, "dropout": rng}, *args, train=False, **kwargs)["params"]
+
+  return jax.jit(init)(rng, args, kwargs)
 
 
 def check_keys(where: str, given: Mapping, allowed: tuple[str, ...]) -> None:

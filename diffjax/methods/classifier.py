@@ -66,9 +66,7 @@ class NoisyClassifier(base.Method):
 
   def init(self, rng, example_batch):
     x = jnp.asarray(example_batch["x"])
-    return self.model.init(
-        {"params": rng, "dropout": rng}, x, jnp.ones(x.shape[:1], jnp.float32), train=False
-    )["params"]
+    return base.init_params(self.model, rng, x, jnp.ones(x.shape[:1], jnp.float32))
 
   def logits(self, params, z, t, *, train=False, rng=None):
     """Logits [B, K] of z_t [B, ...] at t [B]."""

@@ -157,15 +157,9 @@ class CTM(base.Method):
   def init(self, rng, example_batch):
     x = jnp.asarray(example_batch["x"])
     ones = jnp.ones(x.shape[:1], jnp.float32)
-    variables = self.model.init(
-        {"params": rng, "dropout": rng},
-        x,
-        ones,
-        self.labels(example_batch),
-        train=False,
-        interval_cond=ones,
+    return base.init_params(
+        self.model, rng, x, ones, self.labels(example_batch), interval_cond=ones
     )
-    return variables["params"]
 
   def schedule(self, params=None):
     del params

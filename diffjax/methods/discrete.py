@@ -102,10 +102,7 @@ class Discrete(base.Method):
 
   def init(self, rng, example_batch):
     x = jnp.asarray(example_batch["x"])
-    variables = self.model.init(
-        {"params": rng, "dropout": rng}, x, jnp.ones(x.shape[:1]), None, train=False
-    )
-    return variables["params"]
+    return base.init_params(self.model, rng, x, jnp.ones(x.shape[:1]), None)
 
   def model_fn(self, params, *, train: bool = False, rng=None):
     """`fn(x_t, t) -> ` the process's quantity: log p (MDLM/DFM), log score (SEDD), p̃ (D3PM)."""

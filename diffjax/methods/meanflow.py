@@ -78,15 +78,9 @@ class MeanFlow(base.Method):
   def init(self, rng, example_batch):
     x = jnp.asarray(example_batch["x"])
     ones = jnp.ones(x.shape[:1], jnp.float32)
-    variables = self.model.init(
-        {"params": rng, "dropout": rng},
-        x,
-        ones,
-        self.labels(example_batch),
-        train=False,
-        interval_cond=ones,
+    return base.init_params(
+        self.model, rng, x, ones, self.labels(example_batch), interval_cond=ones
     )
-    return variables["params"]
 
   def sample_times(self, rng, batch: int):
     """(t, r) [B]: sorted logit-normal pairs, r = t for a fraction 1 − ratio."""

@@ -107,10 +107,7 @@ class ProgressiveDistillation(gaussian.GaussianDiffusion):
     x = jnp.asarray(example_batch["x"])
     ones = jnp.ones(x.shape[:1], jnp.float32)
     label = self.labels(example_batch)
-    variables = self.model.init(
-        {"params": rng, "dropout": rng}, x, ones, label, train=False, interval_cond=ones
-    )
-    return variables["params"]
+    return base.init_params(self.model, rng, x, ones, label, interval_cond=ones)
 
   def init_state_with_params(self, params) -> dict:
     if self.guided and self.stage == "guide":
