@@ -9,9 +9,7 @@ Sample grids `eval/fd_samples_<step>_<sampler>.png` are copied to `<out>/<name>_
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 
 from absl import app
 from absl import flags
@@ -78,11 +76,7 @@ def main(argv):
           f"| {TITLES.get(name, name)} | {SAMPLERS.get(sampler, sampler)} | {step} | {speed} | "
           f"{metrics[key]:.2f} |"
       )
-    for png in glob.glob(os.path.join(workdir, "eval", f"fd_samples_{step:08d}_*.png")):
-      sampler = os.path.basename(png)[len(f"fd_samples_{step:08d}_") : -len(".png")]
-      dst = f"{name}_{sampler}.png"
-      shutil.copy(png, os.path.join(out, dst))
-      pictures.append((name, sampler, dst))
+    pictures += run_report_lib.copy_sample_grids(workdir, step, name, out)
   lines += [
       "",
       "All three use the same small U-Net, batch 256, Adam 2e-4, EMA 0.999, and train side by side "
@@ -91,20 +85,8 @@ def main(argv):
       "IHDM's prior (a heavily blurred Gaussian image with Fashion-MNIST's per-image mean "
       "statistics) and cold diffusion's (a constant image) are data-free stand-ins for the papers' "
       "blurred training images / GMM (methods/ihdm.py, methods/cold.py).",
-      "",
-      "## Commands",
-      "",
-      "Each run: the command with `--mode=train` (stopped by SIGTERM at its deadline; the loop "
-      "saves and exits), then `--mode=eval`.",
-      "",
-      "```",
   ]
-  lines += [f"{commands.get(name, '?')}" for name, _ in runs]
-  lines += ["```", "", "## Sample grids (first 100 FD samples)", ""]
-  lines += [f"**{n}, {s}**\n\n![{n} {s}]({p})\n" for n, s, p in sorted(pictures)]
-  with open(os.path.join(out, "corruptions.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-  print("\n".join(lines[:20]))
+  run_report_lib.write_report(os.path.join(out, "corruptions.md"), lines, runs, commands, pictures)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ The first --run is the teacher (its `fd_fmnist_heun35`); the others are students
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 
 from absl import app
 from absl import flags
@@ -74,13 +72,8 @@ def main(argv):
   pictures = []
   for name, workdir in runs:
     step, metrics = run_report_lib.latest_metrics(workdir)
-    for png in glob.glob(os.path.join(workdir, "eval", f"fd_samples_{step:08d}_*.png")):
-      sampler = os.path.basename(png)[len(f"fd_samples_{step:08d}_") : -len(".png")]
-      if name == teacher and sampler != "heun35":
-        continue
-      dst = f"{name}_{sampler}.png"
-      shutil.copy(png, os.path.join(out, dst))
-      pictures.append((name, sampler, dst))
+    keep = (lambda sampler: sampler == "heun35") if name == teacher else None
+    pictures += run_report_lib.copy_sample_grids(workdir, step, name, out, keep)
     if name == teacher:
       continue
     fds = [metrics.get(f"fd_fmnist_step{n}") for n in (1, 2, 4)]
@@ -97,20 +90,10 @@ def main(argv):
       "Not in this table: guided PD (its stage 1 needs a class-conditional teacher).",
       "The issue's goal (1 step within 3× of the teacher's 35-NFE FD, 2 steps within 2×) needs "
       "training budgets of hours; these runs have minutes (train steps above).",
-      "",
-      "## Commands",
-      "",
-      "Each run: the command with `--mode=train` (stopped by SIGTERM at its deadline; the loop "
-      "saves and exits), then `--mode=eval`.",
-      "",
-      "```",
   ]
-  lines += [f"{commands.get(name, '?')}" for name, _ in runs]
-  lines += ["```", "", "## Sample grids (first 100 FD samples)", ""]
-  lines += [f"**{n}, {s}**\n\n![{n} {s}]({p})\n" for n, s, p in sorted(pictures)]
-  with open(os.path.join(out, "fewstep_fashion_mnist.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-  print("\n".join(lines[:20]))
+  run_report_lib.write_report(
+      os.path.join(out, "fewstep_fashion_mnist.md"), lines, runs, commands, pictures
+  )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the GPU scripts' report writers (fewstep_report.py, corruptions_report.py) read from their
-runs: a workdir's latest evaluation and a training log's median steps/s."""
+"""What the GPU scripts' report writers (fewstep_report.py, corruptions_report.py) share: a
+workdir's latest evaluation, a training log's median steps/s, the sample grids, and the report's
+commands and pictures sections."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import glob
 import json
 import os
 import re
+import shutil
 
 _STEP = re.compile(r"step (\d+)/(\d+) \|.*?([0-9.]+) steps/s")
 
@@ -28,3 +30,39 @@ def median_speed(log: str) -> str:
   with open(log) as f:
     rates = [float(m.group(3)) for m in _STEP.finditer(f.read())]
   return f"{sorted(rates)[len(rates) // 2]:.1f}" if rates else "?"
+
+
+def copy_sample_grids(workdir: str, step: int, name: str, out: str, keep=None) -> list:
+  """Copies the FD sample grids `<workdir>/eval/fd_samples_<step>_<sampler>.png` to
+  `<out>/<name>_<sampler>.png` (only samplers with `keep(sampler)`, if given); returns
+  [(name, sampler, file name)]."""
+  prefix = f"fd_samples_{step:08d}_"
+  pictures = []
+  for png in glob.glob(os.path.join(workdir, "eval", prefix + "*.png")):
+    sampler = os.path.basename(png)[len(prefix) : -len(".png")]
+    if keep is not None and not keep(sampler):
+      continue
+    dst = f"{name}_{sampler}.png"
+    shutil.copy(png, os.path.join(out, dst))
+    pictures.append((name, sampler, dst))
+  return pictures
+
+
+def write_report(path: str, lines: list, runs: list, commands: dict, pictures: list) -> None:
+  """Writes `lines`, then each run's command and the sample grids, to the markdown file `path`,
+  and prints its first lines."""
+  lines = list(lines) + [
+      "",
+      "## Commands",
+      "",
+      "Each run: the command with `--mode=train` (stopped by SIGTERM at its deadline; the loop "
+      "saves and exits), then `--mode=eval`.",
+      "",
+      "```",
+  ]
+  lines += [f"{commands.get(name, '?')}" for name, _ in runs]
+  lines += ["```", "", "## Sample grids (first 100 FD samples)", ""]
+  lines += [f"**{n}, {s}**\n\n![{n} {s}]({p})\n" for n, s, p in sorted(pictures)]
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  print("\n".join(lines[:20]))
