@@ -115,14 +115,13 @@ def _solve(
     guide_method,
     classifier_method,
 ):
-  cond, solver_kwargs_in = dict(cond), solver_kwargs
   rng_init, rng_solve = jax.random.split(rng)
   if noise is None:
     noise = jax.random.normal(rng_init, (num,) + method.element_shape)
-  den, solver_kwargs = conditioning.conditioned_denoiser(
-      method, params, label, data, cond, guide_method, classifier_method, clip_denoised
+  den, extra_kwargs = conditioning.conditioned_denoiser(
+      method, params, label, data, dict(cond), guide_method, classifier_method, clip_denoised
   )
-  solver_kwargs = {**dict(solver_kwargs_in), **solver_kwargs}
+  solver_kwargs = {**dict(solver_kwargs), **extra_kwargs}
   x_init = sigma_grid[0] * noise
   if "x_start" in data:
     x_init = data["x_start"] + x_init

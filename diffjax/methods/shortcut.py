@@ -116,9 +116,8 @@ class Shortcut(meanflow.MeanFlow):
     labels = self.labels(batch)
     target = eps - x
     if n:
-      target_fn = self.u_fn(
-          jax.lax.stop_gradient(target_params), None if labels is None else labels[:n]
-      )
+      # No gradient reaches θ⁻: shortcut_target stops it at the targets.
+      target_fn = self.u_fn(target_params, None if labels is None else labels[:n])
       boot = shortcut_target(target_fn, z[:n], t_boot, 0.5 * two_d)
       target = jnp.concatenate([boot, target[n:]])
     u_fn = self.u_fn(params, labels, train=True, rng=rng_drop)
