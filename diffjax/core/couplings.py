@@ -22,9 +22,9 @@ Solvers (cost [n, m] float):
                                             solves it with POT's `emd` on the host
   auction_assignment(cost)                  the same permutation on device (exact up to n·ε_final):
                                             no host round trip, but a `while_loop` of many tiny
-                                            bidding rounds; at B = 512 on 2-D toys it took 18–36 s
-                                            per batch on 2 CPU cores (SciPy: 0.04–0.09 s) and ~25 s
-                                            per train step on an H200, so it is opt-in
+                                            bidding rounds; at B = 512 on 2-D toys it takes 6–14 s
+                                            per batch on 2 CPU cores against SciPy's 0.05 s
+                                            (benchmarks/couplings.py), so it is opt-in
                                             (`method.coupling.assignment="auction"`)
   brute_force_assignment(cost)              permutation by enumerating all n! (n ≤ 8): the oracle
 """
