@@ -150,6 +150,9 @@ class ConfigBuildTest(_Data, chex.TestCase, parameterized.TestCase):
     self.assertEqual((metrics["loss"].shape, metrics["loss"].dtype), ((), jnp.float32))
     self.assertEqual(jax.tree.structure(new_state), jax.tree.structure(state))
     chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
+    # No weak types, so the second step and a resume reuse the first step's compiled program.
+    weak = [jax.tree_util.keystr(k) for k, x in jax.tree.leaves_with_path(state) if x.weak_type]
+    self.assertEqual(weak, [])
     sample = lambda params: exp.method.sample(params, jax.random.PRNGKey(1), SAMPLE_BATCH)
     try:
       samples = jax.eval_shape(sample, state.ema_params)

@@ -174,9 +174,13 @@ def _init_state(
   `num_posthoc_tracks` post-hoc EMA tracks."""
   rng_init, rng_train = jax.random.split(jax.random.PRNGKey(seed))
   params = method.init(rng_init, example_batch)
-  return state_lib.init_state(
+  state = state_lib.init_state(
       params, tx, rng_train, method.init_state_with_params(params), num_posthoc_tracks
   )
+  # Strong types throughout: a weak-typed leaf (e.g. a parameter initialised from a Python float)
+  # becomes strong after one update, so the second step (and every resume, which restores strong
+  # arrays) would trace and compile the step again.
+  return jax.tree.map(lambda x: x.astype(x.dtype) if getattr(x, "weak_type", False) else x, state)
 
 
 def restore_for_inference(config, workdir: str, devices=None):
@@ -200,5 +204,15 @@ def restore_for_inference(config, workdir: str, devices=None):
     raise FileNotFoundError(
         f"--workdir={workdir} has no readable checkpoint (all were moved to "
         f"{checkpoint.UNREADABLE}/)"
+    )
+  init_weight = state_lib.ema_init_weight(config.optim.ema, step, int(config.data.batch_size))
+  if init_weight > 0.1:
+    logging.warning(
+        "the EMA parameters used here are still %.0f%% the initial (untrained) network after %d "
+        "steps (optim.ema: %s); train longer or use a shorter EMA (optim.ema.decay, or kind "
+        "'halflife' with rampup_ratio)",
+        100 * init_weight,
+        step,
+        dict(config.optim.ema),
     )
   return exp, state, step

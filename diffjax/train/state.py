@@ -7,6 +7,7 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from diffjax.train import posthoc_ema
@@ -85,6 +86,23 @@ def ema_decay(ema, step: jax.Array, batch_size: int) -> jax.Array:
       halflife = jnp.minimum(halflife, nimg * ema.rampup_ratio)
     return 0.5 ** (batch_size / jnp.maximum(halflife, 1e-8))
   raise ValueError(f"optim.ema.kind={ema.kind!r}: expected 'constant' or 'halflife'")
+
+
+def ema_init_weight(ema, step: int, batch_size: int) -> float:
+  """The initial network's share of the EMA after `step` updates: the product of the decays β_k,
+  k = 0 … step-1 (`ema_decay`), computed on the host. A short run with a long constant EMA (0.9995
+  after 1000 steps: 0.61) evaluates mostly its random initialisation."""
+  if step <= 0:
+    return 1.0
+  if ema.kind == "constant":
+    return float(ema.decay) ** step
+  k = np.arange(step, dtype=np.float64)
+  halflife = np.full_like(k, float(ema.halflife_images))
+  if ema.rampup_ratio:
+    halflife = np.minimum(halflife, k * batch_size * ema.rampup_ratio)
+  with np.errstate(divide="ignore"):
+    log_w = np.sum(batch_size / np.maximum(halflife, 1e-8) * np.log(0.5))
+  return float(np.exp(log_w))
 
 
 def ema_update(ema_params, params, decay: jax.Array):

@@ -29,6 +29,25 @@ class EmaTest(chex.TestCase):
     beta = float(state_lib.ema_decay(ema, jnp.int32(10**6), batch))
     np.testing.assert_allclose(beta ** (500_000 / batch), 0.5, rtol=1e-4)
 
+  def test_init_weight_is_what_the_updates_leave_of_the_start(self):
+    """ema_init_weight equals running ema_update from 1 toward 0 (brute force) and the closed forms."""
+    batch = 64
+    for ema in (config_lib.ema_constant(0.9995), config_lib.ema_halflife(20_000, 0.05)):
+      ema = ml_collections.ConfigDict(ema)
+      w = 1.0
+      for step in range(300):
+        w *= float(state_lib.ema_decay(ema, jnp.int32(step), batch))
+      np.testing.assert_allclose(state_lib.ema_init_weight(ema, 300, batch), w, rtol=1e-4)
+    constant = ml_collections.ConfigDict(config_lib.ema_constant(0.9995))
+    self.assertAlmostEqual(state_lib.ema_init_weight(constant, 1000, batch), 0.60645, places=4)
+    self.assertEqual(state_lib.ema_init_weight(constant, 0, batch), 1.0)
+    # No ramp: the start halves every half-life of images.
+    plain = ml_collections.ConfigDict(config_lib.ema_halflife(6400, 0.0))
+    np.testing.assert_allclose(state_lib.ema_init_weight(plain, 300, batch), 0.125, rtol=1e-9)
+    # With the ramp, the first update (half-life 0) already forgets the start.
+    ramp = ml_collections.ConfigDict(config_lib.ema_halflife(6400, 0.05))
+    self.assertEqual(state_lib.ema_init_weight(ramp, 1, batch), 0.0)
+
   def test_ema_update_moves_toward_params(self):
     out = state_lib.ema_update({"w": jnp.zeros(3)}, {"w": jnp.ones(3)}, jnp.float32(0.9))
     chex.assert_trees_all_close(out, {"w": jnp.full(3, 0.1)})
