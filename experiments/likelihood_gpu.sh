@@ -32,10 +32,13 @@ else
 fi
 EDM_STEPS=${EDM_STEPS:-1200}     # one EDM run: post-hoc EMA, its bits/dim, memorization at n = 60k
 SNAP=${SNAP:-100}                # snapshot interval (2 tracks each)
-# Expected on one H200 shared with 3 other jobs (estimates, not measured here: no GPU): lane A
-# ~380 s (EDM training ~170 s with compilation), lane B ~290 s for the v-prediction and flow
-# bits/dim; the 1k-subset run is the first thing cut when the GPU is slower.
-OTHER_STEPS=${OTHER_STEPS:-500}  # v-prediction and flow runs, for their bits/dim only
+# Measured alone on one H200 (GPU_FRACTION=0.4, 2026-12-03, OTHER_STEPS=500): lane A 270 s (EDM
+# training 124 s with compilation), lane B 300 s; the 1k-subset run is cut first when slower.
+OTHER_STEPS=${OTHER_STEPS:-1200} # v-prediction and flow runs, for their bits/dim only (= EDM's)
+# The v-prediction and flow twins' constant EMA 0.9995 is still 78% the initial network after 500
+# steps (the first GPU run's ~8.5 bits/dim were those of an untrained model): EDM's ramped
+# half-life for all three, so the rows differ only in the parametrisation and loss.
+OTHER_EMA="--ema_halflife_images=${OTHER_EMA_HALFLIFE:-50000}"
 BPD_N=${BPD_N:-250}              # test images per PF-ODE bits/dim
 ODE_STEPS=${ODE_STEPS:-16}       # RK4 steps (4 jvp evaluations each); EDM also at half of them
 FD_N=${FD_N:-1000}               # samples per FD-FMNIST value
@@ -70,7 +73,7 @@ lane_b() {
   # v-prediction and flow matching, briefly trained, bits/dim; then a run on 1k training images.
   local key k cfg
   for key in vpred:v_prediction flow:flow_matching; do
-    k=${key%%:*} cfg="--config=configs/${key#*:}/fashion_mnist.py --workdir=$W/${key%%:*}"
+    k=${key%%:*} cfg="--config=configs/${key#*:}/fashion_mnist.py --workdir=$W/${key%%:*} $OTHER_EMA"
     run "train_$k" --stage=train $cfg --steps="$OTHER_STEPS" &&
       run "bpd_$k" --stage=pfode_bpd $cfg --num_examples="$BPD_N" --ode_steps="$ODE_STEPS"
   done

@@ -53,9 +53,13 @@ def write(json_path: str, md_path: str) -> None:
         out.append(
             f"| {k} | {_f(v['psnr'], 2)} | {_f(v['fd'])} | {v['inverse']} | {v['sampler']} |"
         )
-      else:
+      elif not k.endswith("_shown"):
         out.append(f"| {k} (measurement itself) | {_f(v, 2)} | | | |")
+    shown = {k[: -len("_shown")]: v for k, v in rows["inverse"].items() if k.endswith("_shown")}
+    dps = f" (pictures: {', '.join(shown.values())}, the best ζ by PSNR)" if shown else ""
     out += [
+        "",
+        f"DPS rows `_s<ζ>` sweep the step ζ{dps}.",
         "",
         "![inpainting](inpainting.png)",
         "",

@@ -54,9 +54,10 @@ def _header(title: str, stages: dict) -> list[str]:
         "",
     ]
   lines += [
-      f"- Commit: `{_COMMIT.value}`; device: {', '.join(devices)}, shared with other jobs; this "
-      "script ran two processes at a time, each with `XLA_PYTHON_CLIENT_MEM_FRACTION=0.1`, so its "
-      "stage times are those of a busy GPU.",
+      f"- Commit: `{_COMMIT.value}`; device: {', '.join(devices)}; this script runs two processes"
+      " at a time (each with `XLA_PYTHON_CLIENT_MEM_FRACTION` of "
+      f"{os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION', 'the default')}), so its stage times "
+      "are those of a shared GPU.",
       f"- Whole script: `{_COMMAND.value}`, {_WALL.value} s wall, compilation included.",
   ]
   return lines
@@ -95,7 +96,8 @@ def likelihood(out: str, stages: dict) -> None:
       "## Protocol",
       "- Models: the EDM, v-prediction and flow-matching Fashion-MNIST twins (same U-Net and data "
       "as experiments/results/fashion_mnist.md) trained **briefly** (steps below, not the table's "
-      "6000), EMA parameters. Their bits/dim are those of these short runs.",
+      "6000), EMA parameters (EDM's ramped half-life of 50k images for all three: "
+      "`--ema_halflife_images`). Their bits/dim are those of these short runs.",
       "- `diffjax/solvers/likelihood.py`: log p at σ_min by the PF-ODE dx/dσ = (x − D(x, σ))/σ "
       "from σ_min to σ_max, integrated in log σ with fixed RK4 steps (one program on every device); "
       "divergence by Hutchinson with one Rademacher probe per image, fixed along the path; prior "
