@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all format install fashion-mnist clean
+.PHONY: demo test test-all test-slow format install fashion-mnist clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ format: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m '' tests
+
+# Only the tests marked `slow` (CI runs them after `make test`).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m slow tests
 
 # Real Fashion-MNIST (70k images) from Debian's package; needs root. Files land in
 # /usr/share/datasets/fashion-mnist/ where diffjax looks by default.

@@ -56,8 +56,12 @@ class LearnedLogSNR(nn.Module):
   family = "vp"
 
   def setup(self):
-    self.lam_max = self.param("logsnr_max", lambda _: jnp.asarray(self.init_logsnr_max, jnp.float32))
-    self.lam_min = self.param("logsnr_min", lambda _: jnp.asarray(self.init_logsnr_min, jnp.float32))
+    self.lam_max = self.param(
+        "logsnr_max", lambda _: jnp.asarray(self.init_logsnr_max, jnp.float32)
+    )
+    self.lam_min = self.param(
+        "logsnr_min", lambda _: jnp.asarray(self.init_logsnr_min, jnp.float32)
+    )
     self.l1 = _DenseMonotone(1, kernel_init=nn.initializers.ones)
     if self.nonlinear:
       self.l2 = _DenseMonotone(self.num_features)

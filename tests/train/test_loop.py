@@ -11,6 +11,7 @@ import time
 from unittest import mock
 
 import chex
+import pytest
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -241,6 +242,7 @@ def _cli(workdir, *flags, **popen_kwargs):
 
 class KillTest(chex.TestCase):
 
+  @pytest.mark.slow  # three CLI runs (~40 CPU-s); .ci/run runs the slow tests after the default ones
   def test_sigkill_midway_then_rerun_equals_uninterrupted(self):
     base = self.create_tempdir().full_path
     flags = [
