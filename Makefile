@@ -24,17 +24,17 @@ FORMATTED := diffjax configs tests benchmarks experiments
 
 test: $(STAMP)
 	$(BIN)/pyink --check --quiet $(FORMATTED)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests
 
 format: $(STAMP)
 	$(BIN)/pyink --quiet $(FORMATTED)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m '' tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m '' tests
 
 # Only the tests marked `slow` (CI runs them after `make test`).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m slow tests
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m slow tests
 
 # Real Fashion-MNIST (70k images) from Debian's package; needs root. Files land in
 # /usr/share/datasets/fashion-mnist/ where diffjax looks by default.

@@ -23,3 +23,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.FLAGS.mark_as_parsed()
+
+
+# The heaviest tests (whole runner runs, ~10–50 CPU-s each) go first, so that with `-n 2
+# --dist worksteal` the cheap ones fill in around them instead of leaving one core idle at the end.
+_HEAVY_FIRST = ("FullRunTest", "KillTest", "CliLogTest", "test_vdm.py", "test_augment_wiring.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  items.sort(key=lambda item: not any(h in item.nodeid for h in _HEAVY_FIRST))

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from absl.testing import absltest
 
 from diffjax import config_lib
@@ -95,6 +96,7 @@ class FlopCountTest(absltest.TestCase):
 
 class ThroughputTest(absltest.TestCase):
 
+  @pytest.mark.slow  # .ci/run runs the slow tests after the default suite
   def test_tiny_rows(self):
     bench = _load("throughput")
     out = os.path.join(self.create_tempdir().full_path, "rows.jsonl")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import chex
+import pytest
 from absl.testing import parameterized
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,34 +34,39 @@ class CliErrorTest(chex.TestCase, parameterized.TestCase):
     self.assertTrue(lines[0].startswith("error: "), lines)
     self.assertIn(needle, lines[0])
 
-  @parameterized.named_parameters(
-      ("unknown_key", TOY, ["--config.does_not_exist=1"], "does_not_exist"),
-      ("unknown_nested_key", TOY, ["--config.model.foo=1"], "model.foo"),
-      ("wrong_type", TOY, ["--config.optim.lr=fast"], "optim.lr"),
-      ("missing_config_file", "configs/edm/nope.py:smoke", [], "configs/edm/nope.py"),
-      ("bad_config_arg", "configs/edm/toy2d.py:smoke,sise=big", [], "'sise'"),
-      ("bad_data_name", TOY, ["--config.data.name=nope"], "nope"),
-      (
-          "missing_data_path",
-          "configs/edm/fashion_mnist.py:smoke",
-          ["--config.data.path=/nonexistent/fmnist"],
-          "/nonexistent/fmnist",
-      ),
-  )
-  def test_fails_naming_the_problem_in_one_line(self, config, flags, needle):
+  def _fails_in_one_line(self, config, flags, *needles):
     workdir = self.create_tempdir().full_path
     rc, stdout, stderr = _run(workdir, config, *flags)
-    self.assertOneErrorLine(rc, stderr, needle)
+    for needle in needles:
+      self.assertOneErrorLine(rc, stderr, needle)
     self.assertNotIn("step 1/", stdout + stderr)  # failed before training started
     self.assertFalse(os.path.exists(os.path.join(workdir, "checkpoints", "1")))
 
-  def test_missing_data_says_how_to_get_it(self):
-    rc, _, stderr = _run(
-        self.create_tempdir().full_path,
+  # Each case is a fresh CLI process (~4 CPU-s): the default suite keeps one per kind of problem.
+  @parameterized.named_parameters(
+      ("unknown_nested_key", TOY, ["--config.model.foo=1"], "model.foo"),
+      ("wrong_type", TOY, ["--config.optim.lr=fast"], "optim.lr"),
+      ("missing_config_file", "configs/edm/nope.py:smoke", [], "configs/edm/nope.py"),
+  )
+  def test_fails_naming_the_problem_in_one_line(self, config, flags, needle):
+    self._fails_in_one_line(config, flags, needle)
+
+  @parameterized.named_parameters(
+      ("unknown_key", TOY, ["--config.does_not_exist=1"], "does_not_exist"),
+      ("bad_config_arg", "configs/edm/toy2d.py:smoke,sise=big", [], "'sise'"),
+      ("bad_data_name", TOY, ["--config.data.name=nope"], "nope"),
+  )
+  @pytest.mark.slow  # .ci/run runs the slow tests after the default suite
+  def test_more_problems_named_in_one_line(self, config, flags, needle):
+    self._fails_in_one_line(config, flags, needle)
+
+  def test_missing_data_is_named_with_how_to_get_it(self):
+    self._fails_in_one_line(
         "configs/edm/fashion_mnist.py:smoke",
-        "--config.data.path=/nonexistent/fmnist",
+        ["--config.data.path=/nonexistent/fmnist"],
+        "/nonexistent/fmnist",
+        "make fashion-mnist",
     )
-    self.assertOneErrorLine(rc, stderr, "make fashion-mnist")
 
   def test_eval_without_checkpoint(self):
     workdir = self.create_tempdir().full_path

@@ -7,6 +7,7 @@ import os
 import chex
 import jax
 import numpy as np
+import pytest
 
 from diffjax import config_lib
 from diffjax import data
@@ -21,6 +22,7 @@ CONFIG = os.path.join(REPO, "configs", "rectified_flow", "fashion_mnist.py")
 
 class ReflowTest(chex.TestCase):
 
+  @pytest.mark.slow  # .ci/run runs the slow tests after the default suite
   def test_pairs_then_reflow(self):
     fmnist, rf1, rf2 = (self.create_tempdir().full_path for _ in range(3))
     fashion_mnist.write_fake(fmnist, 24)

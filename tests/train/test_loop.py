@@ -152,6 +152,7 @@ def _traces(workdir):
 
 class ProfileTest(chex.TestCase):
 
+  @pytest.mark.slow  # .ci/run runs the slow tests after the default suite
   def test_profile_steps_write_one_trace_of_the_loop(self):
     workdir = self.create_tempdir().full_path
     loop.train_and_evaluate(

@@ -79,6 +79,7 @@ def _config(num_steps: int):
 
 class MultiProcessTest(absltest.TestCase):
 
+  @pytest.mark.slow  # .ci/run runs the slow tests after the default suite
   def test_two_processes_train_like_one_with_eight_devices(self):
     self.assertEqual(jax.device_count(), 8)
     one, two = self.create_tempdir().full_path, self.create_tempdir().full_path
