@@ -6,7 +6,9 @@ ancestral sampler with per-frequency α_{t|s}, σ_{t|s} (methods/blurring_diffus
   python -m diffjax.main --config=configs/blurring_diffusion/fashion_mnist.py --workdir=workdirs/bd
 
 Sampling takes the paper's 1000 uniform steps; fewer under-disperse at first order in 1/T (with the
-exact ε̂ too: tests/methods/test_blurring_diffusion.py), `--config.sample.num_steps=250` is 4× cheaper. Not run on a GPU yet (experiments/corruptions_gpu.sh).
+exact ε̂ too: tests/methods/test_blurring_diffusion.py), `--config.sample.num_steps=250` is 4×
+cheaper. First GPU run (~4,000 steps, experiments/corruptions_gpu.sh): FD-FMNIST 37.7 at 250 steps
+(experiments/results/corruptions/).
 """
 
 from diffjax import config_lib

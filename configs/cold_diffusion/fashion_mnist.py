@@ -8,7 +8,9 @@ deblurring (default) or demasking, small U-Net, L1 restoration loss, the improve
 generation from a constant image drawn from N(-0.56, 0.19²) per channel: the mean and spread of
 Fashion-MNIST's per-image means in [-1, 1] with the -1 padding (measured on the 60k training
 images: -0.562 ± 0.193; unpadded 28×28 they are -0.428 ± 0.252); a Gaussian in place of the
-paper's GMM. `--config.sample.solver=cold_naive` runs Alg. 1. Not run on a GPU yet.
+paper's GMM. `--config.sample.solver=cold_naive` runs Alg. 1. First GPU run (~4,000 steps):
+FD-FMNIST 379, the samples reach few modes from the constant prior
+(experiments/results/corruptions/).
 """
 
 from diffjax import config_lib
