@@ -26,5 +26,5 @@ for s in "$@"; do
   echo "$s rc=$? wall=$(( $(date +%s) - t0 ))s"
   tail -4 "/tmp/res/${s}_driver.log"
 done
-(cd /tmp && find res -type f -size -3M | tar czf "$OUT/res_$1.tgz" -T -)
+(cd /tmp && find res -type f -size -3M ! -name '*.gz' | tar czf "$OUT/res_$1.tgz" -T -)
 ls -la "$OUT"

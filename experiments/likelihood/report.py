@@ -30,6 +30,9 @@ _COMMAND = flags.DEFINE_string("command", "", "The command that ran the whole sc
 _WALL = flags.DEFINE_integer("wall_seconds", 0, "Wall time of the whole script.")
 _SKIPPED = flags.DEFINE_multi_string("skipped", [], "Stages cut by the time budget (informative).")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Mark the reports as a CPU smoke run.")
+_REPORTS = flags.DEFINE_list(
+    "reports", ["likelihood", "posthoc", "memorization"], "Which reports to write (also: curve)."
+)
 
 BPD_STAGES = (("edm", "EDM (Karras 2022)"), ("vpred", "v-prediction (Salimans & Ho 2022)"))
 BPD_STAGES += (("flow", "flow matching (Lipman 2023)"),)
@@ -134,7 +137,8 @@ def likelihood(out: str, stages: dict) -> None:
   _write(out, "likelihood.md", lines)
 
 
-def _plot(xs, ys, path) -> bool:
+def _plot(series: dict, path: str, xlabel: str, ylabel: str, xlog: bool = False) -> bool:
+  """One line per `series` entry {label: (xs, ys)}; False without matplotlib."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -143,10 +147,14 @@ def _plot(xs, ys, path) -> bool:
   except ImportError:
     return False
   fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=120)
-  ax.plot(xs, ys, "o-")
-  ax.set_xlabel("σ_rel")
-  ax.set_ylabel("FD-FMNIST")
-  ax.set_xscale("log")
+  for label, (xs, ys) in series.items():
+    ax.plot(xs, ys, "o-", label=label)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if xlog:
+    ax.set_xscale("log")
+  if len(series) > 1:
+    ax.legend()
   fig.savefig(path, bbox_inches="tight")
   plt.close(fig)
   return True
@@ -199,9 +207,11 @@ def posthoc(out: str, stages: dict) -> None:
           f"{h.get('sample_seconds_default', float('nan')):.0f} |"
       )
     if rows and _plot(
-        [r[0] for r in rows],
-        [r[1].get("fd_fmnist_default") for r in rows],
+        {"": ([r[0] for r in rows], [r[1].get("fd_fmnist_default") for r in rows])},
         os.path.join(out, "posthoc_ema_fd.png"),
+        "σ_rel",
+        "FD-FMNIST",
+        xlog=True,
     ):
       lines += ["", "![FD-FMNIST vs σ_rel](posthoc_ema_fd.png)"]
     if rows:
@@ -278,6 +288,51 @@ def memorization(out: str, stages: dict) -> None:
   _write(out, "memorization.md", lines)
 
 
+def memorization_curve(out: str, stages: dict) -> None:
+  """memorization_curve.md: the memorization metrics along training of each `curve_<n>` stage
+  (experiments/memorization_gpu.sh; run.py --memorization_every)."""
+  lines = _header("Memorization along training on Fashion-MNIST subsets (issue 16)", stages)
+  lines += [
+      "",
+      "## Protocol",
+      "- EDM Fashion-MNIST twin trained on the first n training images; every few steps the loop "
+      "evaluates its EMA parameters: samples from the config's Heun-35 sampler, their "
+      "nearest-neighbour ratio r = d₁/d₂ to the n training images, the copy fraction (r < 1/3), "
+      "and the denoising loss on training vs held-out images (gap = held-out − train); held-out "
+      "test images give the copy-free ratio (`diffjax/metrics/memorization.py`).",
+      "",
+      "| n train | step | epochs | copy fraction | median r | held-out median r "
+      "| loss gap σ = 0.5 | loss gap σ = 2 |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
+  series_copy, series_ratio = {}, {}
+  curves = sorted((s for k, s in stages.items() if k.startswith("curve_")), key=lambda s: s["name"])
+  for s in curves:
+    n = s["name"].split("_", 1)[1]
+    along = {int(k): v for k, v in s["metrics"].get("along", {}).items()}
+    batch = s.get("batch_size") or 0
+    num = s.get("num_train") or 0
+    for step in sorted(along):
+      m = along[step]
+      epochs = f"{step * batch / num:.3g}" if batch and num else ""
+      lines.append(
+          f"| {n} | {step} | {epochs} | {m['copy_fraction']:.3f} | {m['nn_ratio_median']:.3f} | "
+          f"{m['heldout_nn_ratio_median']:.3f} | {m.get('loss_gap_s0.5', float('nan')):+.4f} | "
+          f"{m.get('loss_gap_s2', float('nan')):+.4f} |"
+      )
+    steps = sorted(along)
+    series_copy[f"n = {n}"] = (steps, [along[k]["copy_fraction"] for k in steps])
+    series_ratio[f"n = {n}"] = (steps, [along[k]["nn_ratio_median"] for k in steps])
+  for name, series, ylabel in (
+      ("memorization_copy_fraction.png", series_copy, "copy fraction (r < 1/3)"),
+      ("memorization_nn_ratio.png", series_ratio, "median NN ratio r"),
+  ):
+    if series and _plot(series, os.path.join(out, name), "training step", ylabel):
+      lines += ["", f"![{ylabel}]({name})"]
+  lines += _commands(curves)
+  _write(out, "memorization_curve.md", lines)
+
+
 def _write(out: str, name: str, lines: list[str]) -> None:
   with open(os.path.join(out, name), "w") as f:
     f.write("\n".join(line for line in lines if line is not None) + "\n")
@@ -287,9 +342,11 @@ def _write(out: str, name: str, lines: list[str]) -> None:
 def main(argv):
   del argv
   stages = _load(_OUT.value)
-  likelihood(_OUT.value, stages)
-  posthoc(_OUT.value, stages)
-  memorization(_OUT.value, stages)
+  writers = dict(
+      likelihood=likelihood, posthoc=posthoc, memorization=memorization, curve=memorization_curve
+  )
+  for name in _REPORTS.value:
+    writers[name](_OUT.value, stages)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ exists only to set dict-valued config entries (e.g. one FD sampler) that the CLI
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -61,6 +62,12 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 1000, "Samples for the memori
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 0, "Training examples compared (0: all).")
 _SUBSET = flags.DEFINE_integer("subset", 0, "Train on the first n training images only (0: all).")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny CPU settings (the config's :smoke).")
+_MEM_EVERY = flags.DEFINE_integer(
+    "memorization_every",
+    0,
+    "--stage=train: memorization metrics (--num_samples samples against the --subset or --num_train"
+    " training images) every this many steps, collected under metrics['along'] (0: off).",
+)
 _EMA_HALFLIFE = flags.DEFINE_integer(
     "ema_halflife_images",
     0,
@@ -113,8 +120,22 @@ def main(argv):
     if _SNAPSHOT_EVERY.value:
       config.optim.posthoc_ema.snapshot_every_steps = _SNAPSHOT_EVERY.value
       overrides["optim.posthoc_ema.snapshot_every_steps"] = _SNAPSHOT_EVERY.value
+    if _MEM_EVERY.value:
+      config.train.eval_every_steps = _MEM_EVERY.value
+      config.eval.memorization.update(
+          num_samples=_NUM_SAMPLES.value,
+          num_train=_SUBSET.value or _NUM_TRAIN.value,
+          loss_num_examples=min(500, _NUM_SAMPLES.value),
+      )
     state = loop.train_and_evaluate(config, workdir)
     metrics = {"step": int(jax.device_get(state.step))}
+    if _MEM_EVERY.value:  # the loop's evaluations along training (when memorization begins)
+      metrics["along"] = {}
+      for path in sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json"))):
+        with open(path) as f:
+          metrics["along"][int(os.path.basename(path)[len("metrics_") : -len(".json")])] = (
+              json.load(f)
+          )
   elif stage == "pfode_bpd":
     config.eval.pfode_bpd_num_examples = _NUM_EXAMPLES.value
     by_steps = {}
@@ -152,6 +173,8 @@ def main(argv):
       num_devices=jax.device_count(),
       argv=" ".join(sys.argv),
       settings=dict(fd_num_samples=_FD_NUM.value, sigma_rels=_SIGMA_RELS.value, steps=_STEPS.value),
+      batch_size=int(config.data.batch_size),
+      num_train=_SUBSET.value,
       metrics=metrics,
   )
   os.makedirs(os.path.join(_OUT.value, "stages"), exist_ok=True)
