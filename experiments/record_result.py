@@ -21,6 +21,8 @@ import subprocess
 from absl import app
 from absl import flags
 
+import run_report_lib  # experiments/, the script's own folder
+
 _NAME = flags.DEFINE_string("name", None, "Result name (file stem).", required=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.", required=True)
 _COMMAND = flags.DEFINE_multi_string("command", [], "Command(s) that produced the run.")
@@ -70,8 +72,7 @@ def main(argv):
   workdir = _WORKDIR.value
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
-  metrics_files = sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json")))
-  metrics = json.load(open(metrics_files[-1])) if metrics_files else {}
+  _, metrics = run_report_lib.latest_metrics(workdir)
   lines = ["# " + _NAME.value, "", "## Commands", "", "```"] + _COMMAND.value + ["```", ""]
   lines += [f"- commit: `{_COMMIT.value or _commit()}`", f"- hardware: {_hardware()}"]
   if _TRAIN_LOG.value and os.path.exists(_TRAIN_LOG.value):

@@ -1,6 +1,6 @@
-"""What the GPU scripts' report writers (fewstep_report.py, corruptions_report.py) share: a
-workdir's latest evaluation, a training log's median steps/s, the sample grids, and the report's
-commands and pictures sections."""
+"""What the GPU scripts' report writers (fewstep_report.py, corruptions_report.py, record_result.py,
+likelihood/run.py) share: a workdir's evaluations, a training log's median steps/s, the sample
+grids, and the report's commands and pictures sections."""
 
 from __future__ import annotations
 
@@ -13,14 +13,29 @@ import shutil
 _STEP = re.compile(r"step (\d+)/(\d+) \|.*?([0-9.]+) steps/s")
 
 
+def _metric_files(workdir: str) -> list[tuple[int, str]]:
+  """(step, path) of each `<workdir>/eval/metrics_<step>.json`, by step."""
+  files = glob.glob(os.path.join(workdir, "eval", "metrics_*.json"))
+  return sorted((int(os.path.basename(p)[len("metrics_") : -len(".json")]), p) for p in files)
+
+
+def _read(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
 def latest_metrics(workdir: str) -> tuple[int, dict]:
   """(step, metrics) of `<workdir>/eval/metrics_<step>.json` with the largest step; (-1, {})."""
-  files = sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json")))
+  files = _metric_files(workdir)
   if not files:
     return -1, {}
-  step = int(os.path.basename(files[-1])[len("metrics_") : -len(".json")])
-  with open(files[-1]) as f:
-    return step, json.load(f)
+  step, path = files[-1]
+  return step, _read(path)
+
+
+def all_metrics(workdir: str) -> dict[int, dict]:
+  """{step: metrics} of every evaluation in `<workdir>/eval/` (the loop's periodic ones)."""
+  return {step: _read(path) for step, path in _metric_files(workdir)}
 
 
 def median_speed(log: str) -> str:

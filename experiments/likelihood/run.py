@@ -15,7 +15,6 @@ exists only to set dict-valued config entries (e.g. one FD sampler) that the CLI
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -25,10 +24,12 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run_report_lib
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax
 import numpy as np
+import run_report_lib
 
 from diffjax import config_lib
 from diffjax.data import fashion_mnist
@@ -130,12 +131,7 @@ def main(argv):
     state = loop.train_and_evaluate(config, workdir)
     metrics = {"step": int(jax.device_get(state.step))}
     if _MEM_EVERY.value:  # the loop's evaluations along training (when memorization begins)
-      metrics["along"] = {}
-      for path in sorted(glob.glob(os.path.join(workdir, "eval", "metrics_*.json"))):
-        with open(path) as f:
-          metrics["along"][int(os.path.basename(path)[len("metrics_") : -len(".json")])] = (
-              json.load(f)
-          )
+      metrics["along"] = run_report_lib.all_metrics(workdir)
   elif stage == "pfode_bpd":
     config.eval.pfode_bpd_num_examples = _NUM_EXAMPLES.value
     by_steps = {}
