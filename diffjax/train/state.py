@@ -96,6 +96,8 @@ def ema_init_weight(ema, step: int, batch_size: int) -> float:
     return 1.0
   if ema.kind == "constant":
     return float(ema.decay) ** step
+  # ema_decay's half-life formula again, in float64 on the host: its float32 product over ~10⁶
+  # steps would miss the closed forms the tests hold this to.
   k = np.arange(step, dtype=np.float64)
   halflife = np.full_like(k, float(ema.halflife_images))
   if ema.rampup_ratio:

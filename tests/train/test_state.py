@@ -30,7 +30,7 @@ class EmaTest(chex.TestCase):
     np.testing.assert_allclose(beta ** (500_000 / batch), 0.5, rtol=1e-4)
 
   def test_init_weight_is_what_the_updates_leave_of_the_start(self):
-    """ema_init_weight equals running ema_update from 1 toward 0 (brute force) and the closed forms."""
+    """ema_init_weight equals the product of ema_decay's per-step decays and the closed forms."""
     batch = 64
     for ema in (config_lib.ema_constant(0.9995), config_lib.ema_halflife(20_000, 0.05)):
       ema = ml_collections.ConfigDict(ema)
