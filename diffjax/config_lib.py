@@ -515,6 +515,15 @@ def evaluation(
 
 
 def mlp(width: int = 256, depth: int = 4, **kwargs) -> dict:
+  """`model` of the residual MLP (models/mlp.py).
+
+  Its default noise embedding, random Fourier features with frequencies ~ N(0, 16²) (NCSN++/EDM),
+  suits a noise_cond spanning a few units: EDM's c_noise = ¼ ln σ̃, or t ∈ [0, 1]. A network fed
+  1000·t (the "t" noise_cond's default scale, DDPM-style) needs `embedding="positional"`: Fourier
+  features of 1000·t turn ~3·10⁴ times over the range, an aliased time input (the I-CFM toy then
+  learned a field 10× off its exact one). tests/test_noise_embedding.py checks every shipped
+  config.
+  """
   return dict(kind="mlp", width=width, depth=depth, **kwargs)
 
 

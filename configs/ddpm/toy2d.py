@@ -17,7 +17,7 @@ def get_config(arg=None):
   config.data = dict(name=arg.dataset, batch_size=512)
   config.schedule = dict(kind="linear_beta", beta_min=0.1, beta_max=20.0)
   config.method = config_lib.gaussian("eps", "eps_mse", "uniform")
-  config.model = config_lib.mlp(width=256, depth=4)
+  config.model = config_lib.mlp(width=256, depth=4, embedding="positional")  # 1000·t input
   config.optim = config_lib.adam(2e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(num_steps, log_every_steps=500, ckpt_every_steps=1000)
   config.sample = config_lib.sampler("ddpm", 1000, "uniform_t")

@@ -18,7 +18,7 @@ def get_config(arg=None):
   config.data = dict(name=arg.dataset, batch_size=512)
   config.schedule = dict(kind="flow", sigma_min=0.0)
   config.method = config_lib.gaussian("flow", "flow", "uniform")
-  config.model = config_lib.mlp(width=256, depth=4)
+  config.model = config_lib.mlp(width=256, depth=4, embedding="positional")  # 1000·t input
   config.optim = config_lib.adam(2e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(num_steps, log_every_steps=500, ckpt_every_steps=1000)
   # Flow σ̃ = t/(1 − t) is infinite at t = 1: start at t = 0.999 (z ≈ 0.999·ε + 0.001·x).

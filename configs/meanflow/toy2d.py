@@ -16,7 +16,7 @@ def get_config(arg=None):
   config.data = dict(name="checkerboard", batch_size=512)
   config.schedule = dict(kind="rectified_flow", sigma_min=0.0)
   config.method = config_lib.meanflow()
-  config.model = config_lib.mlp(width=256, depth=4)
+  config.model = config_lib.mlp(width=256, depth=4, embedding="positional")  # 1000·t input
   config.optim = config_lib.adam(1e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(20_000, log_every_steps=500, ckpt_every_steps=1000)
   config.sample = config_lib.sampler("meanflow", 1, "uniform_t")

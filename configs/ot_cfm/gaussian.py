@@ -16,7 +16,7 @@ def get_config(arg=None):
   config.data = config_lib.gaussian_data(arg.dim, 256, mean=1.0, std=0.5)
   config.schedule = dict(kind="flow", sigma_min=0.0)
   config.method = config_lib.ot_cfm(arg.coupling)
-  config.model = config_lib.mlp(width=256, depth=3)
+  config.model = config_lib.mlp(width=256, depth=3, embedding="positional")  # 1000·t input
   config.optim = config_lib.adam(1e-3, warmup_steps=100, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(5000, log_every_steps=500, ckpt_every_steps=1000)
   config.sample = config_lib.sampler("euler", 20, "uniform_t", grid_kwargs=dict(t_max=0.999))

@@ -17,7 +17,7 @@ def get_config(arg=None):
   config.method = dict(
       kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25, bootstrap_ema=0.999
   )
-  config.model = config_lib.mlp(width=256, depth=4)
+  config.model = config_lib.mlp(width=256, depth=4, embedding="positional")  # 1000·t input
   config.optim = config_lib.adam(1e-3, warmup_steps=200, ema=config_lib.ema_constant(0.995))
   config.train = config_lib.train(20_000, log_every_steps=500, ckpt_every_steps=1000)
   config.sample = config_lib.sampler("shortcut", 1, "uniform_t")
