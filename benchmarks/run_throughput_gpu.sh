@@ -18,6 +18,12 @@
 #   fmnist_bf16_k4    configs/edm/fashion_mnist.py's small U-Net, bfloat16, steps_per_jit 4: train
 #   dit_b2            DiT-B/2 on 32x32x4 latents, EDM preconditioning, batch 256: train, heun18
 #   fmnist_bf16_k1    the same U-Net, steps_per_jit 1 (k = 4's baseline): train
+# Not in the default ROWS, XLA:GPU flag variants of two rows (the same process, XLA_FLAGS set; a
+# flag this jaxlib does not know aborts the row at start-up, costing seconds):
+#   fmnist_cmdbuf, c10_cmdbuf   every command type XLA can record into CUDA graphs, from one
+#                     kernel up (the small U-Net is launch-bound: ~1800 kernels per step, 73 %
+#                     under 5 µs; a graph replays them without one host launch each)
+#   c10_notriton      convolution-net GEMMs and fusions without Triton (cuBLAS only)
 #
 # Carry (the device `run` tool's carry=[".whl", ".edm"]):
 #   .whl/ml_collections-1.1.0-py3-none-any.whl  the image has no ml-collections (configs, Experiment)
@@ -87,6 +93,13 @@ want fmnist_bf16_k4 && row 60 200 "${FM[@]}" --name fmnist_bf16_k4 --steps_per_j
 want fmnist_bf16_k1 && row 60 170 "${FM[@]}" --name fmnist_bf16_k1
 want dit_b2 && row 50 150 --model dit --variant B/2 --latent 32x32x4 --name dit_b2 \
   --set model.dtype=bfloat16 --steps 10 --repeats 3 --warmup 2 --samplers heun18 --sample_repeats 1
+CMDBUF="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUDNN,CUSTOM_CALL"
+CMDBUF+=" --xla_gpu_graph_min_graph_size=1"
+want fmnist_cmdbuf && XLA_FLAGS="$CMDBUF" row 60 170 "${FM[@]}" --name fmnist_cmdbuf
+want c10_cmdbuf && XLA_FLAGS="$CMDBUF" row 70 180 "${C10[@]}" --name c10_cmdbuf \
+  --set model.dtype=bfloat16 --samplers heun18
+want c10_notriton && XLA_FLAGS="--xla_gpu_enable_triton_gemm=false" row 70 180 "${C10[@]}" \
+  --name c10_notriton --set model.dtype=bfloat16 --samplers heun18
 want edm_compile && row 120 420 --name edm --only_edm --compare-edm .edm --edm_modes bf16_compile \
   --edm_timeout 400 --steps 4 --repeats 3 --warmup 2
 

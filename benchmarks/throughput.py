@@ -883,6 +883,7 @@ def main(argv=None) -> list[dict]:
       model=str(config.model.kind),
       dtype=str(config.model.get("dtype", "float32")),
       matmul_precision=getattr(jax.config, "jax_default_matmul_precision", None),
+      xla_flags=os.environ.get("XLA_FLAGS", ""),  # a row's flag variant (run_throughput_gpu.sh)
   )
   log(
       f"{base['name']} on {dev.device_kind}; MFU assumes a peak of {args.peak_tflops} dense bf16 "

@@ -18,6 +18,11 @@
 # The same small U-Net (configs' fashion_mnist twin, ~6 M parameters) everywhere. The step counts
 # are far below the configs' defaults: the FDs show what a few minutes buy, not the papers' numbers.
 # SMOKE=1: a CPU try-out (tiny networks, a few steps, 16-sample FDs).
+# Two calls, for a teacher worth distilling (session 7: 250 steps in 160 s shared): the first with
+# TEACHER_ONLY=1 trains the teacher alone until T_TEACHER (default then 480 s) and evaluates it; the
+# next call on the same machine (workdirs/ survives while it stays warm) finds $W/edm/checkpoints,
+# skips the teacher's training and starts every student at once (T_SCRATCH = T_TEACHER = 0). On a
+# fresh machine the second call trains the teacher as above.
 # Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
@@ -42,6 +47,11 @@ else
   arg="" extra="--config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
   extra+=" --config.train.log_every_steps=100 --config.train.steps_per_jit=4"
 fi
+teacher_ready=0
+if [ -n "$(ls "$W/edm/checkpoints" 2>/dev/null)" ] && [ "${TEACHER_ONLY:-0}" != 1 ]; then
+  teacher_ready=1 T_SCRATCH=0 T_TEACHER=0  # trained by an earlier TEACHER_ONLY call
+fi
+[ "${TEACHER_ONLY:-0}" = 1 ] && [ "${SMOKE:-0}" != 1 ] && T_TEACHER=${T_TEACHER_ONLY:-480}
 common="--config.data.path=${data} --config.eval.fd_classifier_dir=${classifier} ${extra}"
 # Students: a shorter EMA than the twin's 0.9995 (a 1400-step window) for runs of a few thousand steps.
 student="--config.optim.ema.decay=0.999"
@@ -104,6 +114,13 @@ for name in ct ict mf sc cd ect ctm pd4 pd2 pd1; do
   CMD[$name]="python3 -m diffjax.main ${!v} --workdir=$W/$name $common"
 done
 
+if [ "${TEACHER_ONLY:-0}" = 1 ]; then
+  train edm "$T_TEACHER" ${CMD[edm]}
+  T_END=$(( T_TEACHER + 60 )) evaluate edm ${CMD[edm]}
+  cp "$out/edm.log" "$out/edm_teacher_only.log"
+  echo "teacher only: done at $(( $(date +%s) - start ))s"
+  exit 0
+fi
 (
   sleep "$T_SCRATCH"
   run ct "$T_STUDENTS" $ct &
@@ -112,8 +129,12 @@ done
   run sc "$T_STUDENTS" $sc &
   wait
 ) &
-train edm "$T_TEACHER" ${CMD[edm]}
-evaluate edm ${CMD[edm]} &
+if [ "$teacher_ready" = 1 ]; then
+  echo "edm: teacher trained by the previous (TEACHER_ONLY) call, not trained here" >> "$out/edm.log"
+else
+  train edm "$T_TEACHER" ${CMD[edm]}
+  evaluate edm ${CMD[edm]} &  # (a ready teacher was evaluated by its own call)
+fi
 run cd "$T_STUDENTS" $cd_ &
 run ect "$T_STUDENTS" $ect &
 run ctm "$T_STUDENTS" $ctm &
