@@ -55,10 +55,31 @@ class ColdTest(absltest.TestCase):
     x1 = jnp.broadcast_to(
         config.method.prior_mean + config.method.prior_std * noise[:, :1, :1], out.shape
     )
-    want = cold.cold_sample(
-        method.restore_fn(params), method.degrade, x1, jnp.linspace(1.0, 0.0, 4), True
+    # ... plus the per-pixel perturbation n (std prior_pixel_std, from fold_in(key, 7)), which the
+    # chain starts with and the result loses again (the official generation code's symmetry breaker).
+    n = config.method.prior_pixel_std * jax.random.normal(
+        jax.random.fold_in(jax.random.key(1), 7), out.shape
+    )
+    self.assertGreater(config.method.prior_pixel_std, 0.0)
+    want = (
+        cold.cold_sample(
+            method.restore_fn(params), method.degrade, x1 + n, jnp.linspace(1.0, 0.0, 4), True
+        )
+        - n
     )
     chex.assert_trees_all_close(got, want, atol=1e-5)
+    # Without it the start is constant per channel: a sample is a function of one number.
+    config.method.prior_pixel_std = 0.0
+    flat = cold.ColdDiffusion(config, element_shape=(8, 8, 1))
+    got0 = flat.sample(params, jax.random.key(1), 2, num_steps=3, noise=noise)
+    want0 = cold.cold_sample(
+        method.restore_fn(params), method.degrade, x1, jnp.linspace(1.0, 0.0, 4), True
+    )
+    chex.assert_trees_all_close(got0, want0, atol=1e-5)
+    config.method.prior_pixel_std = -1.0
+    with self.assertRaisesRegex(ValueError, "method.prior_pixel_std"):
+      cold.ColdDiffusion(config, element_shape=(8, 8, 1))
+    config.method.prior_pixel_std = 0.002
     loss, _ = method.loss(params, {"x": self.x0}, jax.random.key(2))
     self.assertTrue(bool(jnp.isfinite(loss)))
     config.method.degradation = "snow"
