@@ -24,6 +24,9 @@
 #                     kernel up (the small U-Net is launch-bound: ~1800 kernels per step, 73 %
 #                     under 5 µs; a graph replays them without one host launch each)
 #   c10_notriton      convolution-net GEMMs and fusions without Triton (cuBLAS only)
+#   c10_rbg           JAX_DEFAULT_PRNG_IMPL=rbg: dropout 0.13's bits from the rbg generator instead
+#                     of threefry (DDPM++ draws a mask for every residual block's activations;
+#                     the small U-Net has no dropout)
 #
 # Carry (the device `run` tool's carry=[".whl", ".edm"]):
 #   .whl/ml_collections-1.1.0-py3-none-any.whl  the image has no ml-collections (configs, Experiment)
@@ -100,6 +103,8 @@ want c10_cmdbuf && XLA_FLAGS="$CMDBUF" row 70 180 "${C10[@]}" --name c10_cmdbuf 
   --set model.dtype=bfloat16 --samplers heun18
 want c10_notriton && XLA_FLAGS="--xla_gpu_enable_triton_gemm=false" row 70 180 "${C10[@]}" \
   --name c10_notriton --set model.dtype=bfloat16 --samplers heun18
+want c10_rbg && JAX_DEFAULT_PRNG_IMPL=rbg row 70 180 "${C10[@]}" --name c10_rbg \
+  --set model.dtype=bfloat16 --samplers none
 want edm_compile && row 120 420 --name edm --only_edm --compare-edm .edm --edm_modes bf16_compile \
   --edm_timeout 400 --steps 4 --repeats 3 --warmup 2
 

@@ -884,6 +884,7 @@ def main(argv=None) -> list[dict]:
       dtype=str(config.model.get("dtype", "float32")),
       matmul_precision=getattr(jax.config, "jax_default_matmul_precision", None),
       xla_flags=os.environ.get("XLA_FLAGS", ""),  # a row's flag variant (run_throughput_gpu.sh)
+      prng_impl=str(jax.config.jax_default_prng_impl),
   )
   log(
       f"{base['name']} on {dev.device_kind}; MFU assumes a peak of {args.peak_tflops} dense bf16 "
