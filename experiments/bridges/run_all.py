@@ -35,15 +35,15 @@ from absl import flags
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # quick_train
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import gaussian_sb as gaussian_sb_experiment
+import quick_train
 from diffjax import config_lib
 from diffjax import data
-from diffjax.core import couplings
 from diffjax.methods import sampling
 from diffjax.metrics import fd_fmnist
-from diffjax.train import experiment
 from diffjax.train import progress
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -69,33 +69,6 @@ def _config(path, arg, **overrides):
       node = node[p]
     node[name] = v
   return config
-
-
-def _train(config, num_steps, deadline, chunk, min_steps=0):
-  """Trains `config` with the jitted step (chunks of `chunk` steps) until num_steps or deadline,
-  but at least min_steps; returns (experiment, state, steps trained, seconds of training).
-
-  The deadline moves by the set-up time (experiment, data, initial state, compile): otherwise a
-  section pays it from its share (GPU runs: 10 of I-CFM's 1000 steps when only the state was
-  built first; 0 transfer steps when the data loading was not counted)."""
-  t_setup = time.perf_counter()
-  exp = experiment.Experiment(config)
-  state = jax.jit(exp.init_state, out_shardings=exp.state_sharding)()
-  steps_fn = exp.jit_train_steps(chunk).lower(state, exp.global_batches(0, chunk)).compile()
-  deadline += time.perf_counter() - t_setup
-  t0, step = time.perf_counter(), 0
-  while step + chunk <= num_steps and (step < min_steps or time.perf_counter() < deadline):
-    state, metrics = steps_fn(state, exp.global_batches(step, chunk))
-    step += chunk
-  jax.block_until_ready(state)
-  return exp, state, step, time.perf_counter() - t0
-
-
-def _w2(a, b):
-  """Exact W2 between two equal-size point sets (optimal assignment on device)."""
-  cost = couplings.pairwise_sq_dists(jnp.asarray(a), jnp.asarray(b))
-  perm = jax.jit(couplings.host_assignment)(cost)
-  return float(jnp.sqrt(jnp.mean(cost[jnp.arange(cost.shape[0]), perm])))
 
 
 def _velocity(exp, params):
@@ -156,7 +129,7 @@ def toys(smoke, deadline, out):
       config = _config(path, f"{arg},dataset={ds_name}", **{"data.batch_size": 256})
       if smoke:
         config.model.update(width=32, depth=2)
-      exp, state, done, secs = _train(config, steps, time.perf_counter() + share, 10)
+      exp, state, done, secs = quick_train.train(config, steps, time.perf_counter() + share, 10)
       ref = data.make(config.data, seed=5, split="test").batch(0)["x"]
       while len(ref) < n:
         ref = np.concatenate(
@@ -170,8 +143,8 @@ def toys(smoke, deadline, out):
           method=name,
           steps=done,
           train_s=secs,
-          w2_100=_w2(z100, ref[:n]),
-          w2_1=_w2(z1, ref[:n]),
+          w2_100=quick_train.exact_w2(z100, ref[:n]),
+          w2_1=quick_train.exact_w2(z1, ref[:n]),
           path_length=float(length),
           straightness=float(disp / length),
       )
@@ -216,7 +189,7 @@ def fmnist(smoke, deadline, out, fmnist_dir, classifier_dir):
     # The twin's constant EMA 0.9995 still holds 61% of the initial network after 1000 steps (the
     # first GPU run's FD ~420 came from that): EDM's ramped half-life instead.
     config.optim.ema = ml_collections.ConfigDict(config_lib.ema_halflife(50_000, 0.05))
-    exp, state, done, secs = _train(
+    exp, state, done, secs = quick_train.train(
         config, steps, time.perf_counter() + share * 0.7, 2 if smoke else 10
     )
     row = dict(method=name, steps=done, train_s=secs, batch=config.data.batch_size)
@@ -244,7 +217,7 @@ def transfer(smoke, deadline, out, fmnist_dir):
   # Both IMF iterations train in full however late the section starts (a deadline would cut the
   # second, forward, network): pictures of an untrained network are worse than a late report.
   # 800 steps of this DSBM take well under a minute on one GPU.
-  exp, state, done, secs = _train(
+  exp, state, done, secs = quick_train.train(
       config, 2 * steps, deadline, 1 if smoke else 10, min_steps=2 * steps
   )
   test = data.make(config.data, seed=3, split="test").batch(0)
