@@ -1079,6 +1079,22 @@ def noisy_classifier(
   return config
 
 
+def euler_steps(num_steps: int, t_max: float = 0.999) -> dict:
+  """A sample/fd_samplers entry: `num_steps` Euler steps on t uniform from t_max to 0, the few-step
+  grid of rectified flow and flow matching (t = t_max·i/N, i = N … 1, then 0).
+
+  `uniform_t`'s default t_min = 10⁻³ instead puts the last of N levels at t = 10⁻³, so the last
+  step (10⁻³ → 0) is nearly wasted and "4 steps" move like 3 (the session-6 to -9 `euler4` rows).
+  """
+  t_min = t_max / num_steps if num_steps > 1 else t_max / 2  # unused with 1 step (one level)
+  return dict(
+      solver="euler",
+      num_steps=num_steps,
+      grid="uniform_t",
+      grid_kwargs=dict(t_max=t_max, t_min=t_min),
+  )
+
+
 def student_grid(num_steps: int) -> dict:
   """`uniform_t` grid_kwargs of a progressive-distillation student: t = i/N, i = N … 1, then 0
   (t_min = 1/N; with N = 1 the grid is [t = 1, 0] and t_min only has to lie below t_max)."""

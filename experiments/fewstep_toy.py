@@ -72,7 +72,11 @@ def main(argv):
       floor = quick_train.exact_w2(_points(config.data, n, seed=6), ref)
     row = dict(method=label, config=path, steps=done, train_s=round(secs, 1), w2={})
     for k in calls:
-      x = np.asarray(exp.method.sample(state.ema_params, jax.random.PRNGKey(1), n, num_steps=k))
+      # Flow matching's few-step rows: k equal Euler steps of t down to 0 (its config's 100-step
+      # grid ends at t = 10⁻³, which would make "4 steps" move like 3: config_lib.euler_steps).
+      few_euler = path.startswith("flow_matching") and k <= 4
+      overrides = config_lib.euler_steps(k) if few_euler else dict(num_steps=k)
+      x = np.asarray(exp.method.sample(state.ema_params, jax.random.PRNGKey(1), n, **overrides))
       row["w2"][k] = quick_train.exact_w2(x.reshape(n, -1), ref)
       if k == 1:
         name = path.split("/")[0]

@@ -108,6 +108,15 @@ class PaperHelpersTest(chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "skip='cubic'"):
       config_lib.ddim_sampler(10, "cubic")
 
+  @parameterized.parameters(1, 2, 4)
+  def test_euler_steps_are_uniform_in_t_down_to_zero(self, n):
+    sample = config_lib.euler_steps(n)
+    sigmas = solvers.grid(
+        sample["grid"], n, schedule=schedules.make("flow"), **sample["grid_kwargs"]
+    )
+    t = 0.999 * np.arange(n, -1, -1) / n  # N equal steps of t from 0.999 to 0
+    np.testing.assert_allclose(sigmas, t / (1.0 - t), rtol=1e-4)  # flow σ̃ = t/(1 − t), float32
+
   def test_steps_for_images(self):
     self.assertEqual(config_lib.steps_for_images(200e6, 512), 390_625)  # EDM CIFAR-10
     self.assertEqual(config_lib.steps_for_images(10e6, 512), 19_532)  # ⌈19 531.25⌉

@@ -17,14 +17,15 @@ from diffjax import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, size="default", smoke=False, coupling="exact")
-  euler = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
   config = config_lib.fashion_mnist_twin(
       arg.size,
       schedule=dict(kind="flow", sigma_min=0.0),
       method=config_lib.ot_cfm(arg.coupling),
       sample=config_lib.sampler(**config_lib.HEUN35),
   )
-  config.eval.fd_samplers = dict(euler1=euler, euler4=dict(euler, num_steps=4), heun35={})
+  config.eval.fd_samplers = dict(
+      euler1=config_lib.euler_steps(1), euler4=config_lib.euler_steps(4), heun35={}
+  )
   if arg.smoke:
     config_lib.shrink(config)
   return config

@@ -56,8 +56,7 @@ def get_config(arg=None):
       sample=sample,
   )
   # Few-step Euler FDs too: the baseline that reflow's straightening is measured against.
-  one_step = dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999))
-  config.eval.fd_samplers.update(euler1=one_step, euler4=dict(one_step, num_steps=4))
+  config.eval.fd_samplers.update(euler1=config_lib.euler_steps(1), euler4=config_lib.euler_steps(4))
   if arg.smoke:
     config_lib.shrink(config)
     # An adaptive solver on an untrained network takes thousands of steps: smoke uses Euler.
@@ -72,7 +71,9 @@ def get_config(arg=None):
     )
     config.init_from = arg.init_from
     config.sample = config_lib.sampler(
-        **one_step, batch_size=config.sample.batch_size, num_samples=config.sample.num_samples
+        **config_lib.euler_steps(1),
+        batch_size=config.sample.batch_size,
+        num_samples=config.sample.num_samples,
     )
     del config.eval.fd_samplers["euler1"]  # = default
   return config

@@ -174,8 +174,8 @@ def fmnist(smoke, deadline, out, fmnist_dir, classifier_dir):
   steps, num = (4, 64) if smoke else (1000, 2000)
   evaluator = fd_fmnist.Evaluator.load(classifier_dir) if classifier_dir else None
   samplers = {
-      "euler1": dict(solver="euler", num_steps=1, grid="uniform_t", grid_kwargs=dict(t_max=0.999)),
-      "euler4": dict(solver="euler", num_steps=4, grid="uniform_t", grid_kwargs=dict(t_max=0.999)),
+      "euler1": config_lib.euler_steps(1),
+      "euler4": config_lib.euler_steps(4),  # t = 0.999·i/4 (before session 9: last level 10⁻³)
       "heun35": dict(config_lib.HEUN35),
   }
   runs = [("I-CFM", "independent"), ("OT-CFM", "exact")]
