@@ -38,6 +38,7 @@ _STEPS = flags.DEFINE_integer("steps", 4000, "Training steps per model.")
 _OUT = flags.DEFINE_string("out_dir", "/tmp/fewstep_toy", "Output dir.")
 _NUM = flags.DEFINE_integer("num", 2000, "Samples (and held-out points) per W2.")
 _COMMIT = flags.DEFINE_string("commit", "", "Commit recorded in the report.")
+_ONLY = flags.DEFINE_list("only", [], "Run only the configs whose path starts with one of these.")
 
 # (label, config, network calls to sample with)
 RUNS = (
@@ -64,6 +65,8 @@ def main(argv):
   rows = []
   floor = None
   for label, path, calls in RUNS:
+    if _ONLY.value and not any(path.startswith(o) for o in _ONLY.value):
+      continue
     config = config_lib.load(os.path.join(REPO, "configs", path), None)
     config.data.name = "checkerboard"
     exp, state, done, secs = quick_train.train(config, _STEPS.value)
