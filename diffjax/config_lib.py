@@ -1086,19 +1086,24 @@ def euler_steps(num_steps: int, t_max: float = 0.999) -> dict:
   `uniform_t`'s default t_min = 10⁻³ instead puts the last of N levels at t = 10⁻³, so the last
   step (10⁻³ → 0) is nearly wasted and "4 steps" move like 3 (the session-6 to -9 `euler4` rows).
   """
-  t_min = t_max / num_steps if num_steps > 1 else t_max / 2  # unused with 1 step (one level)
   return dict(
       solver="euler",
       num_steps=num_steps,
       grid="uniform_t",
-      grid_kwargs=dict(t_max=t_max, t_min=t_min),
+      grid_kwargs=dict(t_max=t_max, t_min=_last_uniform_level(num_steps, t_max)),
   )
+
+
+def _last_uniform_level(num_steps: int, t_max: float) -> float:
+  """`uniform_t`'s t_min for N equal steps of t from t_max down to 0: the last level t_max/N (with
+  N = 1 the grid is [t_max, 0] and t_min only has to lie below t_max)."""
+  return t_max / num_steps if num_steps > 1 else t_max / 2
 
 
 def student_grid(num_steps: int) -> dict:
   """`uniform_t` grid_kwargs of a progressive-distillation student: t = i/N, i = N … 1, then 0
   (t_min = 1/N; with N = 1 the grid is [t = 1, 0] and t_min only has to lie below t_max)."""
-  return dict(t_min=1.0 / num_steps if num_steps > 1 else 0.5)
+  return dict(t_min=_last_uniform_level(num_steps, 1.0))
 
 
 def ctm(
