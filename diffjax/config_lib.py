@@ -8,6 +8,7 @@ with typed defaults; an unknown key or a value of the wrong type raises ValueErr
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -92,6 +93,13 @@ def adam(
 
 def ema_constant(decay: float) -> dict:
   return dict(kind="constant", decay=decay, halflife_images=0, rampup_ratio=0.0)
+
+
+def optional(kind: type, value=None):
+  """A leaf that may be None and still be set from the command line: ml_collections refuses
+  `--config.data.path=DIR` on a plain None ("type NoneType ... not supported for overriding"), so
+  an unset value is a typed placeholder (None until set)."""
+  return config_dict.placeholder(kind) if value is None else value
 
 
 def ema_halflife(halflife_images: int, rampup_ratio: float = 0.05) -> dict:
@@ -636,9 +644,9 @@ def tfds_images(
       name="tfds",
       tfds_name=tfds_name,
       batch_size=batch_size,
-      image_size=image_size,
+      image_size=optional(int, image_size),
       crop="center",
-      path=path,
+      path=optional(str, path),
   )
 
 
@@ -857,7 +865,7 @@ def discrete_shakespeare(
   s = pick(size, DISCRETE_SIZES)
   config = base()
   config.data = dict(
-      name="shakespeare", batch_size=s["batch_size"], seq_len=s["seq_len"], path=None
+      name="shakespeare", batch_size=s["batch_size"], seq_len=s["seq_len"], path=optional(str)
   )
   config.schedule = schedule or dict(kind="loglinear", eps=1e-3)
   config.method = method

@@ -16,10 +16,13 @@ resized to 8×8 by `config_lib.shrink`.
 import contextlib
 import glob
 import os
+import sys
+from unittest import mock
 
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -63,6 +66,17 @@ FULL_RUN = {
     ("configs/blurring_diffusion/fashion_mnist.py", "smoke"),  # blurring × unet
 }
 SAMPLE_BATCH = 2
+
+
+def _none_leaves(config, prefix: str = "") -> list[str]:
+  """Dotted keys of the config's leaves whose value is None."""
+  keys = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      keys += _none_leaves(value, f"{prefix}{key}.")
+    elif value is None:
+      keys.append(prefix + key)
+  return keys
 
 
 def _case_name(path: str, arg: str) -> str:
@@ -128,6 +142,28 @@ class ConfigBuildTest(_Data, chex.TestCase, parameterized.TestCase):
       with self.subTest(path=path):
         self.assertIn(config.data.tfds_name, sizes)
         self.assertEqual(config.data.get("image_size"), sizes[config.data.tfds_name][0])
+
+  def test_unset_leaves_can_be_set_from_the_command_line(self):
+    """Every None leaf (data.path of the TFDS and text configs, data.image_size) is settable by
+    `--config.key=value` through the flag the CLI parses with (it refuses a plain None)."""
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+    values = {"data.path": "/some/dir", "data.image_size": "64"}
+    checked = set()
+    for path in CONFIGS:
+      for key in _none_leaves(config_lib.load(os.path.join(REPO, path))):
+        with self.subTest(path=path, key=key):
+          self.assertIn(key, values, f"{path}: a new None leaf {key}; add it to this test")
+          fv = flags.FlagValues()
+          flag = config_flags.DEFINE_config_file("config", flag_values=fv)
+          argv = ["prog", f"--config={os.path.join(REPO, path)}", f"--config.{key}={values[key]}"]
+          with mock.patch.object(sys, "argv", argv):  # config_flags reads overrides from sys.argv
+            fv(argv)
+          section, name = key.split(".")
+          self.assertEqual(str(flag.value[section][name]), values[key])
+          checked.add((path, key))
+    self.assertGreaterEqual(len(checked), 10)  # the TFDS image and text configs
 
   def test_reflow_stage_needs_the_first_run(self):
     path = os.path.join(REPO, "configs", "rectified_flow", "fashion_mnist.py")

@@ -17,7 +17,9 @@ from diffjax import config_lib
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, smoke=False)
   config = config_lib.base()
-  config.data = dict(name="tfds_text", tfds_name="lm1b", batch_size=512, seq_len=128, path=None)
+  config.data = dict(
+      name="tfds_text", tfds_name="lm1b", batch_size=512, seq_len=128, path=config_lib.optional(str)
+  )
   config.schedule = dict(kind="loglinear", eps=1e-3)
   config.method = dict(
       kind="discrete",
