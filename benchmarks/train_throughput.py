@@ -72,8 +72,22 @@ def measure(
     with jax.profiler.trace(trace_dir):
       _timed(device_step, 10)
 
+  device = jax.devices()[0]
+  out = {
+      "device": f"{device.device_kind} ({jax.default_backend()})",
+      "batch": int(config.data.batch_size),
+      "runner_steps_per_s": 1.0 / runner,
+      "device_batch_steps_per_s": 1.0 / compute,
+      "input_share": max(0.0, 1.0 - compute / runner),
+      "sample_batch": sample_batch,
+      "forward_images_per_s": None,
+  }
   method, params = exp.method, state.ema_params
-  den = method.denoiser(params)  # every Method has one (methods.base.Method)
+  try:
+    den = method.denoiser(params)
+  except ValueError as e:  # token Methods (discrete diffusion, AR) have no σ-frame denoiser
+    print(f"no forward rate: {e}")
+    return out
   shape = (sample_batch,) + tuple(exp.dataset.element_shape)
 
   @jax.jit
@@ -82,16 +96,7 @@ def measure(
 
   x = jax.random.normal(jax.random.key(0), shape)
   per_call = _timed(lambda: forward(x), 3) / forward_calls
-  device = jax.devices()[0]
-  return {
-      "device": f"{device.device_kind} ({jax.default_backend()})",
-      "batch": int(config.data.batch_size),
-      "runner_steps_per_s": 1.0 / runner,
-      "device_batch_steps_per_s": 1.0 / compute,
-      "input_share": max(0.0, 1.0 - compute / runner),
-      "sample_batch": sample_batch,
-      "forward_images_per_s": sample_batch / per_call,
-  }
+  return dict(out, forward_images_per_s=sample_batch / per_call)
 
 
 def main():
@@ -136,6 +141,8 @@ def main():
       forward_calls=args.forward_calls,
       trace_dir=args.trace_dir,
   )
+  fwd = r["forward_images_per_s"]
+  fwd = "—" if fwd is None else f"{fwd:.0f} ({r['sample_batch']})"
   name = args.config + (f":{args.arg}" if args.arg else "")
   name += "".join(
       f" {k}={v}"
@@ -150,8 +157,8 @@ def main():
   print(
       f"{name} on {r['device']}: batch {r['batch']}: runner {r['runner_steps_per_s']:.1f} "
       f"steps/s, device batch {r['device_batch_steps_per_s']:.1f} steps/s (input pipeline and "
-      f"dispatch {100 * r['input_share']:.0f} % of a runner step); forward at batch "
-      f"{r['sample_batch']}: {r['forward_images_per_s']:.0f} images/s"
+      f"dispatch {100 * r['input_share']:.0f} % of a runner step); forward images/s (batch): "
+      f"{fwd}"
   )
   if args.out:
     new = not os.path.exists(args.out)
@@ -165,7 +172,7 @@ def main():
       f.write(
           f"| `{name}` | {r['device']} | {r['batch']} | {r['runner_steps_per_s']:.1f} | "
           f"{r['device_batch_steps_per_s']:.1f} | {100 * r['input_share']:.0f} % | "
-          f"{r['forward_images_per_s']:.0f} ({r['sample_batch']}) | {jax.__version__} |\n"
+          f"{fwd} | {jax.__version__} |\n"
       )
 
 
