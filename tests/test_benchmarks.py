@@ -33,6 +33,14 @@ class TrainThroughputTest(absltest.TestCase):
     self.assertTrue(0.0 <= r["input_share"] < 1.0)
     self.assertEqual(r["sample_batch"], 16)
 
+  def test_token_methods_have_step_rates_only(self):
+    """Discrete diffusion has no σ-frame denoiser: step rates, and no forward rate."""
+    bench = _load("train_throughput")
+    config = config_lib.load(os.path.join(REPO, "configs", "mdlm", "shakespeare.py"), "smoke")
+    r = bench.measure(config, steps=2, sample_batch=16, forward_calls=2)
+    self.assertTrue(np.isfinite(r["runner_steps_per_s"]) and r["runner_steps_per_s"] > 0)
+    self.assertIsNone(r["forward_images_per_s"])
+
 
 class ResampleNormTest(absltest.TestCase):
 
