@@ -935,6 +935,20 @@ def few_step_fd_samplers(steps=(1, 2, 4)) -> dict:
   return {f"step{n}": dict(num_steps=n) for n in steps}
 
 
+def ctm_fd_samplers(config: ml_collections.ConfigDict, steps=(1, 2, 4)) -> dict:
+  """`few_step_fd_samplers` of a CTM config plus `step<n>_on_grid` (1 < n < N): the same n jumps with
+  the inner levels on the N training levels (`karras_subset`) instead of the official sampler's
+  n + 1-point Karras grid, whose inner levels fall between them (experiments/results/
+  fewstep_toy.md: the student's jumps from off-grid levels are 5-7x less accurate)."""
+  num_levels = int(config.method.num_scales)
+  on_grid = dict(config.sample.grid_kwargs, num_levels=num_levels)
+  out = few_step_fd_samplers(steps)
+  for n in steps:
+    if 1 < n < num_levels:  # n jumps take n + 1 of the N levels
+      out[f"step{n}_on_grid"] = dict(num_steps=n, grid="karras_subset", grid_kwargs=on_grid)
+  return out
+
+
 def meanflow(
     *,
     p_mean: float = -0.4,

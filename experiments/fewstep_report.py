@@ -83,6 +83,16 @@ def main(argv):
         + " | ".join(_fmt(x) for x in fds)
         + f" | {ratio} |"
     )
+  extra = []  # FDs of other samplers than step1/2/4 (CTM's step<n>_on_grid)
+  for name, workdir in runs:
+    _, metrics = run_report_lib.latest_metrics(workdir)
+    for key, value in sorted(metrics.items()):
+      sampler = key[len("fd_fmnist_") :]
+      if key.startswith("fd_fmnist_") and sampler not in ("step1", "step2", "step4", "heun35"):
+        if name != teacher and sampler != "default":
+          extra.append(f"{TITLES.get(name, name)}, `{sampler}`: FD {_fmt(value)}")
+  if extra:
+    lines += ["", "Other samplers of the same runs: " + "; ".join(extra) + "."]
   lines += [
       "",
       "PD rounds: a student of N steps is sampled with DDIM on its own N uniform-t steps; its FD "

@@ -42,9 +42,10 @@ def get_config(arg=None):
     )
   config.optim = config_lib.adam(4e-4, warmup_steps=0, ema=config_lib.ema_constant(0.999))
   config.train = config_lib.train(STEPS, log_every_steps=1000, ckpt_every_steps=10_000)
-  config.eval = config_lib.evaluation(fd_samplers=config_lib.few_step_fd_samplers())
+  config.eval = config_lib.evaluation()
   if arg.smoke:
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
+  config.eval.fd_samplers = config_lib.ctm_fd_samplers(config)  # after num_scales is final
   return config

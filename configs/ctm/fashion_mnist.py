@@ -8,7 +8,9 @@ The official sony/ctm CIFAR-10 defaults (methods/ctm.py): N = 18 Karras levels o
 ρ = 7, up to 17 teacher Heun steps with p(n) ∝ n, θ⁻ EMA 0.999, DSM term with the adaptive weight
 at the last layer (`conv_out`), σ_data = 0.5; squared L2 instead of LPIPS; no GAN term. The
 twin's small U-Net with the second time input for s; the twin protocol otherwise. Sampling:
-γ-sampling with γ = 0 (deterministic jumps), 1 jump; FD-FMNIST also at 2 and 4 jumps (`step<n>`).
+γ-sampling with γ = 0 (deterministic jumps), 1 jump; FD-FMNIST also at 2 and 4 jumps, on the
+official sampler's Karras grid (`step<n>`) and on the N training levels (`step<n>_on_grid`,
+config_lib.ctm_fd_samplers).
 Expected: far from the paper's quality at the twin's budget (experiments/results/
 fewstep_fashion_mnist.md).
 """
@@ -28,9 +30,9 @@ def get_config(arg=None):
           dsm_layer="conv_out",
       ),
   )
-  config.eval.fd_samplers = config_lib.few_step_fd_samplers()
   if arg.smoke:
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
+  config.eval.fd_samplers = config_lib.ctm_fd_samplers(config)  # after num_scales is final
   return config

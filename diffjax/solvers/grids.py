@@ -182,6 +182,45 @@ def logsnr_dpm(num_steps, *, schedule, t_start=1.0, t_end=None, append_zero=True
   )
 
 
+def karras_subset(
+    num_steps,
+    *,
+    num_levels,
+    schedule=None,
+    sigma_min=0.002,
+    sigma_max=80.0,
+    rho=7.0,
+    append_zero=True,
+):
+  """Levels of the `num_levels`-point Karras grid (a consistency / CTM student's training grid)
+  at indices round(i·(num_levels − 1)/(M − 1)), i = 0..M − 1 (NumPy's round, half to even): both
+  ends and M − 2 levels in between, all *on* the training grid.
+
+  A student trained only at the N levels σ_0..σ_{N−1} (CTM: t, s on its N = 18 levels) need not
+  interpolate between them; `karras` with k steps puts its inner levels off that grid (N = 18,
+  k = 2: σ = 2.52, between σ_8 = 3.26 and σ_9 = 1.92; this grid takes σ_8).
+  experiments/results/fewstep_toy.md measures the difference. With M = num_levels this is
+  `karras(num_levels − 1)`.
+  """
+  m = _count(num_steps, append_zero)
+  n = int(num_levels)
+  if not 2 <= m <= n:
+    raise ValueError(
+        f"karras_subset: {m} levels (num_steps={num_steps}, append_zero={append_zero}) need "
+        f"2 <= levels <= num_levels={num_levels}"
+    )
+  full = karras(
+      n - 1,
+      schedule=schedule,
+      sigma_min=sigma_min,
+      sigma_max=sigma_max,
+      rho=rho,
+      append_zero=False,
+  )
+  index = np.round(np.linspace(0.0, n - 1, m)).astype(int)  # distinct: steps ≥ 1 apart
+  return _finish(full[index], append_zero)
+
+
 def array(num_steps, *, schedule=None, sigmas=None):
   """A user grid, checked: num_steps + 1 strictly decreasing, non-negative, finite entries.
 
@@ -274,6 +313,7 @@ def ddim(num_steps, *, schedule, skip="uniform", append_zero=True):
 
 GRIDS: dict[str, Callable[..., np.ndarray]] = {
     "karras": karras,
+    "karras_subset": karras_subset,
     "uniform_t": uniform_t,
     "uniform_logsnr": uniform_logsnr,
     "quadratic": quadratic,

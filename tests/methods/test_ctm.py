@@ -17,6 +17,7 @@ from diffjax import config_lib
 from diffjax import methods
 from diffjax.methods import ctm
 from diffjax.methods import ctm_lib
+from diffjax.methods import sampling
 from diffjax.solvers import adaptive
 from diffjax.solvers import consistency as consistency_solver
 from diffjax.solvers import testing
@@ -215,6 +216,30 @@ class LossTest(parameterized.TestCase):
       methods.make(_config(num_scales=4, max_heun_steps=4), _Data)
     with self.assertRaisesRegex(ValueError, "unknown keys \\['mu0'\\]"):
       methods.make(_config(mu0=0.9), _Data)
+
+
+class OnGridSamplersTest(parameterized.TestCase):
+
+  @parameterized.parameters("fashion_mnist.py", "cifar10.py")
+  def test_inner_levels_are_training_levels(self, name):
+    """`step<n>_on_grid` (config_lib.ctm_fd_samplers) jumps between levels σ_i of the method's
+    own N-level training grid (`CTM.level`); the official `step<n>` Karras grid does not."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = config_lib.load(os.path.join(repo, "configs", "ctm", name))
+    config.method.teacher = "random"  # the levels only: no teacher run to load
+    method = methods.make(config.copy_and_resolve_references(), _Data)
+    train_levels = np.asarray([float(method.level(i)) for i in range(method.num_scales)])
+    samplers = config.eval.fd_samplers
+    for n in (2, 4):
+      on_grid = samplers[f"step{n}_on_grid"]
+      got = sampling.sigmas(method, None, n, on_grid.grid, on_grid.grid_kwargs.to_dict())
+      self.assertLen(got, n + 1)
+      np.testing.assert_allclose(got[[0, -1]], train_levels[[0, -1]], rtol=1e-6)
+      gaps = np.min(np.abs(np.log(got[:, None]) - np.log(train_levels[None, :])), axis=1)
+      np.testing.assert_array_less(gaps, 1e-6)
+      official = sampling.sigmas(method, None, n, config.sample.grid, None)
+      gaps = np.min(np.abs(np.log(official[:, None]) - np.log(train_levels[None, :])), axis=1)
+      self.assertGreater(gaps[1:-1].min(), 0.05)  # its inner levels lie between σ_i's
 
 
 class GammaSamplingTest(parameterized.TestCase):

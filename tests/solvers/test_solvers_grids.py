@@ -24,13 +24,17 @@ def _ddpm_sigmas(timesteps, num_timesteps=1000, beta_start=1e-4, beta_end=0.02):
   return [math.sqrt((1.0 - abar[i - 1]) / abar[i - 1]) for i in timesteps] + [0.0]
 
 
+# The options a grid cannot do without.
+_REQUIRED = {"array": dict(sigmas=[3.0, 1.0, 0.5, 0.0]), "karras_subset": dict(num_levels=18)}
+
+
 class EveryGridTakesTheScheduleTest(parameterized.TestCase):
 
   @parameterized.parameters(*sorted(grids.GRIDS))
   def test_model_call_works_for_every_grid(self, name):
     """What a Method does: `grid(name, n, schedule=its schedule, **config kwargs)`."""
     chain = schedules.make("ddpm")  # a discrete VP chain: every grid is defined on it
-    kwargs = dict(sigmas=[3.0, 1.0, 0.5, 0.0]) if name == "array" else {}
+    kwargs = _REQUIRED.get(name, {})
     g = solvers.grid(name, 3, schedule=chain, **kwargs)
     self.assertLen(g, 4)
     self.assertEqual(g[-1], 0.0)
@@ -54,7 +58,7 @@ class EveryGridTakesTheScheduleTest(parameterized.TestCase):
   def test_built_on_the_host_inside_a_trace(self, name):
     """A sampling call that is jitted or `eval_shape`d still gets the grid as NumPy data."""
     chain = schedules.make("ddpm")
-    kwargs = dict(sigmas=[3.0, 1.0, 0.5, 0.0]) if name == "array" else {}
+    kwargs = _REQUIRED.get(name, {})
     want = solvers.grid(name, 3, schedule=chain, **kwargs)
     got = []
     jax.eval_shape(lambda: got.append(solvers.grid(name, 3, schedule=chain, **kwargs)))
@@ -64,6 +68,30 @@ class EveryGridTakesTheScheduleTest(parameterized.TestCase):
   def test_schedule_is_a_required_keyword(self):
     with self.assertRaises(TypeError):
       solvers.grid("karras", 5)  # pylint: disable=missing-kwoa
+
+
+class KarrasSubsetTest(parameterized.TestCase):
+
+  @parameterized.parameters((1, [0, 17]), (2, [0, 8, 17]), (4, [0, 4, 8, 13, 17]), (17, range(18)))
+  def test_levels_of_the_training_grid(self, steps, index):
+    """The levels are those of the N-point Karras grid (by its formula, written out) at the
+    listed indices: round(i·17/steps), NumPy's half to even (8.5 -> 8, 12.75 -> 13)."""
+    n, lo, hi, rho = 18, 0.002, 80.0, 7.0
+    level = lambda i: (hi ** (1 / rho) + i / (n - 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    got = solvers.grid("karras_subset", steps, schedule=None, num_levels=n, append_zero=False)
+    np.testing.assert_allclose(got, [level(i) for i in index], rtol=1e-12)
+    with_zero = solvers.grid("karras_subset", steps + 1, schedule=None, num_levels=n)
+    np.testing.assert_array_equal(with_zero, np.append(got, 0.0))
+
+  def test_all_levels_is_karras(self):
+    np.testing.assert_array_equal(
+        grids.karras_subset(9, num_levels=10, append_zero=False),
+        grids.karras(9, append_zero=False),
+    )
+
+  def test_more_levels_than_the_grid_names_the_option(self):
+    with self.assertRaisesRegex(ValueError, "num_levels=18"):
+      grids.karras_subset(18, num_levels=18, append_zero=False)
 
 
 class DdimTimestepsTest(parameterized.TestCase):
