@@ -28,7 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import quick_train
 from diffjax import config_lib
-from diffjax import data
 from diffjax.train import progress
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -48,15 +47,6 @@ RUNS = (
 )
 
 
-def _points(data_config, n, seed):
-  source = data.make(data_config, seed=seed, split="test")
-  out, step = [], 0
-  while sum(len(o) for o in out) < n:
-    out.append(np.asarray(source.batch(step)["x"]))
-    step += 1
-  return np.concatenate(out)[:n]
-
-
 def main(argv):
   del argv
   out, n = _OUT.value, _NUM.value
@@ -69,9 +59,9 @@ def main(argv):
     config = config_lib.load(os.path.join(REPO, "configs", path), None)
     config.data.name = "checkerboard"
     exp, state, done, secs = quick_train.train(config, _STEPS.value)
-    ref = _points(config.data, n, seed=5)
+    ref = quick_train.held_out_points(config.data, n, seed=5)
     if floor is None:
-      floor = quick_train.exact_w2(_points(config.data, n, seed=6), ref)
+      floor = quick_train.exact_w2(quick_train.held_out_points(config.data, n, seed=6), ref)
     row = dict(method=label, config=path, steps=done, train_s=round(secs, 1), w2={})
     for k in calls:
       # Flow matching's few-step rows: k equal Euler steps of t down to 0 (its config's 100-step

@@ -10,7 +10,9 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from diffjax import data
 from diffjax.core import couplings
 from diffjax.train import experiment
 
@@ -40,3 +42,14 @@ def exact_w2(a, b) -> float:
   cost = couplings.pairwise_sq_dists(jnp.asarray(a), jnp.asarray(b))
   perm = jax.jit(couplings.host_assignment)(cost)
   return float(jnp.sqrt(jnp.mean(cost[jnp.arange(cost.shape[0]), perm])))
+
+
+def held_out_points(data_config, n: int, seed: int) -> np.ndarray:
+  """The first n points [n, ...] of the data's `test` stream with `seed` (batches 0, 1, ...): the
+  reference set a W2 is measured against (toy data: fresh draws, independent of training)."""
+  source = data.make(data_config, seed=seed, split="test")
+  out, step = [], 0
+  while sum(len(o) for o in out) < n:
+    out.append(np.asarray(source.batch(step)["x"]))
+    step += 1
+  return np.concatenate(out)[:n]

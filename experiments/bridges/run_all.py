@@ -130,11 +130,7 @@ def toys(smoke, deadline, out):
       if smoke:
         config.model.update(width=32, depth=2)
       exp, state, done, secs = quick_train.train(config, steps, time.perf_counter() + share, 10)
-      ref = data.make(config.data, seed=5, split="test").batch(0)["x"]
-      while len(ref) < n:
-        ref = np.concatenate(
-            [ref, data.make(config.data, seed=5, split="test").batch(len(ref))["x"]]
-        )
+      ref = quick_train.held_out_points(config.data, n, seed=5)
       noise = jax.random.normal(jax.random.PRNGKey(0), (n, 2))
       z100, length, disp = _trajectory_stats(exp, state.ema_params, noise, 100)
       z1, _, _ = _trajectory_stats(exp, state.ema_params, noise, 1)
