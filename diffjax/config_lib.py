@@ -937,7 +937,7 @@ def few_step_fd_samplers(steps=(1, 2, 4)) -> dict:
 
 def ctm_fd_samplers(config: ml_collections.ConfigDict, steps=(1, 2, 4)) -> dict:
   """`few_step_fd_samplers` of a CTM config plus `step<n>_on_grid` (1 < n < N): the same n jumps with
-  the inner levels on the N training levels (`karras_subset`) instead of the official sampler's
+  the inner levels on the N training levels (`karras_subset`) instead of the sampler's default
   n + 1-point Karras grid, whose inner levels fall between them (experiments/results/
   fewstep_toy.md: the student's jumps from off-grid levels are 5-7x less accurate)."""
   num_levels = int(config.method.num_scales)

@@ -199,8 +199,9 @@ def karras_subset(
   A student trained only at the N levels σ_0..σ_{N−1} (CTM: t, s on its N = 18 levels) need not
   interpolate between them; `karras` with k steps puts its inner levels off that grid (N = 18,
   k = 2: σ = 2.52, between σ_8 = 3.26 and σ_9 = 1.92; this grid takes σ_8).
-  experiments/results/fewstep_toy.md measures the difference. With M = num_levels this is
-  `karras(num_levels − 1)`.
+  experiments/results/fewstep_toy.md measures the difference. The reference consistency / CTM
+  samplers take such levels as `ts`, indices into a `steps`-point grid; here they are evenly
+  spaced. With M = num_levels this is `karras(num_levels − 1)`.
   """
   m = _count(num_steps, append_zero)
   n = int(num_levels)
