@@ -23,6 +23,9 @@
 # next call on the same machine (workdirs/ survives while it stays warm) finds $W/edm/checkpoints,
 # skips the teacher's training and starts every student at once (T_SCRATCH = T_TEACHER = 0). On a
 # fresh machine the second call trains the teacher as above.
+# ONLY="cd ect ctm" (names of CMD below; "pd" for the three PD rounds): train and report only
+# those students, e.g. a call per few methods after a TEACHER_ONLY call, each with more of the GPU
+# (session 11: 8 students sharing it got 250-4,250 steps in 420 s; CTM 278).
 # Compiled programs are shared between this script's runs (and reruns) through the persistent cache.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/diffjax_xla_cache}
 set -uo pipefail
@@ -56,6 +59,11 @@ common="--config.data.path=${data} --config.eval.fd_classifier_dir=${classifier}
 # Students: a shorter EMA than the twin's 0.9995 (a 1400-step window) for runs of a few thousand steps.
 student="--config.optim.ema.decay=0.999"
 declare -A CMD
+want() {  # name: is this student in $ONLY (all when ONLY is unset)?
+  [ -z "${ONLY:-}" ] && return 0
+  local n=$1; [[ $n == pd? ]] && n=pd
+  [[ " $ONLY " == *" $n "* ]]
+}
 
 train() {  # name deadline(seconds from start) command...: train until done or the deadline
   local name=$1 deadline=$2; shift 2
@@ -74,8 +82,9 @@ evaluate() {  # name command...: FD evaluation, cut at T_END (the report is writ
   echo "EVAL_END_SECONDS=$(( $(date +%s) - start ))" >> "$out/$name.log"
 }
 
-run() {  # name deadline config-and-overrides...: train, then evaluate
+run() {  # name deadline config-and-overrides...: train, then evaluate (students not in ONLY: skip)
   local name=$1 deadline=$2; shift 2
+  want "$name" || return 0
   local cmd="python3 -m diffjax.main $* --workdir=$W/$name $common"
   train "$name" "$deadline" $cmd
   evaluate "$name" $cmd
@@ -138,7 +147,7 @@ fi
 run cd "$T_STUDENTS" $cd_ &
 run ect "$T_STUDENTS" $ect &
 run ctm "$T_STUDENTS" $ctm &
-(
+want pd && (
   k=1
   for n in 4 2 1; do
     train pd$n $(( T_TEACHER + k * (T_STUDENTS - T_TEACHER) / 3 )) ${CMD[pd$n]}
@@ -151,6 +160,9 @@ wait
 echo "all runs done at $(( $(date +%s) - start ))s"
 
 args=()
-for name in edm cd ct ict ect ctm mf sc pd4 pd2 pd1; do args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}"); done
+for name in edm cd ct ict ect ctm mf sc pd4 pd2 pd1; do
+  [ $name = edm ] || want $name || continue
+  args+=("--run=$name=$W/$name" "--command=$name=${CMD[$name]}")
+done
 python3 experiments/fewstep_report.py --out="$out" --commit="$commit" \
   --wall_seconds=$(( $(date +%s) - start )) "${args[@]}"
