@@ -5,7 +5,12 @@ x_{t+d} ≈ x_t + d·s. Converted once to diffjax's t (t = 0 data, t = 1 noise, 
 s is the negative of the average velocity u(z_t, t, r = t − d) = (z_t − z_r)/(t − r) of MeanFlow,
 so the network, its second time input (t − r = d) and the few-step sampler are MeanFlow's
 (`methods/meanflow.py`); only the objective differs:
-- flow matching (d = 0) on a fraction 1 − `bootstrap_frac` of the batch: u(z_t, t, t) → ε − x;
+- flow matching on a fraction 1 − `bootstrap_frac` of the batch: u(z_t, t, t − d_flow) → ε − x,
+  with d_flow = 1/M (`flow_interval="min_step"`, default) as in the official code, whose flow
+  examples carry the step-size input of the smallest step (`dt_base = log2 M`), so that the
+  smallest bootstrap step below queries exactly the input flow matching trains; or d_flow = 0
+  (`"zero"`, the paper's s(x_t, t, 0)), which leaves u(·, d = 1/M), the base of every bootstrap
+  target, to the network's extrapolation from d = 0;
 - self-consistency on the rest: u(z_t, t, t − 2d) → sg(½ u(z_t, t, t − d) + ½ u(z', t − d, t − 2d))
   with z' = z_t − d·u(z_t, t, t − d) (paper eq. 5), 2d ∈ {1, ½, …, 2/M} uniformly over the levels
   and t a uniform multiple of 2d in (0, 1] (the paper's discrete grid of M = 128 steps).
@@ -17,7 +22,7 @@ dropout, and are evaluated only on the bootstrap part of the batch (two extra ne
 `bootstrap_frac` of it; the official code's `bootstrap_every=8` is `bootstrap_frac=0.125`).
 
 Config section: method: dict(kind="shortcut", time_scale=1000.0, min_steps=128, bootstrap_frac=0.25,
-bootstrap_ema=0.999)
+bootstrap_ema=0.999, flow_interval="min_step")
 """
 
 from __future__ import annotations
@@ -30,7 +35,16 @@ import jax.numpy as jnp
 from diffjax.methods import base
 from diffjax.methods import meanflow
 
-KEYS = ("kind", "time_scale", "min_steps", "bootstrap_frac", "bootstrap_ema", "conditional")
+KEYS = (
+    "kind",
+    "time_scale",
+    "min_steps",
+    "bootstrap_frac",
+    "bootstrap_ema",
+    "flow_interval",
+    "conditional",
+)
+FLOW_INTERVALS = {"min_step": 1.0, "zero": 0.0}  # d_flow in units of 1/M
 
 
 def shortcut_target(u_fn, z, t, d):
@@ -58,6 +72,10 @@ class Shortcut(meanflow.MeanFlow):
     self.bootstrap_ema = float(m.get("bootstrap_ema", 0.999))
     if not 0.0 <= self.bootstrap_ema < 1.0:
       raise ValueError(f"method.bootstrap_ema={self.bootstrap_ema}: must be in [0, 1)")
+    flow = m.get("flow_interval", "min_step")
+    if flow not in FLOW_INTERVALS:
+      raise ValueError(f"method.flow_interval={flow!r}: expected one of {sorted(FLOW_INTERVALS)}")
+    self.flow_d = FLOW_INTERVALS[flow] / self.min_steps
     mf = config.copy_and_resolve_references()
     mf.method = {"kind": "meanflow", "time_scale": m.get("time_scale", 1000.0)}
     if "conditional" in m:
@@ -107,10 +125,10 @@ class Shortcut(meanflow.MeanFlow):
     j = jax.random.randint(rng_j, (n,), 0, self.levels).astype(jnp.float32)
     two_d = jnp.exp2(-j)
     t_boot = (jnp.floor(jax.random.uniform(rng_m, (n,)) * jnp.exp2(j)) + 1.0) * two_d
-    # Flow-matching part: t a uniform multiple of 1/M in (0, 1], d = 0.
+    # Flow-matching part: t a uniform multiple of 1/M in (0, 1], d = d_flow (1/M or 0).
     t_fm = (jnp.floor(jax.random.uniform(rng_t, (b - n,)) * self.min_steps) + 1.0) / self.min_steps
     t = jnp.concatenate([t_boot, t_fm])
-    span = jnp.concatenate([two_d, jnp.zeros((b - n,))])
+    span = jnp.concatenate([two_d, jnp.full((b - n,), self.flow_d)])
     bc = lambda v: v.reshape((-1,) + (1,) * (x.ndim - 1))
     z = bc(1.0 - t) * x + bc(t) * eps
     labels = self.labels(batch)

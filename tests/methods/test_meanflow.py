@@ -146,6 +146,33 @@ class ShortcutTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "bootstrap_ema"):
       methods.make(config, _Data)
 
+  def test_flow_part_carries_the_smallest_step_input(self):
+    # Flow matching only (bootstrap_frac = 0): the loss is mean ‖u(z_t, t, t − d_flow) − (ε − x)‖²
+    # with t = (⌊U·M⌋ + 1)/M and d_flow = 1/M (official code's dt_base = log2 M) or 0, recomputed
+    # here from the same random draws.
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    rng = jax.random.PRNGKey(2)
+    _, _, rng_t, rng_eps, _ = jax.random.split(rng, 5)
+    t = (jnp.floor(jax.random.uniform(rng_t, (8,)) * 8) + 1.0) / 8
+    eps = jax.random.normal(rng_eps, x.shape)
+    z = (1.0 - t)[:, None] * x + t[:, None] * eps
+    config = _config()
+    losses = {}
+    for flow, d in (("min_step", 1.0 / 8), ("zero", 0.0)):
+      config.method = dict(
+          kind="shortcut", time_scale=1000.0, min_steps=8, bootstrap_frac=0.0, flow_interval=flow
+      )
+      method = methods.make(config, _Data)
+      params = method.init(jax.random.PRNGKey(1), {"x": x})
+      u = method.u_fn(params, None, train=True, rng=jax.random.PRNGKey(9))
+      want = jnp.mean(jnp.sum(jnp.square(u(z, t, t - d) - (eps - x)), -1) / 2)
+      losses[flow] = float(method.loss(params, {"x": x}, rng)[0])
+      np.testing.assert_allclose(losses[flow], want, rtol=1e-5)
+    self.assertNotAlmostEqual(losses["min_step"], losses["zero"], places=4)
+    config.method.flow_interval = "half"
+    with self.assertRaisesRegex(ValueError, "flow_interval"):
+      methods.make(config, _Data)
+
   def test_bootstrap_targets_come_from_the_ema_only(self):
     # θ⁻ ← μθ⁻ + (1 − μ)θ after each step; the loss sees θ⁻ only through the bootstrap targets
     # (stop-gradient): moving θ⁻ changes the loss iff part of the batch bootstraps.
