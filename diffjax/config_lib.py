@@ -1138,12 +1138,18 @@ def ctm(
     max_heun_steps: int = 17,
     num_steps: int = 1,
     gamma: float = 0.0,
+    sample_grid: str = "karras",
     **method_kwargs,
 ) -> dict:
   """`schedule`, `method` and `sample` sections of CTM (methods/ctm.py), the official CIFAR-10
   defaults (N = 18 levels, up to 17 teacher Heun steps); γ-sampling with `num_steps` jumps on the
-  ρ-grid from σ_max to σ_min."""
+  ρ-grid from σ_max to σ_min: its own `num_steps` + 1 levels (`sample_grid="karras"`) or levels of
+  the N training levels (`"training"`: grid `karras_subset`, ctm_fd_samplers)."""
   grid = dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+  pick(sample_grid, {"karras": 0, "training": 0}, key="sample_grid")
+  grid_name, grid_kwargs = "karras", dict(grid, append_zero=False)
+  if sample_grid == "training":
+    grid_name, grid_kwargs = "karras_subset", dict(grid_kwargs, num_levels=num_scales)
   return dict(
       schedule=dict(kind="edm", **grid),
       method=dict(
@@ -1157,8 +1163,8 @@ def ctm(
       sample=sampler(
           "ctm_gamma",
           num_steps,
-          "karras",
-          grid_kwargs=dict(grid, append_zero=False),
+          grid_name,
+          grid_kwargs=grid_kwargs,
           solver_kwargs=dict(gamma=gamma),
       ),
   )

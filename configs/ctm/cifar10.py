@@ -22,13 +22,14 @@ STEPS = 100_000
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, gamma=0.0, net="ddpmpp", smoke=False)
+  arg = config_lib.parse_arg(arg, gamma=0.0, net="ddpmpp", grid="karras", smoke=False)
   config_lib.pick(arg.net, {"ddpmpp": 0, "unet": 0}, key="net")
   config = config_lib.base()
   config.data = config_lib.cifar10(batch_size=128)
   config.update(
       config_lib.ctm(
           gamma=float(arg.gamma),
+          sample_grid=arg.grid,
           teacher="random" if arg.smoke else "checkpoint",
           dsm_layer="dec32_aux_conv" if arg.net == "ddpmpp" else "conv_out",
       )
@@ -47,5 +48,7 @@ def get_config(arg=None):
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
+    if "num_levels" in config.sample.grid_kwargs:  # grid=training: the smoke's 4 levels
+      config.sample.grid_kwargs.num_levels = 4
   config.eval.fd_samplers = config_lib.ctm_fd_samplers(config)  # after num_scales is final
   return config

@@ -9,8 +9,8 @@ The official sony/ctm CIFAR-10 defaults (methods/ctm.py): N = 18 Karras levels o
 at the last layer (`conv_out`), σ_data = 0.5; squared L2 instead of LPIPS; no GAN term. The
 twin's small U-Net with the second time input for s; the twin protocol otherwise. Sampling:
 γ-sampling with γ = 0 (deterministic jumps), 1 jump; FD-FMNIST also at 2 and 4 jumps, on the
-official sampler's Karras grid (`step<n>`) and on the N training levels (`step<n>_on_grid`,
-config_lib.ctm_fd_samplers).
+default Karras grid (`step<n>`) and on the N training levels (`step<n>_on_grid`,
+config_lib.ctm_fd_samplers); `:grid=training` samples on the training levels by default.
 Expected: far from the paper's quality at the twin's budget (experiments/results/
 fewstep_fashion_mnist.md).
 """
@@ -21,11 +21,12 @@ SMOKE_ARGS = ("smoke",)
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, size="default", gamma=0.0, smoke=False)
+  arg = config_lib.parse_arg(arg, size="default", gamma=0.0, grid="karras", smoke=False)
   config = config_lib.fashion_mnist_twin(
       arg.size,
       **config_lib.ctm(
           gamma=float(arg.gamma),
+          sample_grid=arg.grid,
           teacher="random" if arg.smoke else "checkpoint",  # smoke: no checkpoint to distil
           dsm_layer="conv_out",
       ),
@@ -34,5 +35,7 @@ def get_config(arg=None):
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
+    if "num_levels" in config.sample.grid_kwargs:  # grid=training: the smoke's 4 levels
+      config.sample.grid_kwargs.num_levels = 4
   config.eval.fd_samplers = config_lib.ctm_fd_samplers(config)  # after num_scales is final
   return config

@@ -11,17 +11,19 @@ one the test suite runs end to end (with an untrained teacher and a fixed DSM we
 
 from diffjax import config_lib
 
+SMOKE_ARGS = ("smoke", "grid=training,smoke")  # the second: sampling on the training levels
 SIGMA_DATA = 2.31  # the checkerboard's per-axis standard deviation (configs/edm/toy2d.py)
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, smoke=False)
+  arg = config_lib.parse_arg(arg, grid="karras", smoke=False)
   steps = 20_000
   config = config_lib.base()
   config.data = dict(name="checkerboard", batch_size=512)
   config.update(
       config_lib.ctm(
           sigma_data=SIGMA_DATA,
+          sample_grid=arg.grid,
           teacher="random" if arg.smoke else "checkpoint",
           dsm_layer="out_dense",
       )
@@ -34,4 +36,6 @@ def get_config(arg=None):
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
+    if "num_levels" in config.sample.grid_kwargs:  # grid=training: the smoke's 4 levels
+      config.sample.grid_kwargs.num_levels = 4
   return config

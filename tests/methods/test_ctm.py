@@ -240,6 +240,14 @@ class OnGridSamplersTest(parameterized.TestCase):
       official = sampling.sigmas(method, None, n, config.sample.grid, None)
       gaps = np.min(np.abs(np.log(official[:, None]) - np.log(train_levels[None, :])), axis=1)
       self.assertGreater(gaps[1:-1].min(), 0.05)  # its inner levels lie between σ_i's
+      # `:grid=training` makes the on-grid levels the config's own sampler.
+      trained = config_lib.load(os.path.join(repo, "configs", "ctm", name), "grid=training")
+      kwargs = trained.sample.grid_kwargs.to_dict()
+      own = sampling.sigmas(method, None, n, trained.sample.grid, kwargs)
+      self.assertEqual(dict(trained.sample.grid_kwargs), dict(on_grid.grid_kwargs))
+      np.testing.assert_array_equal(own, got)
+    with self.assertRaisesRegex(ValueError, "sample_grid"):
+      config_lib.load(os.path.join(repo, "configs", "ctm", name), "grid=uniform")
 
 
 class GammaSamplingTest(parameterized.TestCase):
