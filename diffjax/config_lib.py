@@ -1147,15 +1147,18 @@ def ctm(
   the N training levels (`"training"`: grid `karras_subset`, ctm_fd_samplers)."""
   grid = dict(sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
   pick(sample_grid, {"karras": 0, "training": 0}, key="sample_grid")
+  # One value for method.num_scales and the training-level grid's num_levels: setting either
+  # (a smoke config, `--config.method.num_scales=...`) sets both.
+  levels = config_dict.FieldReference(num_scales)
   grid_name, grid_kwargs = "karras", dict(grid, append_zero=False)
   if sample_grid == "training":
-    grid_name, grid_kwargs = "karras_subset", dict(grid_kwargs, num_levels=num_scales)
+    grid_name, grid_kwargs = "karras_subset", dict(grid_kwargs, num_levels=levels)
   return dict(
       schedule=dict(kind="edm", **grid),
       method=dict(
           kind="ctm",
           sigma_data=sigma_data,
-          num_scales=num_scales,
+          num_scales=levels,
           max_heun_steps=max_heun_steps,
           **grid,
           **method_kwargs,

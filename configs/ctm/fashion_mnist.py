@@ -35,7 +35,5 @@ def get_config(arg=None):
     config_lib.shrink(config)
     # Tests: a fixed DSM weight (the adaptive one is tested in tests/methods/test_ctm.py).
     config.method.update(num_scales=4, max_heun_steps=2, dsm_weight=1.0)
-    if "num_levels" in config.sample.grid_kwargs:  # grid=training: the smoke's 4 levels
-      config.sample.grid_kwargs.num_levels = 4
   config.eval.fd_samplers = config_lib.ctm_fd_samplers(config)  # after num_scales is final
   return config

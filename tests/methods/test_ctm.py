@@ -246,6 +246,11 @@ class OnGridSamplersTest(parameterized.TestCase):
       own = sampling.sigmas(method, None, n, trained.sample.grid, kwargs)
       self.assertEqual(dict(trained.sample.grid_kwargs), dict(on_grid.grid_kwargs))
       np.testing.assert_array_equal(own, got)
+    # One value: overriding method.num_scales (as --config.method.num_scales does) moves the grid.
+    moved = config_lib.load(
+        os.path.join(repo, "configs", "ctm", name), "grid=training", {"method.num_scales": 10}
+    )
+    self.assertEqual(moved.sample.grid_kwargs.num_levels, 10)
     with self.assertRaisesRegex(ValueError, "sample_grid"):
       config_lib.load(os.path.join(repo, "configs", "ctm", name), "grid=uniform")
 
