@@ -110,18 +110,16 @@ def main(argv):
     return out
 
   ref_w2 = quick_train.held_out_points(config.data, _NUM_W2.value, seed=5)
-  karras = dict(config.sample.grid_kwargs)  # the config's sampling grid (append_zero=False)
-  on_grid = dict(karras, num_levels=m.num_scales)
-  samplers = {  # name: (jumps, sampling overrides)
-      "1": (1, {}),
-      **{f"{k} karras": (k, dict(grid="karras", grid_kwargs=karras)) for k in (2, 4)},
-      **{f"{k} on grid": (k, dict(grid="karras_subset", grid_kwargs=on_grid)) for k in (2, 4)},
-  }
+  # The CTM configs' FD samplers: `step<k>` on the config's Karras grid, `step<k>_on_grid` on the
+  # training levels; labelled as in fewstep_toy.md.
+  labels = {"step1": "1", "step2": "2 karras", "step4": "4 karras"}
+  labels.update({"step2_on_grid": "2 on grid", "step4_on_grid": "4 on grid"})
+  samplers = config_lib.ctm_fd_samplers(config)
 
   def w2(params):
     out = {}
-    for name, (k, overrides) in samplers.items():
-      x = m.sample(params, jax.random.PRNGKey(1), _NUM_W2.value, num_steps=k, **overrides)
+    for sampler, name in labels.items():
+      x = m.sample(params, jax.random.PRNGKey(1), _NUM_W2.value, **samplers[sampler])
       out[name] = quick_train.exact_w2(np.asarray(x).reshape(len(ref_w2), -1), ref_w2)
     return out
 

@@ -70,12 +70,23 @@ def main(argv):
       f"{run_report_lib.median_speed(os.path.join(out, teacher + '.log'))} | | | {_fmt(t_fd)} (35 NFE) | 1 |",
   ]
   pictures = []
+  extra = []  # FDs of other samplers than step1/2/4 (CTM's step<n>_on_grid)
   for name, workdir in runs:
     step, metrics = run_report_lib.latest_metrics(workdir)
     keep = (lambda sampler: sampler == "heun35") if name == teacher else None
     pictures += run_report_lib.copy_sample_grids(workdir, step, name, out, keep)
     if name == teacher:
       continue
+    for key, value in sorted(metrics.items()):
+      sampler = key[len("fd_fmnist_") :]
+      if key.startswith("fd_fmnist_") and sampler not in (
+          "step1",
+          "step2",
+          "step4",
+          "heun35",
+          "default",
+      ):
+        extra.append(f"{TITLES.get(name, name)}, `{sampler}`: FD {_fmt(value)}")
     fds = [metrics.get(f"fd_fmnist_step{n}") for n in (1, 2, 4)]
     ratio = _fmt(fds[0] / t_fd) if fds[0] is not None and t_fd else "—"
     lines.append(
@@ -83,14 +94,6 @@ def main(argv):
         + " | ".join(_fmt(x) for x in fds)
         + f" | {ratio} |"
     )
-  extra = []  # FDs of other samplers than step1/2/4 (CTM's step<n>_on_grid)
-  for name, workdir in runs:
-    _, metrics = run_report_lib.latest_metrics(workdir)
-    for key, value in sorted(metrics.items()):
-      sampler = key[len("fd_fmnist_") :]
-      if key.startswith("fd_fmnist_") and sampler not in ("step1", "step2", "step4", "heun35"):
-        if name != teacher and sampler != "default":
-          extra.append(f"{TITLES.get(name, name)}, `{sampler}`: FD {_fmt(value)}")
   if extra:
     lines += ["", "Other samplers of the same runs: " + "; ".join(extra) + "."]
   lines += [

@@ -4,8 +4,8 @@ r"""Shortcut models (Frans et al. 2024, arXiv:2410.12557) on Fashion-MNIST, from
 
 One network u(z, t, t − d) for every step size (MeanFlow's network, methods/shortcut.py): flow
 matching on ¾ of the batch (at the smallest step's input d = 1/M, as the official code), and
-self-consistency of two d-steps with one 2d-step on ¼, on the paper's grid of M = 128 steps. Sampled in 1 step (`shortcut` sampler); FD also at 2 and 4 steps.
-The twin protocol otherwise.
+self-consistency of two d-steps with one 2d-step on ¼, on the paper's grid of M = 128 steps.
+Sampled in 1 step (`shortcut` sampler); FD also at 2 and 4 steps. The twin protocol otherwise.
 """
 
 from diffjax import config_lib
