@@ -15,13 +15,19 @@ Three numbers on one process, each after a compile-and-warm-up pass:
   * images/s, network forward: one denoiser call (the sampler's unit of work) at `sample_batch`,
     timed over `--forward_calls` calls in a `lax.fori_loop`.
 Without `--data_path`, Fashion-MNIST-shaped configs read 4096 random IDX images written to a
-temporary folder (same loader, same shapes). `--trace_dir` writes a `jax.profiler` trace of the
-device-batch steps (view it in Perfetto / TensorBoard). Report GPU numbers with the device name
-this prints; compare configs only within one run of this script on one machine.
+temporary folder (same loader, same shapes). `--trace_dir` writes a `jax.profiler` trace of 11
+device-batch steps (view it in Perfetto / TensorBoard) and prints, and writes as
+`<trace_dir>/summary.json`, where their device time goes per step (benchmarks/trace_summary.py).
+`--set model.dtype=float32` (repeatable) overrides any config field (a literal: number, bool, None
+or string). Report GPU numbers with the device name this prints; compare configs only within one
+run of this script on one machine.
 """
 
 import argparse
+import ast
+import json
 import os
+import sys
 import tempfile
 import time
 
@@ -32,6 +38,12 @@ import numpy as np
 from diffjax import config_lib
 from diffjax.data import fashion_mnist
 from diffjax.train import experiment
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trace_summary  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+TRACE_STEPS = 10  # timed device-batch steps in the --trace_dir trace (plus _timed's warm-up step)
 
 
 def _timed(fn, repeats: int) -> float:
@@ -69,8 +81,8 @@ def measure(
 
   compute = _timed(device_step, steps)
   if trace_dir:
-    with jax.profiler.trace(trace_dir):
-      _timed(device_step, 10)
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      _timed(device_step, TRACE_STEPS)
 
   device = jax.devices()[0]
   out = {
@@ -99,6 +111,30 @@ def measure(
   return dict(out, forward_images_per_s=sample_batch / per_call)
 
 
+def apply_override(config, item: str) -> None:
+  """Sets config[KEY] = VALUE for "KEY=VALUE" (dotted KEY; VALUE a Python literal, else a string).
+
+  Raises:
+    ValueError: naming the item when it has no "=" or KEY is not a field of the config.
+  """
+  key, sep, text = item.partition("=")
+  if not sep:
+    raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  node = config
+  *parents, name = key.split(".")
+  for p in parents:
+    if p not in node:
+      raise ValueError(f"--set {item!r}: the config has no field {key!r}")
+    node = node[p]
+  if name not in node:
+    raise ValueError(f"--set {item!r}: the config has no field {key!r}")
+  node[name] = value
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--config", required=True)
@@ -116,6 +152,7 @@ def main():
       help="jax_default_prng_impl (default threefry2x32; rbg, unsafe_rbg)",
   )
   parser.add_argument("--trace_dir", default=None)
+  parser.add_argument("--set", action="append", default=[], help="KEY=VALUE config override")
   parser.add_argument("--out", default=None, help="append a markdown row here")
   args = parser.parse_args()
 
@@ -128,6 +165,8 @@ def main():
     config.data.batch_size = args.batch
   if args.dtype:
     config.model.dtype = args.dtype
+  for item in args.set:
+    apply_override(config, item)
   if config.data.name == "fashion_mnist":
     config.data.path = args.data_path or fashion_mnist.write_fake(
         tempfile.mkdtemp(prefix="fmnist_fake_"), num_examples=4096
@@ -141,6 +180,11 @@ def main():
       forward_calls=args.forward_calls,
       trace_dir=args.trace_dir,
   )
+  if args.trace_dir:
+    summary = trace_summary.summarize(args.trace_dir, steps=TRACE_STEPS + 1)
+    print(trace_summary.format_summary(summary))
+    with open(os.path.join(args.trace_dir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=1)
   fwd = r["forward_images_per_s"]
   fwd = "—" if fwd is None else f"{fwd:.0f} ({r['sample_batch']})"
   name = args.config + (f":{args.arg}" if args.arg else "")
@@ -153,7 +197,7 @@ def main():
           ("prng", args.prng_impl),
       )
       if v is not None
-  )
+  ) + "".join(f" {item}" for item in args.set)
   print(
       f"{name} on {r['device']}: batch {r['batch']}: runner {r['runner_steps_per_s']:.1f} "
       f"steps/s, device batch {r['device_batch_steps_per_s']:.1f} steps/s (input pipeline and "

@@ -1,5 +1,6 @@
 """The benchmark scripts still run (tiny sizes; they measure speed, these tests assert none)."""
 
+import gzip
 import importlib.util
 import json
 import os
@@ -40,6 +41,73 @@ class TrainThroughputTest(absltest.TestCase):
     r = bench.measure(config, steps=2, sample_batch=16, forward_calls=2)
     self.assertTrue(np.isfinite(r["runner_steps_per_s"]) and r["runner_steps_per_s"] > 0)
     self.assertIsNone(r["forward_images_per_s"])
+
+
+  def test_set_overrides_a_field_and_names_a_bad_one(self):
+    bench = _load("train_throughput")
+    config = config_lib.load(os.path.join(REPO, "configs", "mdlm", "shakespeare.py"), "smoke")
+    bench.apply_override(config, "model.dtype=float32")
+    bench.apply_override(config, "data.batch_size=3")
+    self.assertEqual((config.model.dtype, config.data.batch_size), ("float32", 3))
+    with self.assertRaisesRegex(ValueError, "no field 'model.nope'"):
+      bench.apply_override(config, "model.nope=1")
+    with self.assertRaisesRegex(ValueError, "KEY=VALUE"):
+      bench.apply_override(config, "model.dtype")
+
+
+class TraceSummaryTest(absltest.TestCase):
+
+  def _write(self, events):
+    run = os.path.join(self.create_tempdir().full_path, "plugins", "profile", "r1")
+    os.makedirs(run)
+    with gzip.open(os.path.join(run, "perfetto_trace.json.gz"), "wt") as f:
+      json.dump({"traceEvents": events}, f)
+    return os.path.dirname(os.path.dirname(os.path.dirname(run)))
+
+  def test_gpu_events_totals_by_hand(self):
+    """Two steps of a GPU stream: kernels a (2 × 10 µs + 2 × 2 µs) and b (2 × 20 µs), b overlaps
+    a by 5 µs once; host events and other processes are ignored."""
+    meta = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/device:GPU:0"}},
+    ]
+    gpu = [
+        (0, 10, "a"), (5, 20, "b"), (30, 2, "a"),  # busy [0, 25) + [30, 32): 27 µs
+        (100, 10, "a"), (110, 20, "b"), (140, 2, "a"),  # busy 10 + 20 + 2 = 32 µs
+    ]
+    events = meta + [
+        {"ph": "X", "pid": 2, "tid": 7, "ts": ts, "dur": dur, "name": n} for ts, dur, n in gpu
+    ]
+    events.append({"ph": "X", "pid": 1, "tid": 1, "ts": 0, "dur": 1000, "name": "python"})
+    s = _load("trace_summary").summarize(self._write(events), steps=2)
+    self.assertEqual(s["source"], "gpu")
+    self.assertAlmostEqual(s["busy_us"], (27 + 32) / 2)
+    self.assertAlmostEqual(s["span_us"], 142 / 2)
+    self.assertEqual(s["kernels"], 3)
+    self.assertAlmostEqual(s["short_kernel_share"], 2 / 6)
+    top = {r["name"]: r for r in s["top"]}
+    self.assertEqual([r["name"] for r in s["top"]], ["b", "a"])
+    self.assertAlmostEqual(top["b"]["us"], 20)
+    self.assertAlmostEqual(top["a"]["mean_us"], 6)
+    self.assertAlmostEqual(top["a"]["share"], 24 / 64)
+
+  def test_cpu_trace_of_a_jitted_function(self):
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    f = jax.jit(lambda x: jnp.tanh(x @ x).sum())
+    x = jnp.ones((64, 64))
+    f(x).block_until_ready()
+    trace_dir = self.create_tempdir().full_path
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      for _ in range(2):
+        f(x).block_until_ready()
+    summary = _load("trace_summary")
+    s = summary.summarize(trace_dir, steps=2)
+    self.assertEqual(s["source"], "cpu")
+    self.assertGreater(s["kernels"], 0)
+    self.assertLessEqual(s["busy_us"], s["span_us"] + 1e-6)
+    self.assertIn("| kernel |", summary.format_summary(s))
 
 
 class ResampleNormTest(absltest.TestCase):

@@ -54,6 +54,8 @@ _OUT = flags.DEFINE_string("out_dir", "/tmp/bridges", "Output dir.")
 _BUDGET = flags.DEFINE_float("budget_s", 360.0, "Wall-time budget of all sections (seconds).")
 _SMOKE = flags.DEFINE_bool("smoke", bool(int(os.environ.get("SMOKE", "0"))), "Tiny settings.")
 _SECTIONS = flags.DEFINE_list("sections", ["toys", "gaussian", "fmnist", "transfer"], "Sections.")
+_TRANSFER_STEPS = flags.DEFINE_integer("transfer_steps", 400, "DSBM steps per IMF iteration.")
+_DIMS = flags.DEFINE_list("gaussian_dims", ["5", "20", "50"], "Dimensions of the gaussian section.")
 
 SHARE = {"toys": 0.3, "gaussian": 0.15, "fmnist": 0.4, "transfer": 0.15}  # of the budget
 # Step counts are fixed so that compared rows train equally long; the deadlines only guard the
@@ -154,7 +156,7 @@ def toys(smoke, deadline, out):
 
 def gaussian(smoke, deadline, out):
   del out
-  dims, iterations, steps = ([5], 2, 10) if smoke else ([5, 20, 50], 4, 500)
+  dims, iterations, steps = ([5], 2, 10) if smoke else ([int(d) for d in _DIMS.value], 4, 500)
   rows = []
   for d in dims:
     if time.perf_counter() > deadline:
@@ -202,7 +204,7 @@ def fmnist(smoke, deadline, out, fmnist_dir, classifier_dir):
 
 
 def transfer(smoke, deadline, out, fmnist_dir):
-  steps = 2 if smoke else 400
+  steps = 2 if smoke else _TRANSFER_STEPS.value
   config = _config(
       "dsbm/fashion_mnist.py",
       f"steps={steps},iterations=2" + (",smoke" if smoke else ""),
@@ -228,7 +230,7 @@ def transfer(smoke, deadline, out, fmnist_dir):
   progress.save_samples(
       np.concatenate([test["x"][:n], shoes]), os.path.join(out, "transfer_tops_to_footwear.png")
   )
-  return [dict(steps=done, train_s=secs, iterations=2, batch=64)]
+  return [dict(steps=done, train_s=secs, iterations=2, batch=config.data.batch_size)]
 
 
 def _report(results, out, smoke, wall):
