@@ -42,7 +42,6 @@ from diffjax.train import experiment
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import trace_summary  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-
 TRACE_STEPS = 10  # timed device-batch steps in the --trace_dir trace (plus _timed's warm-up step)
 
 

@@ -42,7 +42,6 @@ class TrainThroughputTest(absltest.TestCase):
     self.assertTrue(np.isfinite(r["runner_steps_per_s"]) and r["runner_steps_per_s"] > 0)
     self.assertIsNone(r["forward_images_per_s"])
 
-
   def test_set_overrides_a_field_and_names_a_bad_one(self):
     bench = _load("train_throughput")
     config = config_lib.load(os.path.join(REPO, "configs", "mdlm", "shakespeare.py"), "smoke")
@@ -72,8 +71,12 @@ class TraceSummaryTest(absltest.TestCase):
         {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/device:GPU:0"}},
     ]
     gpu = [
-        (0, 10, "a"), (5, 20, "b"), (30, 2, "a"),  # busy [0, 25) + [30, 32): 27 µs
-        (100, 10, "a"), (110, 20, "b"), (140, 2, "a"),  # busy 10 + 20 + 2 = 32 µs
+        (0, 10, "a"),
+        (5, 20, "b"),
+        (30, 2, "a"),  # busy [0, 25) + [30, 32): 27 µs
+        (100, 10, "a"),
+        (110, 20, "b"),
+        (140, 2, "a"),  # busy 10 + 20 + 2 = 32 µs
     ]
     events = meta + [
         {"ph": "X", "pid": 2, "tid": 7, "ts": ts, "dur": dur, "name": n} for ts, dur, n in gpu
