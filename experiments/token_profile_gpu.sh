@@ -12,7 +12,7 @@ run() {  # name config extra-args...
   local name=$1 config=$2
   shift 2
   python3 benchmarks/train_throughput.py --config="configs/$config/shakespeare.py" \
-    --data_path="$text" --steps="${STEPS:-100}" --trace_dir="/tmp/trace_$name" \
+    --data_path="$text" --steps="${BENCH_STEPS:-100}" --trace_dir="/tmp/trace_$name" \
     --out="$out/throughput.md" "$@" 2>&1 | grep -v "^WARNING\|^I0000\|^W0000" | tee "$out/$name.log"
   mkdir -p "$out/$name"
   cp "/tmp/trace_$name/summary.json" "$out/$name/" 2>/dev/null

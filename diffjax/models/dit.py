@@ -158,9 +158,14 @@ class DiT(nn.Module):
     c = nn.Dense(self.hidden_size, kernel_init=normal, name="t_embedder_fc2", **kw)(nn.silu(c))
     label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
-      c = c + nn.Embed(
-          self.num_classes + 1, self.hidden_size, embedding_init=normal, name="y_embedder", **kw
-      )(label)
+      c = c + embeddings.lookup(
+          self.num_classes + 1,
+          self.hidden_size,
+          label,
+          embedding_init=normal,
+          dtype=self.dtype,
+          name="y_embedder",
+      )
 
     for i in range(self.depth):
       h = DiTBlock(

@@ -88,13 +88,9 @@ class MLP(nn.Module):
     label = embeddings.module_labels(self, label, batch, train=train)
     if label is not None:
       # num_classes + 1 rows: the last one is the learned null (unconditional) embedding.
-      emb = emb + nn.Embed(
-          self.num_classes + 1,
-          self.width,
-          dtype=self.dtype,
-          param_dtype=jnp.float32,
-          name="label_embed",
-      )(label)
+      emb = emb + embeddings.lookup(
+          self.num_classes + 1, self.width, label, dtype=self.dtype, name="label_embed"
+      )
     emb = dense(self.width, "emb_dense1")(nn.silu(emb))
 
     h = dense(self.width, "in_dense")(x.reshape(batch, -1).astype(self.dtype))

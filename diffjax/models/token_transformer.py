@@ -119,13 +119,14 @@ class TokenTransformer(nn.Module):
       )
     del label
     kw = dict(dtype=self.dtype, param_dtype=jnp.float32)
-    h = nn.Embed(
+    h = embeddings.lookup(
         self.vocab_size,
         self.hidden_size,
+        x.astype(jnp.int32),
         embedding_init=nn.initializers.normal(0.02),
+        dtype=self.dtype,
         name="embed",
-        **kw,
-    )(x.astype(jnp.int32))
+    )
     cond = noise_cond.astype(jnp.float32) * self.cond_scale
     if not self.time_conditioning:
       cond = jnp.zeros_like(cond)

@@ -144,13 +144,9 @@ class UNet(nn.Module):
       )(nn.swish(e2))
     label = embeddings.module_labels(self, label, b, train=train)
     if label is not None:
-      emb = emb + nn.Embed(
-          self.num_classes + 1,
-          emb_ch,
-          dtype=self.dtype,
-          param_dtype=jnp.float32,
-          name="label_embed",
-      )(label)
+      emb = emb + embeddings.lookup(
+          self.num_classes + 1, emb_ch, label, dtype=self.dtype, name="label_embed"
+      )
 
     res_block = lambda out_ch, name: ResBlock(
         out_ch, self.dropout, self.dtype, self.fused_norm, name=name

@@ -3,6 +3,7 @@
 import math
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -88,3 +89,43 @@ class LabelTest(chex.TestCase):
       embeddings.resolve_labels(
           jnp.zeros(2, jnp.int32), 2, num_classes=3, label_dropout=1.0, train=True, rng_fn=None
       )
+
+
+class LookupTest(chex.TestCase):
+  """embeddings.lookup: bf16 outputs, and a table gradient accumulated in float32."""
+
+  def _module(self, lookup_fn):
+    class M(nn.Module):
+
+      @nn.compact
+      def __call__(self, ids):
+        return lookup_fn(ids)
+
+    return M()
+
+  def test_forward_equals_bf16_gather_and_gradient_equals_float64_scatter(self):
+    rows, feats = 5, 3
+    ids = jax.random.randint(jax.random.key(0), (4096,), 0, rows)  # ~820 repeats per row
+    cot = 1.0 + jax.random.uniform(jax.random.key(1), (4096, feats))  # summed per row: ~1200
+
+    def grads(lookup_fn):
+      module = self._module(lookup_fn)
+      params = module.init(jax.random.key(2), ids)
+      out, vjp = jax.vjp(lambda p: module.apply(p, ids), params)
+      (g,) = vjp(cot.astype(out.dtype))
+      return params["params"]["emb"]["embedding"], out, g["params"]["emb"]["embedding"]
+
+    table, out, g = grads(
+        lambda i: embeddings.lookup(rows, feats, i, dtype=jnp.bfloat16, name="emb")
+    )
+    self.assertEqual(out.dtype, jnp.bfloat16)
+    self.assertEqual(g.dtype, jnp.float32)
+    np.testing.assert_array_equal(out, table.astype(jnp.bfloat16)[ids])
+    want = np.zeros((rows, feats))
+    np.add.at(want, np.asarray(ids), np.asarray(cot.astype(jnp.bfloat16), np.float64))
+    np.testing.assert_allclose(g, want, rtol=1e-5)
+    # A bfloat16 lookup (nn.Embed(dtype=bf16)) accumulates in bfloat16 and misses this bound.
+    _, _, g16 = grads(
+        lambda i: nn.Embed(rows, feats, dtype=jnp.bfloat16, param_dtype=jnp.float32, name="emb")(i)
+    )
+    self.assertGreater(np.max(np.abs(np.asarray(g16, np.float64) / want - 1)), 1e-3)
