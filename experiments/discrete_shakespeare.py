@@ -130,7 +130,7 @@ def report(opts):
   commit = os.environ.get("DIFFJAX_COMMIT", "") or "unknown"
   device = next((r["device"] for r in results.values()), "unknown")
   lines += [
-      f"Commit `{commit}`, device {device} (shared with other jobs), "
+      f"Commit `{commit}`, device {device} (the runs train concurrently on it), "
       f"{'SMOKE (CPU try-out, meaningless numbers)' if _smoke() else 'one GPU'}.",
       f"Script: `experiments/discrete_gpu.sh <fmnist> <classifier> <out>` (texts from "
       f"$SHAKESPEARE_DIR), each run `python experiments/discrete_shakespeare.py run --name=NAME`.",
