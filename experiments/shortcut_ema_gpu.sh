@@ -4,11 +4,14 @@
 # for T_TRAIN seconds, bootstrap targets from the EMA θ⁻ (μ = 0.999, the default and the official
 # code's) and from the current parameters (bootstrap_ema = 0), then FD-FMNIST at 1, 2, 4 steps.
 #   experiments/shortcut_ema_gpu.sh <fashion-mnist dir> <FD classifier dir> <out dir>
-# Writes <out>/<name>.log and <name>_metrics.json (the last eval) and prints a table.
+# Writes <out>/<name>.log and <name>_metrics.json (the last eval) and prints them.
+# Session 12's call with T_TRAIN=125 measured nothing: the two processes spent ~90 s compiling the
+# shortcut step (three U-Net passes per step, 4 steps per jit) and stopped at step 4. Give
+# T_TRAIN several minutes (default 400 s; with T_EVAL, RUN_CAP >= 500 in gpu_call.sh).
 set -uo pipefail
 data=$1 classifier=$2 out=$3
 mkdir -p "$out"
-T=${T_TRAIN:-130}
+T=${T_TRAIN:-400}
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.3 JAX_COMPILATION_CACHE_DIR=/tmp/diffjax_xla_cache
 common="--config.data.path=$data --config.eval.fd_classifier_dir=$classifier"
 common+=" --config.train.ckpt_every_steps=250 --config.train.sample_every_steps=0"
