@@ -26,5 +26,18 @@ for s in "$@"; do
   echo "$s rc=$? wall=$(( $(date +%s) - t0 ))s"
   tail -4 "/tmp/res/${s}_driver.log"
 done
-(cd /tmp && find res -type f -size -3M ! -name '*.gz' | tar czf "$OUT/res_$1.tgz" -T -)
+# The device tool returns files of at most 16 MiB: leave out checkpoints, TensorBoard events and
+# sample arrays (session 12's discrete run wrote 1.4 GB of them, and an unfiltered tar of the small
+# ones, 17.8 MB, did not come back), and fall back to reports, logs and pictures alone if still big.
+(
+  cd /tmp
+  dirs=()  # only this call's scripts: /tmp can hold an earlier lease's results
+  for s in "$@"; do dirs+=("res/$s" "res/${s}_driver.log"); done
+  find "${dirs[@]}" -type f -size -3M ! -name '*.gz' ! -name '*.npz' ! -path '*/checkpoints/*' \
+    ! -path '*/tb/*' 2>/dev/null | tar czf "$OUT/res_$1.tgz" -T -
+  if [ "$(stat -c %s "$OUT/res_$1.tgz")" -gt $((15 * 1024 * 1024)) ]; then
+    find "${dirs[@]}" -type f -size -1M \( -name '*.md' -o -name '*.json' -o -name '*.log' \
+      -o -name '*.png' \) ! -path '*/checkpoints/*' 2>/dev/null | tar czf "$OUT/res_$1.tgz" -T -
+  fi
+)
 ls -la "$OUT"
