@@ -110,28 +110,23 @@ def measure(
   return dict(out, forward_images_per_s=sample_batch / per_call)
 
 
-def apply_override(config, item: str) -> None:
-  """Sets config[KEY] = VALUE for "KEY=VALUE" (dotted KEY; VALUE a Python literal, else a string).
+def parse_set(items: list[str]) -> dict:
+  """{"KEY": VALUE} from "KEY=VALUE" items (dotted KEY; VALUE a Python literal, else a string), for
+  `config_lib.load(..., overrides=...)`, which names a KEY the config does not have.
 
   Raises:
-    ValueError: naming the item when it has no "=" or KEY is not a field of the config.
+    ValueError: naming an item without "=".
   """
-  key, sep, text = item.partition("=")
-  if not sep:
-    raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-  try:
-    value = ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    value = text
-  node = config
-  *parents, name = key.split(".")
-  for p in parents:
-    if p not in node:
-      raise ValueError(f"--set {item!r}: the config has no field {key!r}")
-    node = node[p]
-  if name not in node:
-    raise ValueError(f"--set {item!r}: the config has no field {key!r}")
-  node[name] = value
+  out = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+    try:
+      out[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      out[key] = text
+  return out
 
 
 def main():
@@ -157,15 +152,13 @@ def main():
 
   if args.prng_impl:  # before any key is made
     jax.config.update("jax_default_prng_impl", args.prng_impl)
-  config = config_lib.load(args.config, args.arg)
+  config = config_lib.load(args.config, args.arg, parse_set(args.set))
   if args.dropout is not None:
     config.model.dropout = args.dropout
   if args.batch:
     config.data.batch_size = args.batch
   if args.dtype:
     config.model.dtype = args.dtype
-  for item in args.set:
-    apply_override(config, item)
   if config.data.name == "fashion_mnist":
     config.data.path = args.data_path or fashion_mnist.write_fake(
         tempfile.mkdtemp(prefix="fmnist_fake_"), num_examples=4096

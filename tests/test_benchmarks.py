@@ -44,14 +44,15 @@ class TrainThroughputTest(absltest.TestCase):
 
   def test_set_overrides_a_field_and_names_a_bad_one(self):
     bench = _load("train_throughput")
-    config = config_lib.load(os.path.join(REPO, "configs", "mdlm", "shakespeare.py"), "smoke")
-    bench.apply_override(config, "model.dtype=float32")
-    bench.apply_override(config, "data.batch_size=3")
+    sets = bench.parse_set(["model.dtype=float32", "data.batch_size=3"])
+    self.assertEqual(sets, {"model.dtype": "float32", "data.batch_size": 3})
+    path = os.path.join(REPO, "configs", "mdlm", "shakespeare.py")
+    config = config_lib.load(path, "smoke", sets)
     self.assertEqual((config.model.dtype, config.data.batch_size), ("float32", 3))
-    with self.assertRaisesRegex(ValueError, "no field 'model.nope'"):
-      bench.apply_override(config, "model.nope=1")
+    with self.assertRaisesRegex(ValueError, "no key 'nope'"):
+      config_lib.load(path, "smoke", bench.parse_set(["model.nope=1"]))
     with self.assertRaisesRegex(ValueError, "KEY=VALUE"):
-      bench.apply_override(config, "model.dtype")
+      bench.parse_set(["model.dtype"])
 
 
 class TraceSummaryTest(absltest.TestCase):
