@@ -68,9 +68,15 @@ def adam(
     decay: str = "constant",
     grad_clip: float = 0.0,
     nan_to_num: bool = False,
+    flatten: bool = False,
     ema: dict | None = None,
 ) -> dict:
   """Adam(W) with linear warm-up, optional cosine decay, global-norm clipping and EMA.
+
+  `flatten=True` runs the optimizer on one concatenated vector of all parameters (`optax.flatten`):
+  the same update (Adam is elementwise; the global norm sums in another order), in a few large
+  kernels instead of a few per parameter array, for launch-bound small networks. The optimizer
+  state then holds flat vectors, so a run resumes only with the setting it started with.
 
   `ema` is `dict(kind="constant", decay=0.9999)` or EDM's
   `dict(kind="halflife", halflife_images=500_000, rampup_ratio=0.05)` (Karras et al. 2022,
@@ -87,6 +93,7 @@ def adam(
       decay=decay,
       grad_clip=grad_clip,
       nan_to_num=nan_to_num,
+      flatten=flatten,
       ema=ema or dict(kind="constant", decay=0.999, halflife_images=0, rampup_ratio=0.0),
   )
 

@@ -67,7 +67,9 @@ def make_optimizer(optim) -> optax.GradientTransformation:
           weight_decay=optim.weight_decay,
       )
   )
-  return optax.chain(*parts)
+  tx = optax.chain(*parts)
+  # One vector for all parameters (config_lib.adam's `flatten`); absent in configs written before it.
+  return optax.flatten(tx) if optim.get("flatten", False) else tx
 
 
 def ema_decay(ema, step: jax.Array, batch_size: int) -> jax.Array:

@@ -44,6 +44,11 @@ _MAY_CHANGE = (
     "data.*.path",  # where the same data lie
 )
 _ABSENT = "(absent)"
+# Keys added to the configs after runs were started, with the value that reproduces those runs: a
+# config.json without the key compares as if it held this value, so such runs stay resumable.
+_ADDED_WITH_DEFAULT = {
+    "optim.flatten": False,
+}
 
 
 class WorkdirError(ValueError):
@@ -205,6 +210,9 @@ def config_changes(stored: dict, config) -> list[str]:
     out.
   """
   old, new = _flat(stored), _flat(_as_json(config))
+  for key, default in _ADDED_WITH_DEFAULT.items():
+    old.setdefault(key, default)
+    new.setdefault(key, default)
   lines = []
   for key in sorted(set(old) | set(new)):
     if old.get(key, _ABSENT) != new.get(key, _ABSENT) and not any(

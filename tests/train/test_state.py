@@ -1,6 +1,7 @@
 """Optimiser schedule and EMA decays against hand-computed values (EDM's training_loop formula)."""
 
 import chex
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -75,3 +76,38 @@ class LearningRateTest(chex.TestCase):
     updates, _ = tx.update({"w": jnp.array([jnp.nan, 3.0])}, tx.init(params), params)
     self.assertTrue(bool(jnp.all(jnp.isfinite(updates["w"]))))
     self.assertEqual(float(updates["w"][0]), 0.0)  # the NaN entry became a zero gradient
+
+  def test_flatten_is_the_same_adam(self):
+    """optim.flatten: both settings equal a NumPy Adam with global-norm clipping over 3 steps;
+    flattened, the moments are one vector each."""
+    lr, b1, b2, eps, clip = 0.1, 0.9, 0.99, 1e-8, 1.0
+    shapes = {"a": (3,), "b": (2, 2)}
+    rng = np.random.default_rng(0)
+    grads = [
+        {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()} for _ in range(3)
+    ]
+    m = {k: np.zeros(s) for k, s in shapes.items()}
+    v = {k: np.zeros(s) for k, s in shapes.items()}
+    want = []
+    for t, g in enumerate(grads, start=1):
+      norm = np.sqrt(sum(np.sum(np.float64(x) ** 2) for x in g.values()))
+      g = {k: np.float64(x) * min(1.0, clip / norm) for k, x in g.items()}
+      m = {k: b1 * m[k] + (1 - b1) * g[k] for k in g}
+      v = {k: b2 * v[k] + (1 - b2) * g[k] ** 2 for k in g}
+      want.append({k: -lr * (m[k] / (1 - b1**t)) / (np.sqrt(v[k] / (1 - b2**t)) + eps) for k in g})
+    for flatten in (False, True):
+      optim = ml_collections.ConfigDict(
+          config_lib.adam(lr, b1=b1, b2=b2, eps=eps, grad_clip=clip, flatten=flatten)
+      )
+      tx = state_lib.make_optimizer(optim)
+      params = {k: jnp.zeros(s) for k, s in shapes.items()}
+      opt_state = tx.init(params)
+      for g, w in zip(grads, want):
+        updates, opt_state = tx.update(jax.tree.map(jnp.asarray, g), opt_state, params)
+        for k in shapes:
+          np.testing.assert_allclose(updates[k], w[k], rtol=1e-5, atol=1e-7, err_msg=str(flatten))
+      moments = [x for x in jax.tree.leaves(opt_state) if x.ndim >= 1]
+      if flatten:
+        self.assertTrue(all(x.shape == (7,) for x in moments), [x.shape for x in moments])
+      else:
+        self.assertIn((2, 2), [x.shape for x in moments])

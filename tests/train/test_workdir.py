@@ -59,6 +59,16 @@ class ConfigChangesTest(chex.TestCase):
     )
     self.assertEqual(workdir_lib.config_changes(stored, _toy_config()), [])
 
+  def test_a_key_added_later_compares_as_its_default(self):
+    """A config.json written before optim.flatten existed resumes under flatten=False only."""
+    stored = json.loads(json.dumps(_toy_config().to_dict(), default=str))
+    del stored["optim"]["flatten"]
+    self.assertEqual(workdir_lib.config_changes(stored, _toy_config()), [])
+    self.assertEqual(
+        workdir_lib.config_changes(stored, _toy_config(**{"optim.flatten": True})),
+        ["optim.flatten false -> true"],
+    )
+
 
 class OtherConfigTest(chex.TestCase):
 
