@@ -2,9 +2,9 @@
 
 A Method is an immutable object built from a config; all its functions are pure and jittable.
 The training loop only calls `init`, `init_state` and `loss_with_state`; sampling
-(`methods/sampling.py`) only calls `schedule`, `denoiser` and, for the solvers a Method runs
-itself, `chain_samplers`; the evaluators (`train/evaluate.py`) call `sample` and, where
-`has_bpd`, `bpd`. Nothing is probed with `hasattr`: a Method declares what it has.
+(`methods/sampling.py`) only calls `schedule`, `denoiser` (where `has_denoiser`) and, for the
+solvers a Method runs itself, `chain_samplers`; the evaluators (`train/evaluate.py`) call `sample`
+and, where `has_bpd`, `bpd`. Nothing is probed with `hasattr`: a Method declares what it has.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ class Method:
 
   Attributes:
     has_bpd: whether `bpd` estimates test bits/dim (the `bpd` evaluator checks it).
+    has_denoiser: whether `denoiser` gives a σ-frame D(x, σ) (False for token Methods: discrete
+      diffusion and the autoregressive baseline, which sample with their own chains only).
     chain_samplers: solver names this Method runs itself (samplers of a discrete chain that are
       not σ-frame ODE/SDE solvers, e.g. IDDPM's ancestral sampler with learned variances), name ->
       `fn(params, rng, num, settings, *, label, noise) -> [num, *element_shape]`.
   """
 
   has_bpd: bool = False
+  has_denoiser: bool = True
   chain_samplers: Mapping[str, Callable] = {}
 
   config: Any

@@ -55,6 +55,7 @@ class Discrete(base.Method):
   """The Method for the discrete processes; immutable after construction, all methods pure."""
 
   has_bpd = True
+  has_denoiser = False  # token ids: no σ-frame D(x, σ); sampling uses the chain samplers
 
   def __init__(self, config, *, element_shape, num_classes: int = 0):
     self.setup_common(config, element_shape, num_classes)

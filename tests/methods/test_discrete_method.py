@@ -112,6 +112,14 @@ class DiscreteMethodTest(chex.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "sample.solver"):
       method.sample(None, jax.random.PRNGKey(0), 2, solver="heun")
 
+  def test_token_methods_declare_no_denoiser(self):
+    """has_denoiser is False, and denoiser() then refuses in one line naming sample.solver."""
+    for cfg in (dict(kind="discrete", vocab_size=4), dict(kind="autoregressive", vocab_size=4)):
+      method = methods.make(_config(cfg), _Data())
+      self.assertFalse(method.has_denoiser)
+      with self.assertRaisesRegex(ValueError, "sample.solver"):
+        method.denoiser(None)
+
 
 class TokenTransformerTest(chex.TestCase):
 
